@@ -1,0 +1,113 @@
+"""The one place that builds boto3 sessions and clients.
+
+Profile and region come from the flags, then the environment, then ``aws.region`` in the config,
+then the AWS profile's own default. Endpoints honour ``AWS_ENDPOINT_URL`` and
+``AWS_ENDPOINT_URL_<SERVICE>`` (botocore reads both), so runctl runs against moto, LocalStack or
+any S3-compatible store. Retries use botocore's ``standard`` mode, which retries throttling and
+5xx errors with backoff; capacity errors are not retried here but go up to the launch strategy.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ProfileNotFound
+
+from runctl import __version__
+from runctl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_sts import STSClient
+
+MAX_ATTEMPTS = 8
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 60
+USER_AGENT = f"runctl/{__version__}"
+
+
+def client_config(**overrides: Any) -> Config:
+    """Retry, timeout and user-agent settings shared by every client."""
+    options: dict[str, Any] = {
+        "retries": {"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        "connect_timeout": CONNECT_TIMEOUT,
+        "read_timeout": READ_TIMEOUT,
+        "user_agent_appid": "runctl",
+        "user_agent_extra": USER_AGENT,
+        "max_pool_connections": 64,
+    }
+    options.update(overrides)
+    return Config(**options)
+
+
+@dataclass
+class AwsContext:
+    """Builds and caches boto3 clients for one CLI invocation."""
+
+    profile: str | None = None
+    region: str | None = None
+    config_region: str | None = None
+    _session: boto3.Session | None = None
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def session(self) -> boto3.Session:
+        if self._session is None:
+            try:
+                self._session = boto3.Session(profile_name=self.profile)
+            except ProfileNotFound:
+                raise ConfigError(
+                    f"AWS profile {self.profile!r} is not configured",
+                    hint="check --profile / AWS_PROFILE, or run `aws configure --profile NAME`",
+                ) from None
+        return self._session
+
+    @property
+    def region_name(self) -> str:
+        """Region: flag > AWS_REGION/AWS_DEFAULT_REGION > aws.region config > profile default."""
+        region = (
+            self.region
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or self.config_region
+            or self.session.region_name
+        )
+        if not region:
+            raise ConfigError(
+                "no AWS region is set",
+                hint="pass --region, set AWS_REGION, or `runctl config set aws.region us-east-1`",
+            )
+        return region
+
+    def client(self, service: str, **config: Any) -> Any:
+        """A cached client for ``service`` in the resolved region."""
+        key = f"{service}:{sorted(config.items())}"
+        if key not in self._clients:
+            self._clients[key] = self.session.client(
+                service,  # type: ignore[call-overload]
+                region_name=self.region_name,
+                config=client_config(**config),
+            )
+        return self._clients[key]
+
+    def ec2(self) -> EC2Client:
+        return self.client("ec2")  # type: ignore[no-any-return]
+
+    def s3(self) -> S3Client:
+        return self.client("s3")  # type: ignore[no-any-return]
+
+    def ssm(self) -> SSMClient:
+        return self.client("ssm")  # type: ignore[no-any-return]
+
+    def iam(self) -> IAMClient:
+        return self.client("iam")  # type: ignore[no-any-return]
+
+    def sts(self) -> STSClient:
+        return self.client("sts")  # type: ignore[no-any-return]

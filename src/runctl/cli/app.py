@@ -1,0 +1,112 @@
+"""The root Typer app: global options, sub-command registration and the one error boundary.
+
+Sub-command modules are imported here, but each imports its services (and so boto3) only inside
+its command functions, which keeps ``runctl --help`` fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from runctl import __version__
+from runctl.cli import config as config_cli
+from runctl.cli.output import parse_format
+from runctl.cli.state import AppState, get_state
+from runctl.errors import ExitCode, RunctlError
+
+
+class RunctlGroup(TyperGroup):
+    """The root group; its ``invoke`` is the error boundary for every command."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except RunctlError as err:
+            state = get_state(ctx)
+            if state.debug:
+                traceback.print_exc(file=sys.stderr)
+            state.output.error(err)
+            raise typer.Exit(int(err.exit_code)) from None
+        except KeyboardInterrupt:
+            get_state(ctx).output.info("interrupted")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except Exception as exc:
+            state = get_state(ctx)
+            if state.debug:
+                traceback.print_exc(file=sys.stderr)
+            state.output.error(
+                RunctlError(
+                    f"unexpected {type(exc).__name__}: {exc}",
+                    hint=None if state.debug else "re-run with --debug for the full traceback",
+                )
+            )
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
+app = typer.Typer(
+    cls=RunctlGroup,
+    name="runctl",
+    help="Run ML training on AWS EC2: create instances, ship code, stream logs, keep checkpoints.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"runctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Read this config file too.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say more.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and AWS calls.")] = False,
+    profile: Annotated[str | None, typer.Option("--profile", help="AWS profile.")] = None,
+    region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Output format: text or json.")
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Global options; every command also accepts --output after its own name."""
+    state = AppState(
+        config_path=config,
+        verbose=verbose or debug,
+        debug=debug,
+        profile=profile,
+        region=region,
+    )
+    state.output_format = parse_format(output) or "text"
+    state.output.format = state.output_format
+    state.output.verbose = state.verbose
+    ctx.obj = state
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    elif verbose:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+
+
+config_cli.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="runctl")

@@ -1,0 +1,155 @@
+"""The one place that knows how things look.
+
+Data goes to stdout: a rich table or plain lines in text mode, one JSON document (or NDJSON, one
+object a line, for streaming commands) in json mode. Everything else (progress, spinners, hints,
+warnings, errors) goes to stderr, so ``--output json | jq`` and ``$(...)`` always work.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from runctl.errors import RunctlError, UsageError
+
+FORMATS = ("text", "json")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert dataclasses, pydantic models, paths and datetimes into JSON-ready values."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: to_jsonable(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+@dataclass
+class Output:
+    """Renders results and messages for one command invocation."""
+
+    format: str = "text"
+    verbose: bool = False
+    _err: Console = field(
+        default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True)
+    )
+
+    @property
+    def is_json(self) -> bool:
+        return self.format == "json"
+
+    @property
+    def is_text(self) -> bool:
+        return self.format == "text"
+
+    @property
+    def stderr(self) -> Console:
+        return self._err
+
+    def _stdout(self) -> Console:
+        # Built per call so that whatever sys.stdout is right now (a pipe, CliRunner) is used.
+        return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+
+    # -- data (stdout) ---------------------------------------------------------------------------
+
+    def document(self, data: Any, text: Callable[[Output], None] | None = None) -> None:
+        """Emit a command's result: ``data`` as JSON, or ``text(self)`` in text mode."""
+        if self.is_json or text is None:
+            self.json_line(data)
+        else:
+            text(self)
+
+    def json_line(self, data: Any) -> None:
+        """Write one JSON document (one NDJSON line) to stdout."""
+        sys.stdout.write(json.dumps(to_jsonable(data), sort_keys=False) + "\n")
+        sys.stdout.flush()
+
+    def line(self, text: str = "") -> None:
+        """Write one plain line of data to stdout, with no markup interpretation."""
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def raw(self, text: str) -> None:
+        """Write text to stdout exactly as given (log streaming)."""
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        title: str | None = None,
+    ) -> None:
+        """A table of data on stdout (text mode)."""
+        table = Table(title=title, show_edge=False, header_style="bold")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*("" if cell is None else escape(str(cell)) for cell in row))
+        self._stdout().print(table)
+
+    def fields(self, pairs: Sequence[tuple[str, Any]]) -> None:
+        """Aligned ``name: value`` lines on stdout (text mode)."""
+        width = max((len(name) for name, _ in pairs), default=0)
+        for name, value in pairs:
+            self.line(f"{name + ':':<{width + 1}} {'-' if value is None else value}")
+
+    # -- messages (stderr) -----------------------------------------------------------------------
+
+    def info(self, message: str) -> None:
+        self._err.print(escape(message))
+
+    def detail(self, message: str) -> None:
+        """A message shown only with --verbose."""
+        if self.verbose:
+            self._err.print(f"[dim]{escape(message)}[/dim]")
+
+    def success(self, message: str) -> None:
+        self._err.print(f"[green]✓[/green] {escape(message)}")
+
+    def warn(self, message: str) -> None:
+        self._err.print(f"[yellow]warning:[/yellow] {escape(message)}")
+
+    def error(self, err: RunctlError) -> None:
+        """Report an error: one line (plus a hint) on stderr; a JSON document too in json mode."""
+        self._err.print(f"[red]error:[/red] {escape(err.message)}")
+        if err.hint:
+            self._err.print(f"  [dim]hint:[/dim] {escape(err.hint)}")
+        if self.is_json:
+            self.json_line(err.to_dict())
+
+    @contextmanager
+    def spinner(self, message: str) -> Iterator[Callable[[str], None]]:
+        """A spinner on stderr; yields a function that updates its message."""
+        with self._err.status(escape(message)) as status:
+            yield lambda text: status.update(escape(text))
+
+
+def parse_format(value: str | None, *, allowed: Sequence[str] = FORMATS) -> str | None:
+    """Check an ``--output`` value against what a command supports (exit 2 otherwise)."""
+    if value is None:
+        return None
+    lowered = value.lower()
+    if lowered not in allowed:
+        raise UsageError(
+            f"--output {value!r} is not supported here",
+            hint=f"use one of: {', '.join(allowed)}",
+        )
+    return lowered
