@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runctl.errors import ConfigError, UsageError
 
@@ -147,11 +147,13 @@ def split_key(key: str) -> tuple[str, str]:
 def parse_value(key: str, raw: str) -> Any:
     """Convert a command-line or environment string into the key's type, or raise ConfigError."""
     section, name = split_key(key)
-    annotation = SECTIONS[section].model_fields[name].annotation
-    if raw.strip().lower() in ("", "none", "null") and _allows_none(annotation):
+    model = SECTIONS[section]
+    if raw.strip().lower() in ("", "none", "null") and _allows_none(
+        model.model_fields[name].annotation
+    ):
         return None
     try:
-        return TypeAdapter(annotation).validate_python(raw, strict=False)
+        return getattr(model.model_validate({name: raw}), name)
     except ValidationError as exc:
         detail = exc.errors()[0]["msg"]
         raise ConfigError(f"invalid value {raw!r} for {key}: {detail}") from None

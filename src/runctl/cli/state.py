@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from runctl.cli.output import FORMATS, Output, parse_format
-from runctl.config import ResolvedConfig, resolve
 
 if TYPE_CHECKING:
     from runctl.aws.session import AwsContext
+    from runctl.config import ResolvedConfig
 
 OutputOption = Annotated[
     str | None,
@@ -41,6 +41,8 @@ class AppState:
 
     def config(self, overrides: Mapping[str, Any] | None = None) -> ResolvedConfig:
         """The resolved configuration; ``overrides`` are a command's own flags (dotted keys)."""
+        from runctl.config import resolve
+
         flags = {"aws.region": self.region, **(overrides or {})}
         if overrides:
             return resolve(config_path=self.config_path, overrides=flags)
