@@ -38,6 +38,7 @@ class AppState:
     output_format: str = "text"
     output: Output = field(default_factory=Output)
     _config: ResolvedConfig | None = None
+    _aws: AwsContext | None = None
 
     def config(self, overrides: Mapping[str, Any] | None = None) -> ResolvedConfig:
         """The resolved configuration; ``overrides`` are a command's own flags (dotted keys)."""
@@ -54,10 +55,16 @@ class AppState:
         """The AWS context (session factory) for this invocation; imports boto3 on first use."""
         from runctl.aws.session import AwsContext
 
+        if self._aws is not None and not overrides:
+            return self._aws
         settings = self.config(overrides).settings
-        return AwsContext(
+        context = AwsContext(
             profile=self.profile, region=self.region, config_region=settings.aws.region
         )
+        if not overrides:
+            # One session per invocation: each new session re-parses the service models.
+            self._aws = context
+        return context
 
 
 def get_state(ctx: typer.Context) -> AppState:

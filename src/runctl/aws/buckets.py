@@ -1,0 +1,99 @@
+"""Bucket-level S3 operations ``aws setup`` needs: exists?, create (in the right region), guard.
+
+Object transfers live in ``runctl.aws.s3*``; this module only manages the bucket itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from runctl.aws.errors import aws_errors, error_code, translate
+from runctl.errors import AuthError, UsageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class Buckets:
+    """The bucket operations ``aws setup`` uses."""
+
+    def __init__(self, client: S3Client):
+        self.client = client
+
+    def head_bucket(self, bucket: str) -> bool:
+        return head_bucket(self.client, bucket)
+
+    def get_bucket_region(self, bucket: str) -> str:
+        return get_bucket_region(self.client, bucket)
+
+    def create_bucket(self, bucket: str, region: str, *, tags: Mapping[str, str]) -> None:
+        create_bucket(self.client, bucket, region, tags=tags)
+
+
+def head_bucket(client: S3Client, bucket: str) -> bool:
+    """True when the bucket exists and is ours, False when it does not exist.
+
+    Raises AuthError when it exists but belongs to another account (403).
+    """
+    try:
+        client.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        if code in ("403", "AccessDenied", "Forbidden"):
+            raise AuthError(
+                f"bucket {bucket} exists but you may not use it (it may belong to another account)",
+                hint="choose another name with --bucket",
+                resource=bucket,
+            ) from exc
+        raise translate(exc, "HeadBucket", bucket) from exc
+    return True
+
+
+def get_bucket_region(client: S3Client, bucket: str) -> str:
+    """The bucket's region (``us-east-1`` for the empty LocationConstraint)."""
+    with aws_errors("GetBucketLocation", bucket):
+        raw = client.get_bucket_location(Bucket=bucket)
+    return str(raw.get("LocationConstraint") or "us-east-1")
+
+
+def create_bucket(client: S3Client, bucket: str, region: str, *, tags: Mapping[str, str]) -> None:
+    """Create a private bucket in ``region``, tagged.
+
+    us-east-1 takes no LocationConstraint; every other region needs its own name there.
+    Raises UsageError when the name is taken by someone else.
+    """
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        client.create_bucket(**kwargs)
+    except ClientError as exc:
+        code = error_code(exc)
+        if code == "BucketAlreadyExists":
+            raise UsageError(
+                f"bucket name {bucket} is taken (bucket names are global)",
+                hint="choose another name with --bucket",
+                resource=bucket,
+            ) from exc
+        if code != "BucketAlreadyOwnedByYou":
+            raise translate(exc, "CreateBucket", bucket) from exc
+    with aws_errors("PutPublicAccessBlock", bucket):
+        client.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+    with aws_errors("PutBucketTagging", bucket):
+        client.put_bucket_tagging(
+            Bucket=bucket,
+            Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+        )

@@ -1,0 +1,30 @@
+"""The ``runctl aws`` sub-app: instance lifecycle, setup and prices.
+
+Each command lives in a module of its own (``aws_create``, ``aws_lifecycle``, ``aws_setup``);
+they import services, and so boto3, only inside their bodies, which keeps ``--help`` fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from runctl.cli import aws_create, aws_lifecycle, aws_setup
+
+aws_app = typer.Typer(
+    help="EC2 instances: setup, create, start/stop/terminate, status, wait, prices.",
+    no_args_is_help=True,
+)
+
+aws_app.command("setup")(aws_setup.setup)
+aws_app.command("create")(aws_create.create)
+aws_app.command("start")(aws_lifecycle.start)
+aws_app.command("stop")(aws_lifecycle.stop)
+aws_app.command("terminate")(aws_lifecycle.terminate)
+aws_app.command("status")(aws_lifecycle.status)
+aws_app.command("wait")(aws_lifecycle.wait)
+aws_app.command("prices")(aws_setup.prices)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``aws`` to the root app."""
+    app.add_typer(aws_app, name="aws")

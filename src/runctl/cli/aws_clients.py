@@ -1,0 +1,60 @@
+"""Typed AWS wrappers for a command, built from the invocation's state (boto3 loads lazily)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from runctl.cli.state import get_state
+
+if TYPE_CHECKING:
+    from runctl.aws.ec2 import Ec2
+    from runctl.aws.session import AwsContext
+    from runctl.aws.ssm import Ssm
+    from runctl.services.prices import PriceBook
+
+
+def aws_for(ctx: typer.Context) -> AwsContext:
+    """The invocation's AWS context, built once: every client shares its session and models."""
+    return get_state(ctx).aws()
+
+
+def ec2_for(ctx: typer.Context) -> Ec2:
+    """EC2 in the resolved region."""
+    from runctl.aws.ec2 import Ec2
+
+    return Ec2(aws_for(ctx).ec2())
+
+
+def ec2_in_regions(ctx: typer.Context, regions: list[str] | None = None) -> list[Ec2]:
+    """EC2 in each of ``regions`` (every enabled region when None), from one session.
+
+    Sharing the session shares its parsed service model, which is otherwise loaded again for
+    every client (about a third of a second each).
+    """
+    from runctl.aws.ec2 import Ec2
+    from runctl.aws.session import client_config
+
+    aws = aws_for(ctx)
+    home = Ec2(aws.ec2())
+    wanted = home.describe_regions() if regions is None else regions
+    return [
+        home
+        if region == home.region
+        else Ec2(aws.session.client("ec2", region_name=region, config=client_config()))
+        for region in wanted
+    ]
+
+
+def ssm_for(ctx: typer.Context) -> Ssm:
+    from runctl.aws.ssm import Ssm
+
+    return Ssm(aws_for(ctx).ssm())
+
+
+def prices_for(ec2: Ec2) -> PriceBook:
+    """The price book of ``ec2``'s region (spot prices from that region's history)."""
+    from runctl.services.prices import PriceBook
+
+    return PriceBook(ec2.region, spot_source=ec2)

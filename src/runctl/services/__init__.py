@@ -1,0 +1,1 @@
+"""Workflows: launch, instances, jobs, checkpoints, resources; no typer, no rich."""

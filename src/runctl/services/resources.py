@@ -1,0 +1,171 @@
+"""``resources``: what runctl is running, what it costs, and bulk stop/cleanup.
+
+Only runctl-managed instances are listed unless ``include_all``; bulk actions never touch an
+instance that is not runctl-managed or that is tagged ``runctl:protected=true``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from runctl.services import tags as tagging
+from runctl.services.instances import (
+    GracefulJobStop,
+    graceful_job_stop,
+    stop_instance,
+    terminate_instance,
+    uptime_seconds,
+)
+
+if TYPE_CHECKING:
+    from runctl.aws.ec2 import Ec2, Instance
+    from runctl.services.prices import PriceBook
+
+LISTED_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
+
+
+@dataclass
+class ResourceRow:
+    """One instance in ``resources list``."""
+
+    platform: str
+    region: str
+    instance_id: str
+    name: str | None
+    project: str | None
+    state: str
+    instance_type: str
+    lifecycle: str
+    availability_zone: str | None
+    launch_time: datetime | None
+    age_seconds: float | None
+    hourly_usd: float | None
+    accumulated_usd: float | None
+    price_source: str
+    managed: bool
+    protected: bool
+
+
+@dataclass
+class ResourceListing:
+    rows: list[ResourceRow]
+    regions: list[str]
+    total_hourly_usd: float
+    total_accumulated_usd: float
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BulkResult:
+    """What ``cleanup``/``stop-all`` did (or, with ``dry_run``, would do)."""
+
+    action: str
+    dry_run: bool
+    acted_on: list[str]
+    skipped: dict[str, str]
+
+
+def list_instances(
+    regions: Iterable[tuple[Ec2, PriceBook]],
+    *,
+    project: str | None = None,
+    include_all: bool = False,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ResourceListing:
+    """Instances in each region with state, age and cost estimates (since their last start).
+
+    ``include_all`` lists instances runctl did not create too.
+    """
+    moment = now()
+    targets = list(regions)
+
+    def one_region(target: tuple[Ec2, PriceBook]) -> list[ResourceRow]:
+        ec2, prices = target
+        filters: dict[str, list[str]] = {"instance-state-name": list(LISTED_STATES)}
+        if not include_all:
+            filters.update(tagging.managed_filters(project))
+        elif project:
+            filters[f"tag:{tagging.PROJECT}"] = [project]
+        return [
+            _row(ec2.region, i, prices, moment) for i in ec2.describe_instances(filters=filters)
+        ]
+
+    # Regions are independent; asking them one after another is what makes --all-regions slow.
+    with ThreadPoolExecutor(max_workers=min(8, max(len(targets), 1))) as pool:
+        rows = [row for found in pool.map(one_region, targets) for row in found]
+    names = [ec2.region for ec2, _ in targets]
+    rows.sort(key=lambda r: (r.region, r.launch_time or moment), reverse=False)
+    running = [r for r in rows if r.state in ("pending", "running")]
+    return ResourceListing(
+        rows=rows,
+        regions=names,
+        total_hourly_usd=round(sum(r.hourly_usd or 0.0 for r in running), 4),
+        total_accumulated_usd=round(sum(r.accumulated_usd or 0.0 for r in rows), 4),
+    )
+
+
+def _row(region: str, instance: Instance, prices: PriceBook, now: datetime) -> ResourceRow:
+    uptime = uptime_seconds(instance, now)
+    quote = prices.for_instance(instance) if instance.state in ("pending", "running") else None
+    age = (now - instance.launch_time).total_seconds() if instance.launch_time else None
+    return ResourceRow(
+        platform="aws",
+        region=region,
+        instance_id=instance.instance_id,
+        name=instance.name,
+        project=instance.tags.get(tagging.PROJECT),
+        state=instance.state,
+        instance_type=instance.instance_type,
+        lifecycle=instance.lifecycle,
+        availability_zone=instance.availability_zone,
+        launch_time=instance.launch_time,
+        age_seconds=age,
+        hourly_usd=quote.usd_per_hour if quote else None,
+        accumulated_usd=quote.cost_for(uptime) if quote and uptime is not None else None,
+        price_source=quote.source if quote else "not running",
+        managed=tagging.is_managed(instance.tags),
+        protected=tagging.is_protected(instance.tags),
+    )
+
+
+def bulk_action(
+    ec2: Ec2,
+    action: str,
+    *,
+    project: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    graceful: GracefulJobStop = graceful_job_stop,
+) -> BulkResult:
+    """Stop (``stop-all``) or terminate (``cleanup``) runctl-managed instances of a region.
+
+    Instances that are protected, not runctl-managed, or already in the target state are
+    skipped with the reason. Each instance goes through the same stop/terminate as ``aws
+    stop|terminate`` (graceful job step first unless ``force``).
+    """
+    states = ["pending", "running"] if action == "stop" else list(LISTED_STATES)
+    found = ec2.describe_instances(
+        filters={**tagging.managed_filters(project), "instance-state-name": states}
+    )
+    targets: list[str] = []
+    skipped: dict[str, str] = {}
+    for instance in found:
+        if not tagging.is_managed(instance.tags):
+            skipped[instance.instance_id] = "not runctl-managed"
+        elif tagging.is_protected(instance.tags):
+            skipped[instance.instance_id] = "tagged runctl:protected=true"
+        elif action == "stop" and instance.lifecycle == "spot":
+            skipped[instance.instance_id] = "one-time spot instances cannot be stopped"
+        else:
+            targets.append(instance.instance_id)
+    if not dry_run:
+        for instance_id in targets:
+            if action == "stop":
+                stop_instance(ec2, instance_id, force=force, graceful=graceful)
+            else:
+                terminate_instance(ec2, instance_id, force=force, graceful=graceful)
+    return BulkResult(action, dry_run, targets, skipped)

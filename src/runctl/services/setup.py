@@ -1,0 +1,234 @@
+"""``aws setup``: the bucket, the instance role and the instance profile runctl's instances need.
+
+Planning and doing are one pipeline: :func:`plan_setup` inspects what exists and returns the steps,
+each with the action that would bring it in line; :func:`apply_setup` runs them (a dry run just
+shows the plan). A second run finds everything in place and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from runctl.services import tags as tagging
+
+if TYPE_CHECKING:
+    from runctl.aws.buckets import Buckets
+    from runctl.aws.iam import Iam
+
+DEFAULT_PROFILE = "runctl-instance"
+ROLE_SUFFIX = "-role"
+INLINE_POLICY = "runctl-bucket-access"
+SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+EC2_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ec2.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def bucket_policy(bucket: str, prefix: str = "runctl") -> dict[str, Any]:
+    """Inline policy: list, read and write objects under ``<prefix>/`` of the bucket only."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ListRunctlPrefix",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": f"arn:aws:s3:::{bucket}",
+                "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*", f"{prefix}/"]}},
+            },
+            {
+                "Sid": "LocateBucket",
+                "Effect": "Allow",
+                "Action": ["s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
+                "Resource": f"arn:aws:s3:::{bucket}",
+            },
+            {
+                "Sid": "RunctlObjects",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetObject",
+                    "s3:PutObject",
+                    "s3:DeleteObject",
+                    "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts",
+                ],
+                "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*",
+            },
+        ],
+    }
+
+
+@dataclass
+class SetupStep:
+    """One resource and what setup does about it: ``create``, ``update`` or ``ok``."""
+
+    resource: str
+    name: str
+    action: str
+    detail: str
+
+
+@dataclass
+class SetupPlan:
+    bucket: str
+    role: str
+    instance_profile: str
+    region: str
+    steps: list[SetupStep] = field(default_factory=list)
+    actions: list[Callable[[], object]] = field(default_factory=list, repr=False)
+
+    @property
+    def changes(self) -> list[SetupStep]:
+        return [step for step in self.steps if step.action != "ok"]
+
+    def add(self, step: SetupStep, action: Callable[[], object] | None = None) -> None:
+        self.steps.append(step)
+        if action is not None and step.action != "ok":
+            self.actions.append(action)
+
+
+@dataclass
+class SetupResult:
+    """What setup found and did; ``changed`` is False on a run that found everything in place."""
+
+    bucket: str
+    role: str
+    instance_profile: str
+    region: str
+    dry_run: bool
+    changed: bool
+    steps: list[SetupStep]
+
+
+def plan_setup(
+    iam: Iam,
+    buckets: Buckets,
+    *,
+    bucket: str,
+    region: str,
+    profile_name: str = DEFAULT_PROFILE,
+    config_writes: list[tuple[str, str, Callable[[], object] | None]] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> SetupPlan:
+    """Inspect the bucket, role, policies and profile; return the steps to bring them in line.
+
+    ``config_writes`` are (key, value, writer) triples; a None writer means the key is already set.
+    """
+    tags = tagging.resource_tags(
+        project="runctl", user=tagging.current_user(), name=profile_name, created=now()
+    )
+    existing_profile = iam.get_instance_profile(profile_name)
+    role_name = (
+        existing_profile.role_names[0]
+        if existing_profile and existing_profile.role_names
+        else profile_name + ROLE_SUFFIX
+    )
+    plan = SetupPlan(bucket, role_name, profile_name, region)
+    _plan_bucket(plan, buckets, tags)
+    _plan_role(plan, iam, tags)
+    if existing_profile is None:
+        plan.add(
+            SetupStep("instance-profile", profile_name, "create", "instance profile"),
+            lambda: iam.create_instance_profile(profile_name, tags=tags),
+        )
+    else:
+        plan.add(SetupStep("instance-profile", profile_name, "ok", "exists"))
+    holds_role = existing_profile is not None and role_name in existing_profile.role_names
+    plan.add(
+        SetupStep(
+            "instance-profile",
+            profile_name,
+            "ok" if holds_role else "update",
+            f"holds role {role_name}",
+        ),
+        lambda: iam.add_role_to_instance_profile(profile_name, role_name),
+    )
+    for key, value, writer in config_writes or []:
+        action = "ok" if writer is None else "update"
+        plan.add(SetupStep("config", key, action, f"{key} = {value!r}"), writer)
+    return plan
+
+
+def _plan_bucket(plan: SetupPlan, buckets: Buckets, tags: dict[str, str]) -> None:
+    bucket, region = plan.bucket, plan.region
+    if not buckets.head_bucket(bucket):
+        detail = f"bucket in {region}"
+        plan.add(
+            SetupStep("bucket", bucket, "create", detail),
+            lambda: buckets.create_bucket(bucket, region, tags=tags),
+        )
+        return
+    actual = buckets.get_bucket_region(bucket)
+    note = "exists" if actual == region else f"exists in {actual} (instances run in {region})"
+    plan.add(SetupStep("bucket", bucket, "ok", note))
+
+
+def _plan_role(plan: SetupPlan, iam: Iam, tags: dict[str, str]) -> None:
+    role_name, bucket = plan.role, plan.bucket
+    role = iam.get_role(role_name)
+    if role is None:
+        plan.add(
+            SetupStep("role", role_name, "create", "trusted by ec2.amazonaws.com"),
+            lambda: iam.create_role(
+                role_name,
+                EC2_TRUST,
+                description="runctl instances: SSM and bucket access",
+                tags=tags,
+            ),
+        )
+    else:
+        trusted = "ec2.amazonaws.com" in str(role.trust_policy)
+        plan.add(
+            SetupStep(
+                "role", role_name, "ok" if trusted else "update", "trusted by ec2.amazonaws.com"
+            ),
+            lambda: iam.update_assume_role_policy(role_name, EC2_TRUST),
+        )
+    attached = role is not None and SSM_CORE_POLICY in iam.list_attached_role_policies(role_name)
+    plan.add(
+        SetupStep(
+            "role-policy",
+            "AmazonSSMManagedInstanceCore",
+            "ok" if attached else "create",
+            f"attached to {role_name}",
+        ),
+        lambda: iam.attach_role_policy(role_name, SSM_CORE_POLICY),
+    )
+    wanted = bucket_policy(bucket)
+    current = iam.get_role_policy(role_name, INLINE_POLICY) if role is not None else None
+    action = "ok" if current == wanted else ("create" if current is None else "update")
+    plan.add(
+        SetupStep("role-policy", INLINE_POLICY, action, f"read/write s3://{bucket}/runctl/*"),
+        lambda: iam.put_role_policy(role_name, INLINE_POLICY, wanted),
+    )
+
+
+def apply_setup(plan: SetupPlan, *, dry_run: bool) -> SetupResult:
+    """Run the plan's actions in order (none when ``dry_run``)."""
+    if not dry_run:
+        for action in plan.actions:
+            action()
+    return SetupResult(
+        bucket=plan.bucket,
+        role=plan.role,
+        instance_profile=plan.instance_profile,
+        region=plan.region,
+        dry_run=dry_run,
+        changed=bool(plan.changes) and not dry_run,
+        steps=plan.steps,
+    )
+
+
+def default_bucket_name(account_id: str, region: str) -> str:
+    """``runctl-<account>-<region>``: unique per account and region, valid as a bucket name."""
+    return f"runctl-{account_id}-{region}"

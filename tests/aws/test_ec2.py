@@ -1,0 +1,130 @@
+"""The EC2 wrapper against the moto-based harness: request shapes, errors, and dataclasses out."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.stub import Stubber
+
+from runctl.aws.ec2 import BlockDevice, Ec2, LaunchRejected, RunSpec
+from runctl.errors import AuthError, NotFoundError
+from tests.cloud.harness import Cloud
+
+
+def spec(cloud: Cloud, **kw: object) -> RunSpec:
+    base: dict[str, object] = {
+        "instance_type": "t3.micro",
+        "image_id": cloud.amis["al2023"],
+        "client_token": "token-1",
+        "block_devices": (BlockDevice("/dev/xvda", 30), BlockDevice("/dev/sdf", 50)),
+        "tags": {"runctl:managed": "true", "Name": "x"},
+    }
+    base.update(kw)
+    return RunSpec(**base)  # type: ignore[arg-type]
+
+
+def test_describe_instance_type_and_unknown_type(cloud: Cloud) -> None:
+    ec2 = Ec2(cloud.client("ec2"))
+    info = ec2.describe_instance_type("g5.xlarge")
+    assert info is not None and info.gpus == 1 and info.architectures == ("x86_64",)
+    graviton = ec2.describe_instance_type("t4g.small")
+    assert graviton is not None and graviton.architectures == ("arm64",)
+    assert ec2.describe_instance_type("t3.mciro") is None
+    names = {t for t, _ in ec2.describe_instance_type_offerings()}
+    assert "t3.micro" in names
+    zones = {
+        z
+        for _, z in ec2.describe_instance_type_offerings(
+            location_type="availability-zone", instance_type="t3.micro"
+        )
+    }
+    assert "us-east-1a" in zones
+
+
+def test_images_newest_first_with_real_root_device(cloud: Cloud) -> None:
+    ec2 = Ec2(cloud.client("ec2"))
+    images = ec2.describe_images(
+        owners=["amazon"], name_pattern="Deep Learning*AMI*GPU PyTorch*", architecture="x86_64"
+    )
+    assert images and images[0].creation_date >= images[-1].creation_date
+    assert images[0].image_id in (cloud.amis["dl-ubuntu"], cloud.amis["dl-al2023"])
+    ubuntu = ec2.describe_image(cloud.amis["dl-ubuntu"])
+    assert ubuntu.root_device_name == "/dev/sda1" and ubuntu.root_volume_gb == 75
+    with pytest.raises(NotFoundError):
+        ec2.describe_image("ami-0123456789abcdef0")
+
+
+def test_run_instances_tags_instance_and_volumes_and_requires_imdsv2(cloud: Cloud) -> None:
+    ec2 = Ec2(cloud.client("ec2"))
+    instance = ec2.run_instances(
+        spec(cloud, spot=True, availability_zone="us-east-1c", user_data="#!/bin/bash\ntrue\n")
+    )
+    assert instance.lifecycle == "spot" and instance.availability_zone == "us-east-1c"
+    assert instance.client_token == "token-1"
+    raw = cloud.client("ec2").describe_instances(InstanceIds=[instance.instance_id])
+    desc = raw["Reservations"][0]["Instances"][0]
+    assert desc["MetadataOptions"]["HttpTokens"] == "required"
+    assert desc["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
+    volumes = cloud.client("ec2").describe_volumes(
+        Filters=[{"Name": "attachment.instance-id", "Values": [instance.instance_id]}]
+    )["Volumes"]
+    assert sorted(v["Size"] for v in volumes) == [30, 50]
+    assert all(v["VolumeType"] == "gp3" for v in volumes)
+    assert all({"Key": "runctl:managed", "Value": "true"} in v["Tags"] for v in volumes)
+    found = ec2.describe_instances(filters={"tag:runctl:managed": ["true"]})
+    assert [i.instance_id for i in found] == [instance.instance_id]
+    assert found[0].tags["Name"] == "x" and len(found[0].volume_ids) == 2
+
+
+def test_capacity_refusal_is_launch_rejected_and_not_retried(cloud: Cloud) -> None:
+    ec2 = Ec2(cloud.client("ec2", config=None))
+    cloud.insufficient_capacity(azs=["us-east-1a"], spot_only=False)
+    with pytest.raises(LaunchRejected) as info:
+        ec2.run_instances(spec(cloud, availability_zone="us-east-1a"))
+    assert info.value.code == "InsufficientInstanceCapacity" and info.value.exit_code == 5
+    assert len(cloud.calls("RunInstances")) == 1
+    assert ec2.describe_instances() == []
+
+
+def test_dry_run_is_allowed_or_names_the_missing_permission(cloud: Cloud) -> None:
+    ec2 = Ec2(cloud.client("ec2"))
+    ec2.check_run_instances(spec(cloud))
+    assert ec2.describe_instances() == []
+    with Stubber(ec2.client) as stub:
+        stub.add_client_error(
+            "run_instances",
+            "UnauthorizedOperation",
+            "Encoded authorization failure message: xyz",
+            403,
+        )
+        with pytest.raises(AuthError) as info:
+            ec2.check_run_instances(spec(cloud))
+    assert "ec2:RunInstances" in info.value.message and info.value.exit_code == 4
+
+
+def test_unknown_instance_is_not_found(cloud: Cloud) -> None:
+    with pytest.raises(NotFoundError) as info:
+        Ec2(cloud.client("ec2")).describe_instance("i-0123456789abcdef0")
+    assert info.value.exit_code == 6 and "resources list" in (info.value.hint or "")
+
+
+def test_lifecycle_calls_and_spot_prices(cloud: Cloud) -> None:
+    ec2 = Ec2(cloud.client("ec2"))
+    instance_id = cloud.run_instance(profile=None)
+    assert ec2.stop_instances(instance_id).previous == "running"
+    assert ec2.describe_instance(instance_id).state == "stopped"
+    assert ec2.start_instances(instance_id).instance_id == instance_id
+    [change] = ec2.terminate_instances([instance_id])
+    assert change.current in ("shutting-down", "terminated")
+    prices = ec2.describe_spot_price_history("t3.micro", ["us-east-1b"])
+    assert list(prices) == ["us-east-1b"] and prices["us-east-1b"].usd_per_hour >= 0
+    assert "us-east-1" in ec2.describe_regions()
+    zones = [z.name for z in ec2.describe_availability_zones()]
+    assert "us-east-1a" in zones
+
+
+def test_subnets_by_id_and_vpc(cloud: Cloud) -> None:
+    ec2 = Ec2(cloud.client("ec2"))
+    default = ec2.describe_subnets(vpc_id=cloud.client("ec2").describe_vpcs()["Vpcs"][0]["VpcId"])
+    assert default
+    one = ec2.describe_subnets(subnet_ids=[default[0].subnet_id])
+    assert one[0].availability_zone == default[0].availability_zone

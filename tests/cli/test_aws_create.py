@@ -1,0 +1,229 @@
+"""``runctl aws create`` end to end against the harness: placement, fallback, idempotency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.aws_helpers import describe, live_instances, ok_json, run, tags_of
+from tests.cloud.harness import Cloud
+
+CREATE_KEYS = [
+    "instance_id",
+    "instance_type",
+    "lifecycle",
+    "availability_zone",
+    "ami_id",
+    "ami_name",
+    "state",
+    "private_ip",
+    "public_ip",
+    "hourly_price_usd",
+    "price_source",
+    "tags",
+    "ssm_online",
+    "reused",
+    "dry_run",
+    "request_key",
+    "attempts",
+    "warnings",
+]
+
+
+def test_spot_create_json_is_tagged_at_launch_with_imdsv2(cloud_env: Cloud, workdir: Path) -> None:
+    cloud = cloud_env
+    data = ok_json(
+        "aws", "create", "t3.micro", "--spot", "--tag", "team=vision", "--project-name", "demo"
+    )
+    assert list(data) == CREATE_KEYS
+    assert data["lifecycle"] == "spot" and data["ami_id"] == cloud.amis["al2023"]
+    assert data["hourly_price_usd"] is not None and "spot price history" in data["price_source"]
+    assert [a["outcome"] for a in data["attempts"]] == ["launched"]
+    instance = describe(cloud, data["instance_id"])
+    tags = tags_of(instance)
+    assert tags["runctl:managed"] == "true" and tags["runctl:project"] == "demo"
+    assert tags["team"] == "vision" and tags["Name"] == "runctl-demo"
+    assert {"runctl:user", "runctl:created"} <= set(tags)
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    assert instance["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
+    [mapping] = instance["BlockDeviceMappings"]
+    assert mapping["DeviceName"] == "/dev/xvda"
+    volume = cloud.client("ec2").describe_volumes(VolumeIds=[mapping["Ebs"]["VolumeId"]])[
+        "Volumes"
+    ][0]
+    assert volume["Size"] == 30 and volume["VolumeType"] == "gp3"
+    assert tags_of(volume)["runctl:managed"] == "true"
+
+
+def test_output_instance_id_is_exactly_one_line(cloud_env: Cloud, workdir: Path) -> None:
+    result = run("aws", "create", "t3.micro", "--spot", "--output", "instance-id")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("i-")
+    assert "launched" in result.stderr and "no instance profile" in result.stderr
+
+
+def test_capacity_in_one_zone_moves_to_another_zone(cloud_env: Cloud, workdir: Path) -> None:
+    cloud = cloud_env
+    first_zone = sorted(z for z in cloud.availability_zones() if z != "us-east-1e")[0]
+    cloud.insufficient_capacity(azs=[first_zone])
+    result = run("aws", "create", "t3.micro", "--spot", "--output", "json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [(a["market"], a["outcome"]) for a in data["attempts"]] == [
+        ("spot", "no-capacity"),
+        ("spot", "launched"),
+    ]
+    assert data["attempts"][0]["code"] == "InsufficientInstanceCapacity"
+    assert data["lifecycle"] == "spot" and data["availability_zone"] != first_zone
+    assert f"tried spot in {first_zone}" in result.stderr
+    assert len(live_instances(cloud)) == 1
+
+
+def test_no_spot_capacity_anywhere_falls_back_to_on_demand(cloud_env: Cloud, workdir: Path) -> None:
+    cloud = cloud_env
+    cloud.insufficient_capacity()
+    data = ok_json("aws", "create", "t3.micro", "--spot")
+    assert data["lifecycle"] == "on-demand"
+    markets = [a["market"] for a in data["attempts"]]
+    assert markets[-1] == "on-demand" and markets.count("spot") >= 2
+    assert "price table" in data["price_source"]
+    assert [i["InstanceId"] for i in live_instances(cloud)] == [data["instance_id"]]
+    assert "InstanceLifecycle" not in describe(cloud, data["instance_id"])
+
+
+def test_no_fallback_without_capacity_exits_5_and_leaves_nothing(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    cloud = cloud_env
+    cloud.insufficient_capacity()
+    result = run("aws", "create", "t3.micro", "--spot", "--no-fallback", "--output", "json")
+    assert result.exit_code == 5
+    error = json.loads(result.stdout)
+    assert error["exit_code"] == 5 and len(error["attempts"]) >= 2
+    assert all(a["market"] == "spot" for a in error["attempts"])
+    assert "nothing was left running" in result.stderr and "--no-fallback" in result.stderr
+    assert live_instances(cloud) == []
+
+
+def test_capacity_everywhere_for_on_demand_too_exits_5(cloud_env: Cloud, workdir: Path) -> None:
+    cloud = cloud_env
+    cloud.insufficient_capacity(spot_only=False)
+    result = run("aws", "create", "t3.micro", "--spot")
+    assert result.exit_code == 5
+    assert "on-demand in" in result.stderr
+    assert live_instances(cloud) == []
+
+
+def test_retrying_the_same_create_does_not_launch_twice(cloud_env: Cloud, workdir: Path) -> None:
+    cloud = cloud_env
+    profile = cloud.create_instance_profile()
+    cloud.ssm_registration_delay = 3600.0
+    args = ["aws", "create", "t3.micro", "--spot", "--iam-instance-profile", profile.name, "--wait"]
+    failed = run(*args, "--timeout", "0")
+    assert failed.exit_code == 9
+    assert "SSM agent is not online" in failed.stderr
+    cloud.ssm_registration_delay = 0.0
+    again = run(*args, "--timeout", "60", "--output", "json")
+    assert again.exit_code == 0, again.stderr
+    data = json.loads(again.stdout)
+    assert data["reused"] is True and data["ssm_online"] is True
+    assert "reusing" in again.stderr
+    assert len(cloud.calls("RunInstances")) == 1
+    assert [i["InstanceId"] for i in live_instances(cloud)] == [data["instance_id"]]
+
+
+def test_explicit_client_token_and_a_different_request(cloud_env: Cloud, workdir: Path) -> None:
+    cloud = cloud_env
+    first = ok_json("aws", "create", "t3.micro", "--client-token", "nightly-1")
+    second = ok_json("aws", "create", "t3.micro", "--client-token", "nightly-1")
+    assert second["instance_id"] == first["instance_id"] and second["reused"]
+    third = ok_json("aws", "create", "t3.micro", "--client-token", "nightly-2")
+    assert third["instance_id"] != first["instance_id"]
+    assert len(live_instances(cloud)) == 2
+
+
+def test_terminated_then_recreated_launches_a_new_instance(cloud_env: Cloud, workdir: Path) -> None:
+    first = ok_json("aws", "create", "t3.micro")
+    assert run("aws", "terminate", first["instance_id"], "--yes").exit_code == 0
+    second = ok_json("aws", "create", "t3.micro")
+    assert second["instance_id"] != first["instance_id"] and not second["reused"]
+
+
+def test_wait_reaches_ssm_online_with_a_profile(cloud_env: Cloud, workdir: Path) -> None:
+    profile = cloud_env.create_instance_profile()
+    data = ok_json("aws", "create", "t3.micro", "--iam-instance-profile", profile.name, "--wait")
+    assert data["state"] == "running" and data["ssm_online"] is True
+    assert data["warnings"] == []
+
+
+def test_wait_timeout_without_profile_says_what_is_missing(cloud_env: Cloud, workdir: Path) -> None:
+    result = run("aws", "create", "t3.micro", "--wait", "--timeout", "0")
+    assert result.exit_code == 9
+    assert "no instance profile" in result.stderr and "aws setup" in result.stderr
+
+
+def test_typo_in_the_type_suggests_names_and_calls_no_launch(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    result = run("aws", "create", "t3.mciro")
+    assert result.exit_code == 2
+    assert "t3.micro" in result.stderr
+    assert cloud_env.calls("RunInstances") == []
+
+
+def test_dry_run_launches_nothing(cloud_env: Cloud, workdir: Path) -> None:
+    data = ok_json("aws", "create", "t3.micro", "--spot", "--dry-run")
+    assert data["dry_run"] is True and data["instance_id"] is None
+    assert data["attempts"][0]["outcome"] == "allowed"
+    assert live_instances(cloud_env) == []
+
+
+def test_gpu_type_gets_the_dlami_and_a_data_volume(cloud_env: Cloud, workdir: Path) -> None:
+    cloud = cloud_env
+    data = ok_json("aws", "create", "g5.xlarge", "--data-volume-size", "200")
+    assert data["ami_id"] in (cloud.amis["dl-ubuntu"], cloud.amis["dl-al2023"])
+    assert "Deep Learning" in data["ami_name"]
+    mappings = describe(cloud, data["instance_id"])["BlockDeviceMappings"]
+    ids = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in mappings}
+    volumes = cloud.client("ec2").describe_volumes(VolumeIds=list(ids.values()))["Volumes"]
+    sizes = {v["VolumeId"]: v["Size"] for v in volumes}
+    root = "/dev/sda1" if data["ami_id"] == cloud.amis["dl-ubuntu"] else "/dev/xvda"
+    assert sizes[ids[root]] == 100 and sizes[ids["/dev/sdf"]] == 200
+
+
+def test_graviton_gets_arm64_al2023(cloud_env: Cloud, workdir: Path) -> None:
+    data = ok_json("aws", "create", "t4g.small")
+    assert data["ami_id"] == cloud_env.amis["al2023-arm64"]
+
+
+def test_unknown_ami_exits_6(cloud_env: Cloud, workdir: Path) -> None:
+    result = run("aws", "create", "t3.micro", "--ami-id", "ami-0123456789abcdef0")
+    assert result.exit_code == 6
+    assert "ami-0123456789abcdef0" in result.stderr
+
+
+def test_instance_limit_refuses_without_force(cloud_env: Cloud, workdir: Path) -> None:
+    (workdir / ".runctl.toml").write_text("[aws]\nmax_instances = 1\n")
+    ok_json("aws", "create", "t3.micro", "--tag", "n=1")
+    refused = run("aws", "create", "t3.micro", "--tag", "n=2")
+    assert refused.exit_code == 5 and "max_instances" in refused.stderr
+    assert len(live_instances(cloud_env)) == 1
+    assert run("aws", "create", "t3.micro", "--tag", "n=2", "--force").exit_code == 0
+
+
+def test_bad_flags_are_usage_errors_before_any_call(cloud_env: Cloud, workdir: Path) -> None:
+    for args in (
+        ["--spot-max-price", "0.5"],
+        ["--spot", "--spot-max-price", "0"],
+        ["--tag", "novalue"],
+        ["--output", "yaml"],
+    ):
+        assert run("aws", "create", "t3.micro", *args).exit_code == 2, args
+    assert cloud_env.request_log == []
+
+
+def test_unknown_instance_profile_exits_6(cloud_env: Cloud, workdir: Path) -> None:
+    result = run("aws", "create", "t3.micro", "--iam-instance-profile", "no-such-profile")
+    assert result.exit_code == 6 and "no-such-profile" in result.stderr
+    assert live_instances(cloud_env) == []

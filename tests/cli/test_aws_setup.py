@@ -1,0 +1,69 @@
+"""``runctl aws setup`` and ``runctl aws prices`` end to end against the harness."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+from tests.cli.aws_helpers import ok_json, run
+from tests.cloud.harness import Cloud
+
+
+def test_setup_creates_everything_once_and_writes_the_config(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    cloud = cloud_env
+    first = ok_json("aws", "setup", "--bucket", "my-runctl-bucket")
+    assert first["changed"] is True and first["dry_run"] is False
+    assert {s["action"] for s in first["steps"]} >= {"create"}
+    iam = cloud.client("iam")
+    role = iam.get_role(RoleName="runctl-instance-role")["Role"]
+    assert "ec2.amazonaws.com" in json.dumps(role["AssumeRolePolicyDocument"])
+    attached = iam.list_attached_role_policies(RoleName="runctl-instance-role")["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
+    policy = iam.get_role_policy(RoleName="runctl-instance-role", PolicyName="runctl-bucket-access")
+    assert "arn:aws:s3:::my-runctl-bucket/runctl/*" in json.dumps(policy["PolicyDocument"])
+    profile = iam.get_instance_profile(InstanceProfileName="runctl-instance")["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == ["runctl-instance-role"]
+    cloud.client("s3").head_bucket(Bucket="my-runctl-bucket")
+    config = tomllib.loads((workdir / ".runctl.toml").read_text())
+    assert config["aws"] == {
+        "s3_bucket": "my-runctl-bucket",
+        "iam_instance_profile": "runctl-instance",
+    }
+
+    second = run("aws", "setup")
+    assert second.exit_code == 0, second.stderr
+    assert "nothing changed" in second.stderr
+    again = ok_json("aws", "setup")
+    assert again["changed"] is False and {s["action"] for s in again["steps"]} == {"ok"}
+
+
+def test_instances_created_after_setup_come_online(cloud_env: Cloud, workdir: Path) -> None:
+    ok_json("aws", "setup", "--bucket", "b-online")
+    data = ok_json("aws", "create", "t3.micro", "--wait", "--timeout", "60")
+    assert data["ssm_online"] is True and data["warnings"] == []
+
+
+def test_setup_dry_run_changes_nothing(cloud_env: Cloud, workdir: Path) -> None:
+    cloud = cloud_env
+    result = run("aws", "setup", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "dry run" in result.stderr and "create" in result.stdout
+    assert cloud.client("iam").list_roles()["Roles"] == []
+    assert cloud.client("s3").list_buckets()["Buckets"] == []
+    assert not (workdir / ".runctl.toml").exists()
+    planned = ok_json("aws", "setup", "--dry-run")
+    assert planned["bucket"] == "runctl-123456789012-us-east-1" and planned["changed"] is False
+    assert cloud.client("iam").list_roles()["Roles"] == []
+
+
+def test_prices_table_and_spot(cloud_env: Cloud, workdir: Path) -> None:
+    data = ok_json("aws", "prices", "t3.micro", "g5.xlarge", "--spot")
+    rows = {r["instance_type"]: r for r in data["prices"]}
+    assert rows["t3.micro"]["on_demand_usd"] == 0.0104
+    assert "price table" in rows["g5.xlarge"]["on_demand_source"]
+    assert rows["t3.micro"]["spot_zone"].startswith("us-east-1")
+    everything = ok_json("aws", "prices")
+    assert len(everything["prices"]) > 50

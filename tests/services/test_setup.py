@@ -1,0 +1,127 @@
+"""aws setup: plan, apply, idempotence and dry run, with fake IAM and S3."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runctl.aws.iam import InstanceProfile, Role
+from runctl.services.setup import (
+    EC2_TRUST,
+    INLINE_POLICY,
+    SSM_CORE_POLICY,
+    apply_setup,
+    bucket_policy,
+    default_bucket_name,
+    plan_setup,
+)
+
+
+@dataclass
+class FakeIam:
+    roles: dict[str, Role] = field(default_factory=dict)
+    attached: dict[str, list[str]] = field(default_factory=dict)
+    inline: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    profiles: dict[str, InstanceProfile] = field(default_factory=dict)
+    writes: list[str] = field(default_factory=list)
+
+    def get_role(self, name: str) -> Role | None:
+        return self.roles.get(name)
+
+    def create_role(self, name: str, trust: Any, *, description: str, tags: Any) -> Role:
+        self.writes.append(f"create_role {name}")
+        self.roles[name] = Role(name, f"arn:role/{name}", dict(trust))
+        return self.roles[name]
+
+    def update_assume_role_policy(self, name: str, trust: Any) -> None:
+        self.writes.append(f"update_trust {name}")
+        self.roles[name] = Role(name, self.roles[name].arn, dict(trust))
+
+    def list_attached_role_policies(self, name: str) -> list[str]:
+        return self.attached.get(name, [])
+
+    def attach_role_policy(self, name: str, arn: str) -> None:
+        self.writes.append(f"attach {arn}")
+        self.attached.setdefault(name, []).append(arn)
+
+    def get_role_policy(self, role: str, name: str) -> dict[str, Any] | None:
+        return self.inline.get((role, name))
+
+    def put_role_policy(self, role: str, name: str, document: Any) -> None:
+        self.writes.append(f"put_policy {name}")
+        self.inline[(role, name)] = dict(document)
+
+    def get_instance_profile(self, name: str) -> InstanceProfile | None:
+        return self.profiles.get(name)
+
+    def create_instance_profile(self, name: str, *, tags: Any) -> InstanceProfile:
+        self.writes.append(f"create_profile {name}")
+        self.profiles[name] = InstanceProfile(name, f"arn:profile/{name}", ())
+        return self.profiles[name]
+
+    def add_role_to_instance_profile(self, profile: str, role: str) -> None:
+        self.writes.append(f"add_role {role}")
+        current = self.profiles[profile]
+        self.profiles[profile] = InstanceProfile(profile, current.arn, (*current.role_names, role))
+
+
+@dataclass
+class FakeBuckets:
+    buckets: dict[str, str] = field(default_factory=dict)
+
+    def head_bucket(self, bucket: str) -> bool:
+        return bucket in self.buckets
+
+    def get_bucket_region(self, bucket: str) -> str:
+        return self.buckets[bucket]
+
+    def create_bucket(self, bucket: str, region: str, *, tags: Any) -> None:
+        self.buckets[bucket] = region
+
+
+def run(iam: FakeIam, buckets: FakeBuckets, dry_run: bool = False, writes: Any = None):  # type: ignore[no-untyped-def]
+    plan = plan_setup(iam, buckets, bucket="b1", region="eu-west-1", config_writes=writes)  # type: ignore[arg-type]
+    return apply_setup(plan, dry_run=dry_run)
+
+
+def test_first_run_creates_everything_and_second_changes_nothing() -> None:
+    iam, buckets = FakeIam(), FakeBuckets()
+    written: list[str] = []
+    first = run(iam, buckets, writes=[("aws.s3_bucket", "b1", lambda: written.append("bucket"))])
+    assert first.changed
+    assert {s.action for s in first.steps} == {"create", "update"}
+    assert buckets.buckets == {"b1": "eu-west-1"}
+    assert iam.roles["runctl-instance-role"].trust_policy == EC2_TRUST
+    assert SSM_CORE_POLICY in iam.attached["runctl-instance-role"]
+    assert iam.inline[("runctl-instance-role", INLINE_POLICY)] == bucket_policy("b1")
+    assert iam.profiles["runctl-instance"].role_names == ("runctl-instance-role",)
+    assert written == ["bucket"]
+    iam.writes.clear()
+    second = run(iam, buckets, writes=[("aws.s3_bucket", "b1", None)])
+    assert not second.changed
+    assert {s.action for s in second.steps} == {"ok"}
+    assert iam.writes == []
+
+
+def test_dry_run_changes_nothing() -> None:
+    iam, buckets = FakeIam(), FakeBuckets()
+    result = run(iam, buckets, dry_run=True)
+    assert result.dry_run and not result.changed
+    assert iam.writes == [] and buckets.buckets == {}
+    assert any(s.action == "create" for s in result.steps)
+
+
+def test_a_changed_inline_policy_is_updated() -> None:
+    iam, buckets = FakeIam(), FakeBuckets()
+    run(iam, buckets)
+    iam.inline[("runctl-instance-role", INLINE_POLICY)] = {"old": True}
+    result = run(iam, buckets)
+    assert [s.name for s in result.steps if s.action == "update"] == [INLINE_POLICY]
+
+
+def test_policy_grants_only_the_runctl_prefix() -> None:
+    policy = bucket_policy("b1")
+    resources = [s["Resource"] for s in policy["Statement"]]
+    assert "arn:aws:s3:::b1/runctl/*" in resources
+    assert all(r in ("arn:aws:s3:::b1", "arn:aws:s3:::b1/runctl/*") for r in resources)
+    assert default_bucket_name("123456789012", "us-east-1") == "runctl-123456789012-us-east-1"
