@@ -90,12 +90,15 @@ class JobFailedError(RunctlError):
         script_exit_code: int | None,
         hint: str | None = None,
         resource: str | None = None,
+        details: dict[str, object] | None = None,
     ):
         super().__init__(message, hint=hint, resource=resource)
         self.script_exit_code = script_exit_code
+        self.details = details or {}
 
     def to_dict(self) -> dict[str, object]:
-        data = super().to_dict()
+        """The error document, merged over the job's own document when one is attached."""
+        data = {**self.details, **super().to_dict()}
         data["script_exit_code"] = self.script_exit_code
         return data
 

@@ -71,7 +71,9 @@ def test_precedence_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
 
 def test_xdg_config_home_is_honoured(tmp_path: Path) -> None:
     write(tmp_path / "xdg/runctl/config.toml", "[checkpoint]\nkeep_last_n = 7\n")
-    resolved = resolve(cwd=tmp_path, env={"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    resolved = resolve(
+        cwd=tmp_path, env={"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    )
     assert resolved.settings.checkpoint.keep_last_n == 7
 
 

@@ -111,11 +111,11 @@ def error_code(exc: ClientError) -> str:
 def translate(exc: BaseException, action: str, resource: str | None = None) -> RunctlError:
     """Turn a botocore exception raised by ``action`` on ``resource`` into a RunctlError."""
     where = f" on {resource}" if resource else ""
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return AuthError(f"no AWS credentials found for {action}", hint=CREDENTIALS_HINT)
     if isinstance(exc, NoRegionError):
         return ConfigError("no AWS region is set", hint="pass --region or set AWS_REGION")
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
         return AwsError(
             f"could not reach AWS for {action}{where}: {exc}",
             hint="check the network, the region, and AWS_ENDPOINT_URL if you set one",

@@ -1,0 +1,15 @@
+# The example training image: runctl's training scripts on a slim Python with their requirements.
+# Build: runctl docker build --tag mnist   (or: docker build -t mnist .)
+# Run:   docker run --rm -e RUNCTL_CHECKPOINT_DIR=/ckpt -v "$PWD/ckpt:/ckpt" mnist --epochs 2
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY training/requirements.txt training/requirements.txt
+RUN python -m pip install -r training/requirements.txt
+COPY training/ training/
+
+ENTRYPOINT ["python", "training/train_mnist.py"]

@@ -1,0 +1,339 @@
+"""The job's documents (``job.json``, ``status.json``), job ids, and where a job lives in S3.
+
+A job is self-describing in S3 (PRODUCT.md section 4)::
+
+    s3://<bucket>/runctl/<project>/code/<sha256>.tar.gz
+    s3://<bucket>/runctl/<project>/jobs/<job-id>/job.json      JobSpec
+                                                status.json   JobStatus
+                                                logs/attempt-<N>.log
+                                                checkpoints/  see runctl.remote.checkpoints
+                                                outputs/      default output_s3
+
+Both documents are plain dataclasses with ``to_dict``/``from_dict`` (unknown keys are ignored so a
+reader survives a newer writer). This module uses only the standard library: the laptop reads it
+without boto3, and the instance runs it on Python 3.9.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+ROOT_PREFIX = "runctl"
+S3_SCHEME = "s3://"
+
+PENDING = "pending"
+STARTING = "starting"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+STOPPED = "stopped"
+CANCELLED = "cancelled"
+STATES = (PENDING, STARTING, RUNNING, SUCCEEDED, FAILED, INTERRUPTED, STOPPED, CANCELLED)
+TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, INTERRUPTED, STOPPED, CANCELLED})
+
+# datetime.UTC only exists from Python 3.11; this module runs on 3.9.
+UTC = timezone.utc  # noqa: UP017
+
+_SLUG_RE = re.compile(r"[^a-z0-9._-]+")
+JOB_ID_RE = re.compile(r"^(?P<project>.+)-(?P<stamp>\d{8}-\d{6})-(?P<suffix>[0-9a-f]{4})$")
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 with milliseconds and a ``Z``."""
+    return format_time(datetime.now(UTC))
+
+
+def format_time(moment: datetime) -> str:
+    """``2024-05-01T12:00:00.123Z`` for an aware (or naive UTC) datetime."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    """Parse the times this module writes (and IMDS's ``2024-05-01T12:00:00Z``) as aware UTC."""
+    cleaned = text.strip().replace("Z", "+00:00")
+    moment = datetime.fromisoformat(cleaned)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    """Seconds from ``start`` to ``end`` (ISO times), or None when either is missing."""
+    if not start or not end:
+        return None
+    return (parse_time(end) - parse_time(start)).total_seconds()
+
+
+def project_slug(name: str) -> str:
+    """A project name made safe for S3 keys and job ids (``My Project`` -> ``my-project``)."""
+    slug = _SLUG_RE.sub("-", name.strip().lower()).strip("-._")
+    return slug[:63] or "project"
+
+
+def new_job_id(project: str, now: datetime | None = None, token: str | None = None) -> str:
+    """``<project>-<UTC yyyymmdd-HHMMSS>-<4 hex>``, e.g. ``mnist-20240501-120000-a1b2``."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    suffix = token if token is not None else secrets.token_hex(2)
+    return f"{project_slug(project)}-{moment:%Y%m%d-%H%M%S}-{suffix}"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``(bucket, key)``; ValueError when it is not an S3 URI.
+
+    Deliberately tiny (``runctl.aws.s3.S3Uri`` validates fully) so that this module needs no
+    botocore: ``runctl local`` without S3 options must not import it.
+    """
+    if not uri.startswith(S3_SCHEME):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[len(S3_SCHEME) :].partition("/")
+    if not bucket:
+        raise ValueError(f"{uri!r} names no bucket")
+    return bucket, key
+
+
+def as_prefix(key: str) -> str:
+    """``a/b`` -> ``a/b/``; the empty key and keys ending in ``/`` are unchanged."""
+    return key if not key or key.endswith("/") else key + "/"
+
+
+def code_key(project: str, sha256: str) -> str:
+    """The content-addressed key of a code bundle."""
+    return f"{ROOT_PREFIX}/{project_slug(project)}/code/{sha256}.tar.gz"
+
+
+def runtime_key(sha256: str) -> str:
+    """The content-addressed key of a runtime bundle (shared by every project)."""
+    return f"{ROOT_PREFIX}/runtime/{sha256}.tar.gz"
+
+
+@dataclass(frozen=True)
+class JobLayout:
+    """The S3 keys of one job."""
+
+    bucket: str
+    project: str
+    job_id: str
+
+    @classmethod
+    def from_uri(cls, uri: str) -> JobLayout:
+        """Parse ``s3://<bucket>/runctl/<project>/jobs/<job-id>/`` (the trailing / optional)."""
+        bucket, key = split_s3_uri(uri)
+        parts = key.strip("/").split("/")
+        if len(parts) != 4 or parts[0] != ROOT_PREFIX or parts[2] != "jobs":
+            raise ValueError(f"{uri!r} is not a job location (s3://B/runctl/PROJECT/jobs/ID/)")
+        return cls(bucket=bucket, project=parts[1], job_id=parts[3])
+
+    @property
+    def prefix(self) -> str:
+        return f"{ROOT_PREFIX}/{self.project}/jobs/{self.job_id}/"
+
+    @property
+    def uri(self) -> str:
+        return f"{S3_SCHEME}{self.bucket}/{self.prefix}"
+
+    @property
+    def job_key(self) -> str:
+        return self.prefix + "job.json"
+
+    @property
+    def status_key(self) -> str:
+        return self.prefix + "status.json"
+
+    def log_key(self, attempt: int) -> str:
+        return f"{self.prefix}logs/attempt-{attempt}.log"
+
+    @property
+    def checkpoints_uri(self) -> str:
+        return f"{self.uri}checkpoints/"
+
+    @property
+    def outputs_uri(self) -> str:
+        return f"{self.uri}outputs/"
+
+
+@dataclass
+class CheckpointSettings:
+    """How the runner treats ``RUNCTL_CHECKPOINT_DIR`` (config section ``[checkpoint]``)."""
+
+    dir: str = "checkpoints"
+    sync_interval_seconds: float = 60.0
+    keep_last_n: int = 3
+    grace_seconds: float = 60.0
+
+
+@dataclass
+class JobSpec:
+    """``job.json``: everything an instance needs to start (or resume) the job."""
+
+    job_id: str
+    project: str
+    script: str
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    bucket: str | None = None
+    region: str | None = None
+    code_key: str | None = None
+    code_sha256: str | None = None
+    workdir: str | None = None
+    data_s3: str | None = None
+    output_s3: str | None = None
+    checkpoint_s3: str | None = None
+    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
+    spot_poll_seconds: float = 2.0
+    stop_on_finish: bool = False
+    terminate_on_finish: bool = False
+    launch_spec: dict[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=utc_now)
+    format: int = FORMAT_VERSION
+
+    @property
+    def layout(self) -> JobLayout | None:
+        """Where the job lives in S3, or None for a local job without a bucket."""
+        if not self.bucket:
+            return None
+        return JobLayout(bucket=self.bucket, project=self.project, job_id=self.job_id)
+
+    @property
+    def checkpoint_uri(self) -> str | None:
+        """Where committed checkpoints go: ``checkpoint_s3``, else the job's ``checkpoints/``."""
+        if self.checkpoint_s3:
+            return self.checkpoint_s3
+        layout = self.layout
+        return layout.checkpoints_uri if layout else None
+
+    @property
+    def output_uri(self) -> str | None:
+        """Where ``RUNCTL_OUTPUT_DIR`` is uploaded: ``output_s3``, else the job's ``outputs/``."""
+        if self.output_s3:
+            return self.output_s3
+        layout = self.layout
+        return layout.outputs_uri if layout else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobSpec:
+        """Build a JobSpec from ``job.json``; ValueError naming what is missing or malformed."""
+        known = _known(cls, data)
+        for name in ("job_id", "project", "script"):
+            if not isinstance(known.get(name), str) or not known[name]:
+                raise ValueError(f"job.json: {name!r} is missing or not a string")
+        args = known.get("args", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise ValueError("job.json: 'args' must be a list of strings")
+        env = known.get("env", {})
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise ValueError("job.json: 'env' must map strings to strings")
+        known["checkpoint"] = CheckpointSettings(
+            **_known(CheckpointSettings, known.get("checkpoint") or {})
+        )
+        return cls(**known)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> JobSpec:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass
+class JobStatus:
+    """``status.json``: the job's state as the runner last wrote it (times are ISO UTC)."""
+
+    job_id: str
+    state: str = PENDING
+    attempt: int = 0
+    instance_ids: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    created: str | None = None
+    started: str | None = None
+    ended: str | None = None
+    notice: str | None = None
+    sigterm: str | None = None
+    checkpoint_committed: str | None = None
+    checkpoint_id: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    updated: str | None = None
+    format: int = FORMAT_VERSION
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def notice_to_commit_seconds(self) -> float | None:
+        """Seconds from the interruption notice to the final checkpoint being committed."""
+        return seconds_between(self.notice, self.checkpoint_committed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobStatus:
+        known = _known(cls, data)
+        if not isinstance(known.get("job_id"), str):
+            raise ValueError("status.json: 'job_id' is missing")
+        if known.get("state", PENDING) not in STATES:
+            raise ValueError(f"status.json: unknown state {known.get('state')!r}")
+        return cls(**known)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> JobStatus:
+        return cls.from_dict(json.loads(text))
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {key: value for key, value in data.items() if key in names}
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` crash-safely: a temporary file in the same directory, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = data if isinstance(data, str) else json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary sibling and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    """The JSON document at ``path``, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,237 @@
+"""The instance-side job runner: ``python3 -m runctl.remote.runner start|run``.
+
+``start --job s3://B/runctl/P/jobs/ID/ --attempt N [--force]`` is what the SSM start command
+runs. It refuses (exit 8, a JSON error on stdout) when another job's runner is alive on this
+machine (``<root>/current-job`` plus that job's ``runner.pid``) unless ``--force``, then starts
+``run`` detached (its own session, stdin from /dev/null, output to ``jobs/<id>/runner.log``),
+records its pid, prints one JSON line (``job_id``, ``attempt``, ``pid``, ``log``) and returns at
+once, so the SSM command ends while the job goes on.
+
+``run`` is the detached supervisor: it reads ``job.json`` from S3, learns its instance id and
+region from IMDS, and runs :class:`runctl.remote.supervisor.Supervisor`. SIGUSR1 (sent by
+``runctl.remote.control stop``) stops the job gracefully as ``stopped``; SIGTERM/SIGINT (a
+shutdown) as ``interrupted``.
+
+:func:`run_local` is the same supervisor in the foreground, for ``runctl local``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runctl.errors import ExitCode, RunctlError, UsageError, WrongStateError
+from runctl.remote.jobspec import (
+    FAILED,
+    JobLayout,
+    JobSpec,
+    JobStatus,
+    utc_now,
+    write_bytes_atomic,
+)
+from runctl.remote.layout import RemoteRoot, read_pid
+from runctl.remote.supervisor import (
+    SHUTDOWN,
+    STOP,
+    RunContext,
+    Supervisor,
+    install_signal_handlers,
+)
+
+
+def run_local(ctx: RunContext) -> tuple[JobStatus, BaseException | None]:
+    """Run one attempt in the foreground (``runctl local``); Ctrl-C or SIGTERM stop it
+    gracefully (state ``stopped``), a second Ctrl-C kills the script at once.
+
+    Returns the final status and the error that stopped the job before its script ran, if any.
+    """
+    write_bytes_atomic(ctx.paths.job_json, ctx.spec.to_json().encode("utf-8"))
+    supervisor = Supervisor(ctx)
+    restore = install_signal_handlers(supervisor, {signal.SIGINT: STOP, signal.SIGTERM: STOP})
+    try:
+        return supervisor.run(), supervisor.error
+    finally:
+        restore()
+
+
+def _root(args: argparse.Namespace) -> RemoteRoot:
+    return RemoteRoot(Path(args.root)) if args.root else RemoteRoot.from_env()
+
+
+def _print(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def start(args: argparse.Namespace) -> int:
+    """Refuse if busy, else launch ``run`` detached; print one JSON line; the exit code."""
+    root = _root(args)
+    try:
+        layout = JobLayout.from_uri(args.job)
+    except ValueError as exc:
+        raise UsageError(str(exc), resource=args.job) from None
+    running = root.running_job()
+    if running == layout.job_id or (running is not None and not args.force):
+        raise WrongStateError(
+            f"job {running} is already running on this instance",
+            hint="wait for it to finish, stop it (`runctl aws stop`), or pass --force",
+            resource=running,
+        )
+    paths = root.job(layout.job_id)
+    paths.job_dir.mkdir(parents=True, exist_ok=True)
+    if paths.stop_request.exists():
+        paths.stop_request.unlink()
+    write_bytes_atomic(root.current_job_file, (layout.job_id + "\n").encode())
+    argv = [sys.executable, "-m", "runctl.remote.runner", "run", "--job", args.job]
+    argv += ["--attempt", str(args.attempt), "--root", str(root.path)]
+    if args.region:
+        argv += ["--region", args.region]
+    with paths.runner_log.open("ab") as log:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(paths.job_dir),
+            start_new_session=True,
+            close_fds=True,
+        )
+    write_bytes_atomic(paths.runner_pid, f"{process.pid}\n".encode())
+    _print(
+        {
+            "job_id": layout.job_id,
+            "attempt": args.attempt,
+            "pid": process.pid,
+            "root": str(root.path),
+            "log": str(paths.log(args.attempt)),
+            "started": True,
+        }
+    )
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """The detached supervisor of one attempt on an instance."""
+    from runctl.aws.s3 import S3Uri, get_bytes
+    from runctl.aws.session import AwsContext
+    from runctl.remote.imds import ImdsClient, probe
+
+    root = _root(args)
+    layout = JobLayout.from_uri(args.job)
+    paths = root.job(layout.job_id)
+    write_bytes_atomic(paths.runner_pid, f"{os.getpid()}\n".encode())
+    s3: Any = None
+    try:
+        imds: ImdsClient | None = ImdsClient()
+        instance_id = probe(imds) if imds is not None else None
+        if instance_id is None:
+            imds = None
+        region = (
+            os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or args.region
+            or (imds.region() if imds is not None else None)
+            or "us-east-1"
+        )
+        aws = AwsContext(config_region=region)
+        s3 = aws.s3()
+        spec = JobSpec.from_json(get_bytes(s3, S3Uri(layout.bucket, layout.job_key)))
+        write_bytes_atomic(paths.job_json, spec.to_json().encode("utf-8"))
+        ctx = RunContext(
+            spec=spec,
+            attempt=args.attempt,
+            paths=paths,
+            checkpoint_dir=paths.checkpoint_dir(spec.checkpoint.dir),
+            workdir=Path(spec.workdir) if spec.workdir else paths.code_dir,
+            instance_id=instance_id or "unknown",
+            on_instance=True,
+            python=sys.executable,
+            s3_client=lambda: s3,
+            ec2_client=aws.ec2,
+            imds=imds,
+            venvs_dir=root.venvs_dir,
+        )
+        supervisor = Supervisor(ctx)
+        restore = install_signal_handlers(
+            supervisor,
+            {signal.SIGUSR1: STOP, signal.SIGTERM: SHUTDOWN, signal.SIGINT: SHUTDOWN},
+        )
+        try:
+            status = supervisor.run()
+        finally:
+            restore()
+        sys.stdout.write(status.to_json())
+        return 0
+    except Exception as exc:
+        _record_early_failure(s3, layout, args.attempt, paths.status_json, exc)
+        raise
+    finally:
+        if root.current_job() == layout.job_id:
+            _unlink(root.current_job_file)
+        if read_pid(paths.runner_pid) == os.getpid():
+            _unlink(paths.runner_pid)
+        _unlink(paths.stop_request)
+
+
+def _record_early_failure(
+    s3: Any, layout: JobLayout, attempt: int, local: Path, exc: BaseException
+) -> None:
+    """The job could not even be read or set up: say so in status.json (best effort)."""
+    from runctl.aws.s3 import S3Uri, put_bytes
+
+    status = JobStatus(
+        job_id=layout.job_id,
+        state=FAILED,
+        attempt=attempt,
+        ended=utc_now(),
+        updated=utc_now(),
+        message=f"the runner could not start the job: {type(exc).__name__}: {exc}",
+    )
+    with contextlib.suppress(Exception):
+        write_bytes_atomic(local, status.to_json().encode("utf-8"))
+    if s3 is not None:
+        with contextlib.suppress(Exception):
+            put_bytes(s3, S3Uri(layout.bucket, layout.status_key), status.to_json().encode())
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python3 -m runctl.remote.runner")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("start", "run"):
+        cmd = sub.add_parser(name)
+        cmd.add_argument("--job", required=True, help="s3://BUCKET/runctl/PROJECT/jobs/ID/")
+        cmd.add_argument("--attempt", type=int, default=0)
+        cmd.add_argument("--root", default=None, help="default: $RUNCTL_REMOTE_ROOT or /opt/runctl")
+        cmd.add_argument("--region", default=None)
+        if name == "start":
+            cmd.add_argument("--force", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return start(args) if args.command == "start" else run(args)
+    except RunctlError as err:
+        _print(err.to_dict())
+        return int(err.exit_code)
+    except Exception as exc:  # the last word of a detached process: say what happened
+        _print({"error": type(exc).__name__, "message": str(exc), "exit_code": 1})
+        return int(ExitCode.INTERNAL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

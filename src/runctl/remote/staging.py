@@ -1,0 +1,177 @@
+"""Getting a job ready on the instance: its code, its data, and a venv for requirements.txt.
+
+The code bundle (``code/<sha256>.tar.gz``) is downloaded through the S3 engine, checked against
+its sha256 and extracted into ``jobs/<id>/code`` (kept across attempts on the same machine: a
+``.runctl-code-sha256`` marker says which bundle it holds). ``--data-s3`` is synced into
+``RUNCTL_DATA_DIR``. A ``requirements.txt`` at the code root is installed into a venv created
+with ``--system-site-packages`` (so a DLAMI's torch stays visible) and cached under
+``<root>/venvs/<sha256 of requirements.txt>``; pip's output goes to the job log and pip reads its
+usual environment (``PIP_FIND_LINKS``, ``PIP_INDEX_URL`` ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runctl.remote.process import JobLog, run_logged
+
+CODE_MARKER = ".runctl-code-sha256"
+VENV_MARKER = ".runctl-complete"
+
+
+class StagingError(Exception):
+    """The job could not be prepared (its message says what failed)."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def safe_extract(archive: Path, dest: Path) -> None:
+    """Extract a tar.gz into ``dest``, refusing links, devices and paths that leave ``dest``."""
+    root = dest.resolve()
+    with tarfile.open(archive, "r:gz") as tar:
+        members = tar.getmembers()
+        for member in members:
+            target = (root / member.name).resolve()
+            if not (member.isfile() or member.isdir()):
+                raise StagingError(f"{archive.name}: refusing {member.name!r} (not a file)")
+            if target != root and root not in target.parents:
+                raise StagingError(f"{archive.name}: refusing {member.name!r} (leaves the dir)")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(root, members=members, filter="data")
+        else:  # Python < 3.9.17 has no extraction filters; members were checked above
+            tar.extractall(root, members=members)  # noqa: S202
+
+
+def fetch_code(
+    client: Any, bucket: str, key: str, sha256: str | None, code_dir: Path, log: JobLog
+) -> None:
+    """Download and extract the code bundle into ``code_dir`` unless it already holds it."""
+    from runctl.aws.s3 import S3Uri
+    from runctl.aws.s3_copy import download_path
+
+    marker = code_dir / CODE_MARKER
+    if sha256 and marker.is_file() and marker.read_text().strip() == sha256:
+        log.note(f"code {sha256[:12]} already extracted")
+        return
+    archive = code_dir.parent / "code.tar.gz"
+    log.note(f"fetching code s3://{bucket}/{key}")
+    download_path(client, S3Uri(bucket, key), archive)
+    actual = sha256_of(archive)
+    if sha256 and actual != sha256:
+        raise StagingError(f"code bundle sha256 {actual} does not match the job's {sha256}")
+    staging = code_dir.with_name(code_dir.name + ".extracting")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    safe_extract(archive, staging)
+    (staging / CODE_MARKER).write_text(actual + "\n")
+    shutil.rmtree(code_dir, ignore_errors=True)
+    os.replace(staging, code_dir)
+    archive.unlink()
+
+
+def fetch_data(client: Any, data_s3: str, data_dir: Path, log: JobLog) -> None:
+    """Sync ``data_s3`` (a prefix or one object) into ``data_dir``."""
+    from runctl.aws.s3 import S3Uri
+    from runctl.aws.s3_copy import download_path
+    from runctl.aws.s3_sync import sync
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log.note(f"staging data {data_s3} -> {data_dir}")
+    uri = S3Uri.parse(data_s3)
+    if uri.is_prefix:
+        report = sync(client, str(uri), str(data_dir)).transfer
+    else:
+        report = download_path(client, uri, data_dir / uri.name)
+    log.note(f"data: {report.files} files, {report.bytes} bytes in {report.seconds:.1f}s")
+
+
+def install_requirements(
+    requirements: Path,
+    venvs_dir: Path,
+    log: JobLog,
+    *,
+    python: str = sys.executable,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Path:
+    """Create (or reuse) a venv with ``requirements`` installed; return its python.
+
+    Raises StagingError naming the step that failed (venv creation, pip).
+    """
+    digest = sha256_of(requirements)
+    venv = venvs_dir / digest
+    venv_python = venv / "bin" / "python"
+    if (venv / VENV_MARKER).is_file() and venv_python.exists():
+        log.note(f"reusing venv {venv} for requirements.txt")
+        return venv_python
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    env = _helper_env()
+    code = run_logged(
+        [python, "-m", "venv", "--system-site-packages", str(venv)],
+        log=log,
+        env=env,
+        should_stop=should_stop,
+    )
+    if code != 0:
+        # No ensurepip (Debian without python3-venv): a venv without pip can still use the
+        # system's pip through --system-site-packages.
+        shutil.rmtree(venv, ignore_errors=True)
+        code = run_logged(
+            [python, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+            log=log,
+            env=env,
+            should_stop=should_stop,
+        )
+        if code != 0:
+            raise StagingError(f"could not create a venv with {python} (exit {code})")
+    pip = [str(venv_python), "-m", "pip", "install", "--disable-pip-version-check"]
+    code = run_logged(
+        [*pip, "-r", str(requirements)],
+        log=log,
+        env=env,
+        cwd=requirements.parent,
+        should_stop=should_stop,
+    )
+    if code != 0:
+        raise StagingError(f"pip install -r requirements.txt failed (exit {code}); see the log")
+    (venv / VENV_MARKER).write_text(digest + "\n")
+    return venv_python
+
+
+def _helper_env() -> dict[str, str]:
+    """The environment for pip and venv: ours, without the runtime bundle on PYTHONPATH."""
+    env = dict(os.environ)
+    cleaned = without_runtime_path(env.get("PYTHONPATH", ""))
+    if cleaned:
+        env["PYTHONPATH"] = cleaned
+    else:
+        env.pop("PYTHONPATH", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def runtime_dir() -> Path:
+    """The directory this copy of runctl was imported from (the runtime bundle on an instance)."""
+    return Path(__file__).resolve().parent.parent.parent
+
+
+def without_runtime_path(pythonpath: str) -> str:
+    """``PYTHONPATH`` minus the runtime bundle, so a script never imports runctl's boto3."""
+    bundle = runtime_dir()
+    kept = [
+        entry for entry in pythonpath.split(os.pathsep) if entry and Path(entry).resolve() != bundle
+    ]
+    return os.pathsep.join(kept)

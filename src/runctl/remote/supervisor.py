@@ -1,0 +1,479 @@
+"""The job supervisor: one attempt of a job, from staging to the final status.
+
+In order: status ``starting``; code, data and the latest committed checkpoint are fetched and a
+venv is made for ``requirements.txt`` (instance only); the script starts with the environment of
+PRODUCT.md section 4 and status goes ``running``. While it runs, the log is shipped to S3 every
+few seconds, ``RUNCTL_CHECKPOINT_DIR`` is committed every ``sync_interval_seconds``, and a stop
+may be requested: a spot notice (the IMDS watcher), ``runctl.remote.control stop`` (a
+``stop-request`` file plus SIGUSR1), or SIGTERM/SIGINT to the runner. A stop SIGTERMs the
+script's process group, waits the grace period, SIGKILLs, commits the final checkpoint and marks
+the job ``interrupted`` (spot, shutdown) or ``stopped`` (asked for). Whenever the script ends the
+checkpoint is committed once more, outputs are uploaded, the log shipped, and status.json written
+last with the script's exit code as the verdict: 0 ``succeeded``, else ``failed``. Then, on an
+instance, ``stop_on_finish``/``terminate_on_finish`` are applied to the instance itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from runctl.errors import RunctlError
+from runctl.remote import jobspec as js
+from runctl.remote.checkpoints import CommitResult, restore_checkpoint, scan_checkpoint_dir
+from runctl.remote.imds import ImdsClient, SpotNotice, SpotWatcher
+from runctl.remote.jobspec import JobSpec, JobStatus, utc_now, write_json_atomic
+from runctl.remote.layout import JobPaths
+from runctl.remote.process import Echo, JobLog, ScriptProcess
+from runctl.remote.staging import (
+    StagingError,
+    fetch_code,
+    fetch_data,
+    install_requirements,
+    without_runtime_path,
+)
+from runctl.remote.stores import CheckpointStore, open_store
+from runctl.remote.sync import CheckpointSync, LogShipper
+
+SPOT = "spot"
+STOP = "stop"
+SHUTDOWN = "shutdown"
+LOG_INTERVAL = 2.0
+
+
+@dataclass
+class RunContext:
+    """Where and how one attempt runs; built by the runner (instance) or ``runctl local``."""
+
+    spec: JobSpec
+    attempt: int
+    paths: JobPaths
+    checkpoint_dir: Path
+    workdir: Path
+    instance_id: str = "local"
+    on_instance: bool = False
+    python: str = "python3"
+    echo: Echo | None = None
+    notify: Callable[[str], None] | None = None
+    s3_client: Callable[[], Any] | None = None
+    ec2_client: Callable[[], Any] | None = None
+    imds: ImdsClient | None = None
+    venvs_dir: Path | None = None
+    log_interval: float = LOG_INTERVAL
+
+
+class Supervisor:
+    """Runs one attempt; ``run()`` returns the final JobStatus."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.spec = ctx.spec
+        self.layout = ctx.spec.layout
+        self.log = JobLog(ctx.paths.log(ctx.attempt), echo=ctx.echo)
+        self.status = JobStatus(job_id=ctx.spec.job_id, created=ctx.spec.created)
+        self.stop_event = threading.Event()
+        self.stop_reason: str | None = None
+        self.notice: SpotNotice | None = None
+        self.process: ScriptProcess | None = None
+        self._status_lock = threading.Lock()
+        self._script_done = threading.Event()
+        self._finished = threading.Event()
+        self._store: CheckpointStore | None = None
+        self._s3: Any = None
+        self.error: BaseException | None = None
+        self.checkpoints = CheckpointSync(
+            self.store,
+            ctx.checkpoint_dir,
+            job_id=ctx.spec.job_id,
+            attempt=ctx.attempt,
+            keep_last_n=ctx.spec.checkpoint.keep_last_n,
+            say=self.say,
+            note=self.log.note,
+        )
+        self.shipper = LogShipper(ctx.paths.log(ctx.attempt), self._put_log, ctx.log_interval)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def say(self, message: str) -> None:
+        self.log.note(message)
+        if self.ctx.notify is not None:
+            self.ctx.notify(message)
+
+    def s3(self) -> Any:
+        if self._s3 is None:
+            if self.ctx.s3_client is None:
+                raise StagingError("this job needs S3 but no S3 client is configured")
+            self._s3 = self.ctx.s3_client()
+        return self._s3
+
+    def store(self) -> CheckpointStore | None:
+        uri = self.spec.checkpoint_uri
+        if self._store is None and uri:
+            self._store = open_store(uri, self.s3)
+        return self._store
+
+    def set_status(self, **changes: Any) -> None:
+        """Update status.json locally (atomically) and in S3 (errors there are logged)."""
+        with self._status_lock:  # held over the PUT too: S3 never gets an older document last
+            self.status = replace(self.status, updated=utc_now(), **changes)
+            document = self.status.to_json()
+            write_json_atomic(self.ctx.paths.status_json, document)
+            if self.layout is not None:
+                self._put(self.layout.status_key, document.encode("utf-8"), "status.json")
+
+    def _put(self, key: str, data: bytes, what: str) -> None:
+        from runctl.aws.s3 import S3Uri, put_bytes
+
+        assert self.layout is not None
+        try:
+            put_bytes(self.s3(), S3Uri(self.layout.bucket, key), data)
+        except (RunctlError, OSError) as exc:
+            self.log.note(f"could not write {what} to S3: {exc}")
+
+    def request_stop(self, reason: str, notice: SpotNotice | None = None) -> None:
+        """Ask for the graceful stop (thread- and signal-safe; the first reason wins)."""
+        if self.stop_event.is_set():
+            return
+        self.stop_reason = reason
+        self.notice = notice
+        self.stop_event.set()
+
+    # -- the attempt ----------------------------------------------------------------------------
+
+    def run(self) -> JobStatus:
+        previous = self._load_previous_status()
+        instance_ids = list(previous.instance_ids) if previous else []
+        if self.ctx.instance_id not in instance_ids:
+            instance_ids.append(self.ctx.instance_id)
+        self.status = JobStatus(
+            job_id=self.spec.job_id,
+            created=(previous.created if previous else None) or self.spec.created,
+            checkpoint_id=previous.checkpoint_id if previous else None,
+        )
+        self.set_status(
+            state=js.STARTING,
+            attempt=self.ctx.attempt,
+            instance_ids=instance_ids,
+            started=utc_now(),
+        )
+        shipper = threading.Thread(
+            target=self.shipper.loop, args=(self._finished,), name="runctl-log", daemon=True
+        )
+        shipper.start()
+        try:
+            return self._run()
+        except (StagingError, RunctlError, OSError) as exc:
+            self.error = exc
+            self.say(f"job failed before the script ran: {exc}")
+            self._finish(js.FAILED, None, f"{type(exc).__name__}: {exc}")
+            return self.status
+        finally:
+            if self.process is not None and self.process.poll() is None:
+                self.process.terminate(grace=0)  # never leave the script behind
+            self._script_done.set()
+            self._finished.set()
+            shipper.join(timeout=10.0)
+            self._ship_log()
+            self.log.close()
+
+    def _load_previous_status(self) -> JobStatus | None:
+        if self.layout is not None:
+            from runctl.aws.s3 import S3Uri, get_bytes
+
+            try:
+                data = get_bytes(self.s3(), S3Uri(self.layout.bucket, self.layout.status_key))
+                return JobStatus.from_json(data)
+            except (RunctlError, ValueError):
+                return None
+        data = js.read_json(self.ctx.paths.status_json)
+        try:
+            return JobStatus.from_dict(data) if isinstance(data, dict) else None
+        except ValueError:
+            return None
+
+    def _run(self) -> JobStatus:
+        watcher = self._start_watcher()
+        try:
+            return self._stage_and_run()
+        finally:
+            if watcher is not None:
+                watcher.stop()
+
+    def _stage_and_run(self) -> JobStatus:
+        resumed = self._stage()
+        if self.stop_event.is_set():
+            # Never started: a lost instance can be resumed, a stop request cancels.
+            state = js.CANCELLED if self.stop_reason == STOP else js.INTERRUPTED
+            self._finish(state, None, f"stopped ({self.stop_reason}) before the script ran")
+            return self.status
+        argv = self._argv()
+        self.say(f"starting {self.spec.script} (attempt {self.ctx.attempt})")
+        self.process = ScriptProcess(
+            argv, cwd=self.ctx.workdir, env=self._script_env(resumed), log=self.log
+        )
+        self.set_status(state=js.RUNNING)
+        syncer = threading.Thread(
+            target=self.checkpoints.loop,
+            args=(
+                float(self.spec.checkpoint.sync_interval_seconds),
+                self._script_done,
+                self.stop_event,
+                self._committed,
+            ),
+            name="runctl-ckpt",
+            daemon=True,
+        )
+        syncer.start()
+        code = self._supervise(self.process)
+        self._script_done.set()
+        syncer.join()
+        stopped = self.stop_reason is not None
+        commit = self.checkpoints.commit()
+        if commit is not None and commit.manifest is not None:
+            self._committed(commit, final=True)
+        if stopped:
+            state = js.STOPPED if self.stop_reason == STOP else js.INTERRUPTED
+            self._ship_log()
+            self._finish(state, code, f"{self.stop_reason}: script ended with exit code {code}")
+            self._upload_outputs()
+            return self.status
+        self._upload_outputs()
+        if commit is not None and commit.created:
+            self.checkpoints.prune()
+        state = js.SUCCEEDED if code == 0 else js.FAILED
+        self._finish(state, code, f"script exited with code {code}")
+        self._apply_finish_action()
+        return self.status
+
+    def _stage(self) -> bool:
+        """Fetch code, data and checkpoint, install requirements; True when a checkpoint was
+        restored (or, locally, the checkpoint directory already holds files)."""
+        spec, paths = self.spec, self.ctx.paths
+        for directory in (paths.output_dir, paths.data_dir, self.ctx.checkpoint_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        if self.ctx.on_instance and spec.code_key:
+            assert spec.bucket is not None
+            fetch_code(
+                self.s3(), spec.bucket, spec.code_key, spec.code_sha256, paths.code_dir, self.log
+            )
+        if spec.data_s3 and not self.stop_event.is_set():
+            fetch_data(self.s3(), spec.data_s3, paths.data_dir, self.log)
+        resumed = False
+        store = self.store()
+        if store is not None and not self.stop_event.is_set():
+            if self.ctx.on_instance and paths.job_dir in self.ctx.checkpoint_dir.parents:
+                _empty_dir(self.ctx.checkpoint_dir)  # ours: only the committed state counts
+            self.say(f"looking for a committed checkpoint in {store.uri}")
+            manifest = restore_checkpoint(store, self.ctx.checkpoint_dir, log=self.say)
+            if manifest is not None:
+                resumed = True
+                self.say(f"restored checkpoint {manifest.id} ({len(manifest.files)} files)")
+                self.set_status(checkpoint_id=manifest.id)
+        if not resumed and not self.ctx.on_instance:
+            resumed = bool(scan_checkpoint_dir(self.ctx.checkpoint_dir))
+        requirements = self._requirements()
+        if requirements is not None and not self.stop_event.is_set():
+            assert self.ctx.venvs_dir is not None
+            self.say(f"installing {requirements}")
+            venv_python = install_requirements(
+                requirements,
+                self.ctx.venvs_dir,
+                self.log,
+                python=self.ctx.python,
+                should_stop=self.stop_event.is_set,
+            )
+            self.ctx.python = str(venv_python)
+        return resumed
+
+    def _requirements(self) -> Path | None:
+        """On an instance: ``requirements.txt`` at the code root, else beside the script."""
+        if self.ctx.venvs_dir is None:
+            return None
+        script_dir = (self.ctx.workdir / self.spec.script).parent
+        for directory in (self.ctx.workdir, script_dir):
+            candidate = directory / "requirements.txt"
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def _argv(self) -> list[str]:
+        script = Path(self.spec.script)
+        path = script if script.is_absolute() else self.ctx.workdir / script
+        if not path.is_file():
+            raise StagingError(f"script {self.spec.script} not found in {self.ctx.workdir}")
+        if path.suffix == ".sh":
+            return ["bash", str(path), *self.spec.args]
+        if path.suffix != ".py" and os.access(path, os.X_OK):
+            return [str(path), *self.spec.args]
+        return [self.ctx.python, str(path), *self.spec.args]
+
+    def _script_env(self, resumed: bool) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.ctx.on_instance:
+            cleaned = without_runtime_path(env.get("PYTHONPATH", ""))
+            if cleaned:
+                env["PYTHONPATH"] = cleaned
+            else:
+                env.pop("PYTHONPATH", None)
+        env.update(self.spec.env)
+        env.update(
+            {
+                "RUNCTL_JOB_ID": self.spec.job_id,
+                "RUNCTL_ATTEMPT": str(self.ctx.attempt),
+                "RUNCTL_INSTANCE_ID": self.ctx.instance_id,
+                "RUNCTL_DATA_DIR": str(self.ctx.paths.data_dir),
+                "RUNCTL_CHECKPOINT_DIR": str(self.ctx.checkpoint_dir),
+                "RUNCTL_RESUMED": "1" if resumed else "0",
+                "RUNCTL_OUTPUT_DIR": str(self.ctx.paths.output_dir),
+                "RUNCTL_GRACE_SECONDS": str(int(self.spec.checkpoint.grace_seconds)),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    # -- while it runs --------------------------------------------------------------------------
+
+    def _supervise(self, process: ScriptProcess) -> int:
+        while True:
+            code = process.wait(timeout=0.2)
+            if code is not None:
+                return code
+            self._check_stop_file()
+            if self.stop_event.is_set():
+                return self._graceful_stop(process)
+
+    def _check_stop_file(self) -> None:
+        if self.ctx.paths.stop_request.exists() and not self.stop_event.is_set():
+            self.request_stop(STOP)
+
+    def _graceful_stop(self, process: ScriptProcess) -> int:
+        grace = self._grace()
+        noticed = utc_now()
+        if self.notice is not None:
+            left = self.notice.seconds_left()
+            self.say(f"spot interruption notice: {self.notice.action} in {left:.0f}s")
+        self.say(f"stopping the script ({self.stop_reason}): SIGTERM, then {grace:.0f}s grace")
+        self.set_status(notice=noticed, reason=self.stop_reason)
+        code = process.terminate(grace, on_sigterm=lambda: self.set_status(sigterm=utc_now()))
+        self.say(f"script ended with exit code {code}")
+        return code
+
+    def _grace(self) -> float:
+        configured = float(self.spec.checkpoint.grace_seconds)
+        if self.notice is None:
+            return configured
+        allowance = self.checkpoints.upload_allowance()
+        return max(1.0, min(configured, self.notice.seconds_left() - allowance))
+
+    def _start_watcher(self) -> SpotWatcher | None:
+        if self.ctx.imds is None:
+            return None
+        watcher = SpotWatcher(
+            self.ctx.imds,
+            lambda notice: self.request_stop(SPOT, notice),
+            interval=self.spec.spot_poll_seconds,
+            log=self.say,
+        )
+        watcher.start()
+        return watcher
+
+    def _committed(self, result: CommitResult, final: bool = False) -> None:
+        """Record a commit in status.json; the final one also stamps ``checkpoint_committed``."""
+        assert result.manifest is not None
+        changes: dict[str, Any] = {"checkpoint_id": result.manifest.id}
+        if final:
+            changes["checkpoint_committed"] = utc_now()
+        self.set_status(**changes)
+
+    def _put_log(self, data: bytes) -> None:
+        if self.layout is not None:
+            self._put(self.layout.log_key(self.ctx.attempt), data, "the log")
+
+    def _ship_log(self) -> None:
+        if self.layout is not None:
+            self.shipper.ship()
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def _upload_outputs(self) -> None:
+        uri = self.spec.output_uri
+        output_dir = self.ctx.paths.output_dir
+        if not uri or not any(output_dir.iterdir()):
+            return
+        try:
+            from runctl.aws.s3_sync import sync
+
+            report = sync(self.s3(), str(output_dir), uri).transfer
+            self.say(f"outputs uploaded to {uri}: {report.files} files, {report.bytes} bytes")
+        except (RunctlError, OSError) as exc:
+            self.say(f"uploading outputs to {uri} failed: {exc}")
+
+    def _finish(self, state: str, code: int | None, message: str) -> None:
+        self._ship_log()
+        self.set_status(state=state, exit_code=code, ended=utc_now(), message=message)
+
+    def _apply_finish_action(self) -> None:
+        if not self.ctx.on_instance or self.ctx.ec2_client is None:
+            return
+        action = (
+            "terminate"
+            if self.spec.terminate_on_finish
+            else "stop"
+            if self.spec.stop_on_finish
+            else None
+        )
+        if action is None or self.ctx.instance_id in ("local", "unknown"):
+            return
+        self.say(f"{action}-on-finish: asking EC2 to {action} {self.ctx.instance_id}")
+        self._ship_log()
+        try:
+            ec2 = self.ctx.ec2_client()
+            if action == "terminate":
+                ec2.terminate_instances(InstanceIds=[self.ctx.instance_id])
+            else:
+                ec2.stop_instances(InstanceIds=[self.ctx.instance_id])
+        except Exception as exc:  # botocore errors: report, the job itself is done
+            self.say(f"could not {action} {self.ctx.instance_id}: {exc}")
+            self._ship_log()
+
+
+def _empty_dir(directory: Path) -> None:
+    import shutil
+
+    for entry in directory.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink()
+
+
+def install_signal_handlers(supervisor: Supervisor, mapping: dict[int, str]) -> Callable[[], None]:
+    """Route signals to ``request_stop``; returns a function restoring the previous handlers.
+
+    Does nothing outside the main thread (Python only delivers signals there).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGINT and supervisor.stop_event.is_set():
+            process = supervisor.process  # Ctrl-C twice: do not wait for the grace period
+            if process is not None:
+                process.signal_group(signal.SIGKILL)
+            return
+        supervisor.request_stop(mapping[signum])
+
+    for signum in mapping:
+        previous[signum] = signal.signal(signum, handler)
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+    return restore

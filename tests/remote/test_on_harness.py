@@ -1,0 +1,85 @@
+"""A job through the cloud harness's SSM on a spot instance: started detached by the real start
+command, interrupted by a spot notice, resumed on a second instance (instance-role credentials
+from IMDS, the harness's bare python3 and PATH)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from runctl.remote.jobspec import CheckpointSettings, JobSpec, code_key, new_job_id
+from runctl.services.bundle import build_code_bundle, upload_code_bundle
+from runctl.services.remote_command import parse_command_json, start_job_command
+from runctl.services.runtime_bundle import RuntimeBundle, upload_runtime_bundle
+
+TRAINING = Path(__file__).resolve().parents[2] / "training"
+
+
+def _status(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+    return data
+
+
+def test_spot_job_is_interrupted_and_resumed_on_a_new_instance(
+    cloud: Any, runtime_bundle: RuntimeBundle, tmp_path: Path
+) -> None:
+    s3 = cloud.client("s3")
+    s3.create_bucket(Bucket="jobs")
+    runtime = upload_runtime_bundle(s3, "jobs", runtime_bundle)
+    project = tmp_path / "project"
+    (project / "training").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("")
+    script = (TRAINING / "train_with_checkpoints.py").read_text()
+    (project / "training" / "train_with_checkpoints.py").write_text(script)
+    bundle = build_code_bundle(project, tmp_path / "cache")
+    upload_code_bundle(s3, bundle, "jobs", "demo")
+    spec = JobSpec(
+        job_id=new_job_id("demo"),
+        project="demo",
+        script="training/train_with_checkpoints.py",
+        args=["--steps", "80", "--step-seconds", "0.05"],
+        bucket="jobs",
+        code_key=code_key("demo", bundle.sha256),
+        code_sha256=bundle.sha256,
+        checkpoint=CheckpointSettings(sync_interval_seconds=1, grace_seconds=20),
+        spot_poll_seconds=0.5,
+    )
+    layout = spec.layout
+    assert layout is not None
+    s3.put_object(Bucket="jobs", Key=layout.job_key, Body=spec.to_json().encode())
+
+    def start(instance_id: str, attempt: int) -> None:
+        command = start_job_command(runtime.url, runtime.sha256, layout.uri, attempt)
+        invocation = cloud.run_command(instance_id, command, timeout=120)
+        assert invocation["Status"] == "Success", invocation
+        assert parse_command_json(invocation["StandardOutputContent"])["started"] is True
+
+    def wait(predicate: Any, timeout: float = 90) -> dict[str, Any]:
+        found: dict[str, Any] = cloud.wait_for(
+            lambda: (s := _status(s3, "jobs", layout.status_key)) and predicate(s) and s, timeout
+        )
+        return found
+
+    first = cloud.run_instance(spot=True)
+    start(first, 0)
+    wait(lambda s: s["state"] == "running" and s.get("checkpoint_id"))
+    cloud.interrupt(first, notice_seconds=120)
+    interrupted = wait(lambda s: s["state"] == "interrupted")
+
+    assert interrupted["instance_ids"] == [first]
+    assert interrupted["notice"] and interrupted["sigterm"] and interrupted["checkpoint_committed"]
+
+    second = cloud.run_instance(spot=True)
+    start(second, 1)
+    final = wait(lambda s: s["state"] in ("succeeded", "failed") and s["attempt"] == 1)
+
+    assert final["state"] == "succeeded"
+    assert final["instance_ids"] == [first, second]
+    log = s3.get_object(Bucket="jobs", Key=layout.log_key(1))["Body"].read().decode()
+    assert "resumed=1" in log
+    result = s3.get_object(Bucket="jobs", Key=layout.prefix + "outputs/result.json")
+    assert json.loads(result["Body"].read()) == {"step": 80, "total": sum(range(81))}

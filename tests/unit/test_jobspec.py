@@ -1,0 +1,154 @@
+"""job.json and status.json documents, job ids and the S3 layout of a job."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from runctl.remote.jobspec import (
+    CheckpointSettings,
+    JobLayout,
+    JobSpec,
+    JobStatus,
+    code_key,
+    new_job_id,
+    parse_time,
+    project_slug,
+    read_json,
+    runtime_key,
+    seconds_between,
+    split_s3_uri,
+    utc_now,
+    write_json_atomic,
+)
+from runctl.remote.layout import JobPaths, RemoteRoot
+
+
+def test_job_id_format() -> None:
+    moment = datetime(2024, 5, 1, 12, 3, 4, tzinfo=UTC)
+
+    assert new_job_id("My Project", moment, "a1b2") == "my-project-20240501-120304-a1b2"
+    assert re.fullmatch(r"mnist-\d{8}-\d{6}-[0-9a-f]{4}", new_job_id("mnist"))
+
+
+@pytest.mark.parametrize(
+    "name,slug", [("ok-name_1.0", "ok-name_1.0"), ("a b/c", "a-b-c"), ("///", "project")]
+)
+def test_project_slug(name: str, slug: str) -> None:
+    assert project_slug(name) == slug
+
+
+def test_layout_keys() -> None:
+    layout = JobLayout.from_uri("s3://bkt/runctl/proj/jobs/proj-20240501-120304-a1b2/")
+
+    assert layout == JobLayout("bkt", "proj", "proj-20240501-120304-a1b2")
+    assert layout.uri == "s3://bkt/runctl/proj/jobs/proj-20240501-120304-a1b2/"
+    assert layout.job_key.endswith("/job.json")
+    assert layout.status_key.endswith("/status.json")
+    assert layout.log_key(2).endswith("/logs/attempt-2.log")
+    assert layout.checkpoints_uri.endswith("/checkpoints/")
+    assert layout.outputs_uri.endswith("/outputs/")
+    assert code_key("proj", "ab") == "runctl/proj/code/ab.tar.gz"
+    assert runtime_key("cd") == "runctl/runtime/cd.tar.gz"
+
+
+@pytest.mark.parametrize("uri", ["s3://bkt/other/proj/jobs/x/", "file:///x", "s3://bkt/runctl/p/"])
+def test_layout_rejects_other_locations(uri: str) -> None:
+    with pytest.raises(ValueError):
+        JobLayout.from_uri(uri)
+
+
+def test_split_s3_uri() -> None:
+    assert split_s3_uri("s3://b/k/x") == ("b", "k/x")
+    assert split_s3_uri("s3://b") == ("b", "")
+    with pytest.raises(ValueError):
+        split_s3_uri("/local/path")
+
+
+def test_job_spec_round_trips_and_defaults() -> None:
+    spec = JobSpec(
+        job_id="p-20240501-120304-a1b2",
+        project="p",
+        script="train.py",
+        args=["--x", "'$(y)'", "ü"],
+        env={"A": "1"},
+        bucket="bkt",
+        checkpoint=CheckpointSettings(sync_interval_seconds=5, keep_last_n=2),
+        launch_spec={"InstanceType": "t3.micro"},
+    )
+
+    again = JobSpec.from_json(spec.to_json())
+
+    assert again == spec
+    assert spec.checkpoint_uri == "s3://bkt/runctl/p/jobs/p-20240501-120304-a1b2/checkpoints/"
+    assert spec.output_uri == "s3://bkt/runctl/p/jobs/p-20240501-120304-a1b2/outputs/"
+    local = JobSpec(job_id="j", project="p", script="s.py")
+    assert local.layout is None and local.checkpoint_uri is None and local.output_uri is None
+    custom = JobSpec(job_id="j", project="p", script="s.py", checkpoint_s3="s3://x/c/")
+    assert custom.checkpoint_uri == "s3://x/c/"
+
+
+def test_job_spec_ignores_unknown_keys_and_names_missing_ones() -> None:
+    data = {"job_id": "j", "project": "p", "script": "s.py", "from_the_future": 1}
+    assert JobSpec.from_dict(data).script == "s.py"
+    with pytest.raises(ValueError, match="script"):
+        JobSpec.from_dict({"job_id": "j", "project": "p"})
+    with pytest.raises(ValueError, match="args"):
+        JobSpec.from_dict({**data, "args": "not a list"})
+    with pytest.raises(ValueError, match="env"):
+        JobSpec.from_dict({**data, "env": {"A": 1}})
+
+
+def test_status_round_trips_and_measures_the_interruption() -> None:
+    status = JobStatus(
+        job_id="j",
+        state="interrupted",
+        attempt=1,
+        instance_ids=["i-1", "i-2"],
+        exit_code=143,
+        notice="2024-05-01T12:00:00.000Z",
+        checkpoint_committed="2024-05-01T12:00:07.250Z",
+    )
+
+    assert JobStatus.from_json(status.to_json()) == status
+    assert status.is_terminal
+    assert status.notice_to_commit_seconds == 7.25
+    assert not JobStatus(job_id="j", state="running").is_terminal
+    with pytest.raises(ValueError):
+        JobStatus.from_dict({"job_id": "j", "state": "exploded"})
+
+
+def test_times() -> None:
+    now = utc_now()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", now)
+    assert parse_time("2024-05-01T12:00:00Z") == datetime(2024, 5, 1, 12, tzinfo=UTC)
+    assert seconds_between(None, now) is None
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "status.json"
+    write_json_atomic(target, {"a": 1})
+    write_json_atomic(target, JobStatus(job_id="j").to_json())
+
+    assert json.loads(target.read_text())["job_id"] == "j"
+    assert [p.name for p in target.parent.iterdir()] == ["status.json"]
+    assert read_json(tmp_path / "missing.json") is None
+
+
+def test_remote_root_reads_the_environment(tmp_path: Path) -> None:
+    assert RemoteRoot.from_env("/opt/runctl", {}).path == Path("/opt/runctl")
+    assert (
+        RemoteRoot.from_env("/opt/runctl", {"RUNCTL_REMOTE_ROOT": str(tmp_path)}).path == tmp_path
+    )
+    root = RemoteRoot(tmp_path)
+    assert root.current_job() is None and root.running_job() is None
+    root.current_job_file.write_text("job-1\n")
+    assert root.current_job() == "job-1"
+    assert root.running_job() is None  # no live runner pid
+    paths = JobPaths(tmp_path / "jobs" / "j")
+    assert paths.checkpoint_dir("checkpoints") == tmp_path / "jobs" / "j" / "checkpoints"
+    assert paths.checkpoint_dir("/abs/ckpt") == Path("/abs/ckpt")
