@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.jobs_helpers import make_project
+from tests.cloud.harness import Cloud
+
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -21,3 +24,20 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(var)
     monkeypatch.chdir(project)
     return project
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One runctl cache for the session, so the runtime bundle is built once."""
+    return tmp_path_factory.mktemp("runctl-cache")
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, cloud_env: Cloud, monkeypatch: pytest.MonkeyPatch, shared_cache: Path
+) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache))
+    root = tmp_path / "demo"
+    make_project(root, {})
+    monkeypatch.chdir(root)
+    return root

@@ -427,6 +427,14 @@ class Ec2:
             raw = self.client.terminate_instances(InstanceIds=list(instance_ids))
         return [_state_change(item) for item in raw["TerminatingInstances"]]
 
+    def create_tags(self, resource_ids: Sequence[str], tags: Mapping[str, str]) -> None:
+        """Add or overwrite ``tags`` on the resources."""
+        with aws_errors("CreateTags", ",".join(resource_ids)):
+            self.client.create_tags(
+                Resources=list(resource_ids),
+                Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+            )
+
     def describe_spot_request_type(self, request_id: str) -> str | None:
         """``one-time`` or ``persistent`` for a spot request; None when AWS does not know it."""
         try:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import typer
 
-from runctl.cli import aws_create, aws_lifecycle, aws_setup
+from runctl.cli import aws_create, aws_jobs, aws_lifecycle, aws_monitor, aws_setup
 
 aws_app = typer.Typer(
-    help="EC2 instances: setup, create, start/stop/terminate, status, wait, prices.",
+    help="EC2 instances and the jobs on them: setup, create, train, monitor, stop, terminate.",
     no_args_is_help=True,
 )
 
@@ -23,6 +23,11 @@ aws_app.command("terminate")(aws_lifecycle.terminate)
 aws_app.command("status")(aws_lifecycle.status)
 aws_app.command("wait")(aws_lifecycle.wait)
 aws_app.command("prices")(aws_setup.prices)
+aws_app.command("train")(aws_jobs.train)
+aws_app.command("monitor")(aws_monitor.monitor)
+aws_app.command("logs", help="Alias of monitor.")(aws_monitor.monitor)
+aws_app.command("watch", help="Alias of monitor.")(aws_monitor.monitor)
+aws_app.command("processes")(aws_monitor.processes)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ warnings, errors) goes to stderr, so ``--output json | jq`` and ``$(...)`` alway
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -64,7 +65,9 @@ class Output:
 
     def _stdout(self) -> Console:
         # Built per call so that whatever sys.stdout is right now (a pipe, CliRunner) is used.
-        return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        # Piped output has no terminal width; rich would fold tables at 80 columns.
+        width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "200"))
+        return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
 
     # -- data (stdout) ---------------------------------------------------------------------------
 
@@ -140,6 +143,52 @@ class Output:
         """A spinner on stderr; yields a function that updates its message."""
         with self._err.status(escape(message)) as status:
             yield lambda text: status.update(escape(text))
+
+    @contextmanager
+    def transfer_progress(
+        self, description: str, total: int | None
+    ) -> Iterator[Callable[[int], None]]:
+        """A bytes progress bar on stderr (done/total, rate, ETA); yields ``advance(nbytes)``,
+        which worker threads may call. Nothing is drawn when stderr is not a terminal."""
+        if not self._err.is_terminal:
+            yield _ignore_progress
+            return
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self._err,
+            transient=True,
+        )
+        with bar:
+            task = bar.add_task(escape(description), total=total)
+            yield lambda nbytes: bar.advance(task, nbytes)
+
+
+def _ignore_progress(nbytes: int) -> None:
+    return
+
+
+def format_bytes(size: float) -> str:
+    """A byte count for people: ``512 B``, ``1.5 KiB``, ``20.0 MiB``."""
+    if abs(size) < 1024:
+        return f"{size:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if abs(size) < 1024:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1024:.1f} TiB"
 
 
 def parse_format(value: str | None, *, allowed: Sequence[str] = FORMATS) -> str | None:

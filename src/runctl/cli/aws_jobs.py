@@ -1,0 +1,242 @@
+"""``runctl aws train``, ``aws monitor`` (aliases ``logs``, ``watch``) and ``aws processes``."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from runctl.cli.aws_clients import aws_for, ec2_for, ssm_for
+from runctl.cli.output import Output
+from runctl.cli.state import OutputOption, command_output, get_state
+
+if TYPE_CHECKING:
+    from runctl.remote.jobspec import JobStatus
+    from runctl.services.job_follow import FollowResult
+    from runctl.services.jobs import AwsJobClients
+
+InstanceId = Annotated[str, typer.Argument(help="Instance id (i-...).", show_default=False)]
+
+
+def job_clients(ctx: typer.Context) -> AwsJobClients:
+    from runctl.services.jobs import AwsJobClients
+
+    aws = aws_for(ctx)
+    return AwsJobClients(
+        s3=aws.s3(),
+        ssm_client=aws.ssm(),
+        ec2=ec2_for(ctx),
+        ssm=ssm_for(ctx),
+        region=aws.region_name,
+    )
+
+
+class LogPrinter:
+    """Writes streamed log bytes as text: to stdout, or to stderr when stdout carries JSON."""
+
+    def __init__(self, out: Output, *, ndjson: bool = False) -> None:
+        self.out = out
+        self.ndjson = ndjson
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""
+
+    def __call__(self, chunk: bytes) -> None:
+        text = self._decoder.decode(chunk)
+        if self.ndjson:
+            self._pending += text
+            *lines, self._pending = self._pending.split("\n")
+            for line in lines:
+                self.out.json_line({"type": "log", "line": line})
+        elif self.out.is_json:
+            self.out.stderr.file.write(text)
+            self.out.stderr.file.flush()
+        else:
+            self.out.raw(text)
+
+    def close(self) -> None:
+        if self.ndjson and self._pending:
+            self.out.json_line({"type": "log", "line": self._pending})
+            self._pending = ""
+
+
+def train(
+    ctx: typer.Context,
+    instance_id: InstanceId,
+    script: Annotated[str, typer.Argument(help="Training script, relative to here.")],
+    args: Annotated[
+        list[str] | None, typer.Argument(help="Arguments for the script, after --.")
+    ] = None,
+    sync_code: Annotated[
+        bool, typer.Option("--sync-code/--no-sync-code", help="Ship the project's code.")
+    ] = True,
+    include_pattern: Annotated[
+        list[str] | None,
+        typer.Option("--include-pattern", help="Ship files matching this even if ignored."),
+    ] = None,
+    data_s3: Annotated[str | None, typer.Option("--data-s3", help="Stage this S3 prefix.")] = None,
+    output_s3: Annotated[
+        str | None, typer.Option("--output-s3", help="Upload RUNCTL_OUTPUT_DIR here.")
+    ] = None,
+    checkpoint_s3: Annotated[
+        str | None, typer.Option("--checkpoint-s3", help="Commit checkpoints here.")
+    ] = None,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="K=V for the script (repeatable).")
+    ] = None,
+    project_name: Annotated[str | None, typer.Option("--project-name")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Stream the log until the job ends.")
+    ] = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Minutes to wait (with --wait).", min=0)
+    ] = None,
+    stop_on_finish: Annotated[
+        bool, typer.Option("--stop-on-finish", help="Stop the instance when the job ends.")
+    ] = False,
+    terminate_on_finish: Annotated[
+        bool,
+        typer.Option("--terminate-on-finish", help="Terminate the instance when the job ends."),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Start even if a job is running there.")
+    ] = False,
+    output: OutputOption = None,
+) -> None:
+    """Start a training job on an instance; with --wait, follow it and exit with its verdict."""
+    from runctl.services.jobs import TrainRequest, start_job
+    from runctl.services.local_run import parse_env_pairs
+
+    out = command_output(ctx, output)
+    state = get_state(ctx)
+    request = TrainRequest(
+        instance_id=instance_id,
+        script=script,
+        args=list(args or []),
+        sync_code=sync_code,
+        include_patterns=list(include_pattern or []),
+        data_s3=data_s3,
+        output_s3=output_s3,
+        checkpoint_s3=checkpoint_s3,
+        env=parse_env_pairs(list(env or [])),
+        project_name=project_name,
+        stop_on_finish=stop_on_finish,
+        terminate_on_finish=terminate_on_finish,
+        force=force,
+    )
+    settings = state.config().settings
+    with out.spinner(f"starting {script} on {instance_id}"):
+        started = start_job(
+            lambda: job_clients(ctx),
+            request,
+            settings,
+            cwd=Path.cwd(),
+            cache_dir=_cache_dir(),
+            notify=out.detail,
+        )
+    out.info(f"job {started.job_id} started on {instance_id}")
+    out.info(f"files: {started.layout.uri}")
+    document: dict[str, Any] = {**started.to_dict(), "state": "running", "exit_code": None}
+    if not wait:
+        out.info(f"follow it: runctl aws monitor {instance_id} --follow")
+        out.document(document, lambda o: o.line(started.job_id))
+        return
+    result = _follow_started(
+        ctx,
+        out,
+        started.instance_id,
+        started.job_id,
+        started.layout,
+        timeout_minutes=timeout,
+        remote_root=settings.aws.remote_root,
+    )
+    _finish(out, document, result)
+
+
+def _cache_dir() -> Path:
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "runctl"
+
+
+def _follow_started(
+    ctx: typer.Context,
+    out: Output,
+    instance_id: str,
+    job_id: str,
+    layout: Any,
+    *,
+    timeout_minutes: float | None,
+    remote_root: str,
+) -> FollowResult:
+    from runctl.errors import WaitTimeoutError
+    from runctl.services.job_follow import InstanceReader, S3Reader, follow
+
+    clients = job_clients(ctx)
+    printer = LogPrinter(out)
+
+    def alive() -> bool:
+        return clients.ec2.describe_instance(instance_id).state in ("pending", "running")
+
+    try:
+        result = follow(
+            InstanceReader(clients.ssm_client, instance_id, job_id, remote_root),
+            fallback=lambda: S3Reader(clients.s3, layout),
+            attempt=None,
+            on_log=printer,
+            on_status=lambda status: out.detail(f"job {job_id}: {status.state}"),
+            instance_alive=alive,
+            timeout=None if timeout_minutes is None else timeout_minutes * 60,
+        )
+    except WaitTimeoutError:
+        raise WaitTimeoutError(
+            f"job {job_id} is still running after {timeout_minutes:g} minutes; it goes on",
+            hint=f"follow it with `runctl aws monitor {instance_id} --follow`",
+            resource=job_id,
+        ) from None
+    printer.close()
+    return result
+
+
+def _finish(out: Output, document: dict[str, Any], result: FollowResult) -> None:
+    """Print the job's verdict; exit 0 when it succeeded, 7 otherwise."""
+    from runctl.errors import JobFailedError
+
+    status = result.status
+    document["state"] = "lost" if result.lost else (status.state if status else "unknown")
+    document["exit_code"] = status.exit_code if status else None
+    document["attempt"] = result.attempt
+    document["checkpoint_id"] = status.checkpoint_id if status else None
+    if status is not None and status.state == "succeeded" and not result.lost:
+        out.document(document, lambda o: o.success(f"job {document['job_id']} succeeded"))
+        return
+    raise JobFailedError(
+        _failure_message(document, status),
+        script_exit_code=status.exit_code if status else None,
+        hint=_failure_hint(document),
+        resource=str(document["job_id"]),
+        details=document,
+    )
+
+
+def _failure_message(document: dict[str, Any], status: JobStatus | None) -> str:
+    job = document["job_id"]
+    state = document["state"]
+    if state == "failed":
+        return f"job {job} failed: the script exited with code {document['exit_code']}"
+    if state == "lost":
+        return f"job {job} was lost: its instance is gone and the job never reported an end"
+    reason = f" ({status.reason})" if status is not None and status.reason else ""
+    checkpoint = document.get("checkpoint_id")
+    saved = f"; checkpoint {checkpoint} committed" if checkpoint else "; no checkpoint committed"
+    return f"job {job} ended {state}{reason}{saved}"
+
+
+def _failure_hint(document: dict[str, Any]) -> str:
+    if document["state"] == "failed":
+        return (
+            f"read the log: runctl aws monitor {document['instance_id']} --job {document['job_id']}"
+        )
+    return "re-run with --auto-resume to continue on a new instance from the last checkpoint"

@@ -1,0 +1,172 @@
+"""``runctl aws monitor`` and ``aws processes`` end to end against the harness."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from tests.cli.aws_helpers import run
+from tests.cli.jobs_helpers import make_project, ready_instance
+from tests.cloud.harness import Cloud
+
+SLOW = """
+import os, sys, time
+for i in range(int(sys.argv[1])):
+    print("step", i, flush=True)
+    time.sleep(float(sys.argv[2]))
+big = int(os.environ.get("BIG", "0"))
+if big:
+    print("x" * big, flush=True)
+print("done", flush=True)
+"""
+
+
+def start(instance_id: str, *args: str, options: tuple[str, ...] = ()) -> str:
+    result = run("aws", "train", instance_id, "slow.py", "-o", "json", *options, "--", *args)
+    assert result.exit_code == 0, result.stderr
+    job_id: str = json.loads(result.stdout)["job_id"]
+    return job_id
+
+
+def test_follow_streams_lines_while_running_and_ends_with_the_job(
+    cloud_env: Cloud, project: Path
+) -> None:
+    make_project(project, {"slow.py": SLOW})
+    instance_id = ready_instance(cloud_env)
+    job_id = start(instance_id, "6", "0.5")
+    result = run("aws", "monitor", instance_id, "--follow", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = [e["line"] for e in events if e["type"] == "log"]
+    assert [line for line in lines if line.startswith("step")] == [f"step {i}" for i in range(6)]
+    assert lines[-1] == "done"
+    assert events[-1] == {
+        "type": "end",
+        "instance_id": instance_id,
+        "job_id": job_id,
+        "attempt": 0,
+        "state": "succeeded",
+        "exit_code": 0,
+    }
+
+
+def test_follow_shows_lines_as_they_are_printed(cloud_env: Cloud, project: Path) -> None:
+    make_project(project, {"slow.py": SLOW})
+    instance_id = ready_instance(cloud_env)
+    start(instance_id, "4", "1.5")
+    seen: list[tuple[float, str]] = []
+    done = threading.Event()
+
+    def watch_log() -> None:
+        log_dir = cloud_env.sandbox(instance_id)
+        while not done.is_set():
+            for path in log_dir.rglob("attempt-0.log"):
+                text = path.read_text()
+                for i in range(4):
+                    if f"step {i}\n" in text and all(s != f"step {i}" for _, s in seen):
+                        seen.append((time.monotonic(), f"step {i}"))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch_log, daemon=True)
+    watcher.start()
+    result = run("aws", "monitor", instance_id, "--follow")
+    done.set()
+    assert result.exit_code == 0, result.stderr
+    assert "step 3" in result.stdout
+    # The CLI printed every step before the job ended: the output holds them in order and the
+    # job took several seconds, so streaming (not one read at the end) delivered them.
+    positions = [result.stdout.index(f"step {i}") for i in range(4)]
+    assert positions == sorted(positions)
+    assert len(seen) == 4
+
+
+def test_follow_handles_more_than_24000_characters_between_polls(
+    cloud_env: Cloud, project: Path
+) -> None:
+    make_project(project, {"slow.py": SLOW})
+    instance_id = ready_instance(cloud_env)
+    start(instance_id, "1", "0", options=("--env", "BIG=70000"))
+    result = run("aws", "monitor", instance_id, "--follow", "--lines", "0")
+    assert result.exit_code == 0, result.stderr
+    assert "x" * 70000 in result.stdout
+    assert result.stdout.rstrip().endswith("done")
+
+
+def test_monitor_reads_the_s3_copy_after_the_instance_is_gone(
+    cloud_env: Cloud, project: Path
+) -> None:
+    make_project(project, {"slow.py": SLOW})
+    instance_id = ready_instance(cloud_env)
+    job_id = start(instance_id, "2", "0.1")
+    assert run("aws", "monitor", instance_id, "--follow").exit_code == 0
+    cloud_env.client("ec2").terminate_instances(InstanceIds=[instance_id])
+    cloud_env.wait_state(instance_id, "terminated")
+    result = run("aws", "monitor", instance_id, "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["source"] == "s3"
+    assert doc["job_id"] == job_id
+    assert doc["state"] == "succeeded"
+    assert doc["lines"][-1] == "done"
+
+
+def test_monitor_lines_limits_the_tail(cloud_env: Cloud, project: Path) -> None:
+    make_project(project, {"slow.py": SLOW})
+    instance_id = ready_instance(cloud_env)
+    start(instance_id, "5", "0")
+    assert run("aws", "monitor", instance_id, "--follow").exit_code == 0
+    result = run("aws", "logs", instance_id, "--lines", "2")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == ["step 4", "done"]
+
+
+def test_two_instances_train_at_once_without_interfering(cloud_env: Cloud, project: Path) -> None:
+    make_project(project, {"slow.py": SLOW})
+    first = ready_instance(cloud_env)
+    second = ready_instance(cloud_env)
+    job_a = start(first, "3", "0.3")
+    job_b = start(second, "2", "0.3")
+    assert job_a != job_b
+    out_a = run("aws", "monitor", first, "--follow", "-o", "json")
+    out_b = run("aws", "monitor", second, "--follow", "-o", "json")
+    end_a = json.loads(out_a.stdout.splitlines()[-1])
+    end_b = json.loads(out_b.stdout.splitlines()[-1])
+    assert (end_a["job_id"], end_a["state"]) == (job_a, "succeeded")
+    assert (end_b["job_id"], end_b["state"]) == (job_b, "succeeded")
+    assert "step 2" in out_a.stdout
+    assert "step 2" not in out_b.stdout
+
+
+def test_second_job_on_a_busy_instance_is_refused(cloud_env: Cloud, project: Path) -> None:
+    make_project(project, {"slow.py": SLOW})
+    instance_id = ready_instance(cloud_env)
+    start(instance_id, "20", "0.5")
+    busy = run("aws", "train", instance_id, "slow.py", "--", "1", "0")
+    assert busy.exit_code == 8, busy.stderr
+    assert "busy" in busy.stderr
+
+
+def test_processes_shows_machine_and_job_tree(cloud_env: Cloud, project: Path) -> None:
+    make_project(project, {"slow.py": SLOW})
+    instance_id = ready_instance(cloud_env)
+    job_id = start(instance_id, "20", "0.5")
+    time.sleep(1.5)
+    result = run("aws", "processes", instance_id, "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    snap = json.loads(result.stdout)
+    assert snap["instance_id"] == instance_id
+    assert snap["job_id"] == job_id
+    assert snap["memory"]["total_bytes"] > 0
+    assert snap["cpu"]["count"] >= 1
+    commands = " ".join(p["command"] for p in snap["processes"])
+    assert "runctl.remote.runner" in commands
+    assert "slow.py" in commands
+    watch = run("aws", "processes", instance_id, "--watch", "--interval", "1", "--count", "2",
+                "-o", "json")  # fmt: skip
+    assert watch.exit_code == 0, watch.stderr
+    assert len(watch.stdout.splitlines()) == 2
+    text = run("aws", "processes", instance_id)
+    assert text.exit_code == 0
+    assert "slow.py" in text.stdout
