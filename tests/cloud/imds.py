@@ -1,0 +1,198 @@
+"""Per-instance EC2 instance metadata service (IMDSv2 only) on 127.0.0.1.
+
+One small threaded HTTP server per instance; its base URL is what the instance's
+processes get in ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` (botocore's IMDS fetcher and
+``InstanceMetadataProvider`` honour it). Behaviour:
+
+* ``PUT /latest/api/token`` with ``X-aws-ec2-metadata-token-ttl-seconds`` (1..21600)
+  returns a token; without the header: 400. Every ``GET`` needs a live token in
+  ``X-aws-ec2-metadata-token``, else 401 (IMDSv1 is off, as on current AMIs).
+* ``/latest/meta-data/``: ``ami-id``, ``ami-launch-index``, ``hostname``,
+  ``local-hostname``, ``local-ipv4``, ``instance-id``, ``instance-type``,
+  ``instance-life-cycle`` (``spot``/``on-demand``), ``mac``, ``security-groups``,
+  ``placement/availability-zone``, ``placement/availability-zone-id``,
+  ``placement/region``, ``iam/info``, ``iam/security-credentials/`` (the role name) and
+  ``iam/security-credentials/<role>`` (the JSON botocore expects; the keys are real moto
+  STS assumed-role keys, so GetCallerIdentity answers with the assumed role),
+  ``spot/instance-action`` and ``spot/termination-time`` (404 until an interruption
+  notice), ``events/recommendations/rebalance`` (404 until a rebalance
+  recommendation). Directories list their entries; a trailing slash on a leaf is
+  accepted.
+* ``/latest/user-data`` (404 without user data) and
+  ``/latest/dynamic/instance-identity/document``.
+* ``POST /_harness/shutdown`` and ``POST /_harness/reboot`` (no token) are the harness's
+  own hooks behind the sandbox's ``shutdown``/``reboot`` commands.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+
+class MetadataSource(Protocol):
+    """What an IMDS server asks its instance for."""
+
+    def metadata(self) -> dict[str, Any]:
+        """The meta-data tree: nested dicts of str -> str | dict (None values are absent)."""
+
+    def user_data(self) -> bytes | None:
+        """Decoded user data, or None."""
+
+    def identity_document(self) -> dict[str, Any]:
+        """The instance identity document."""
+
+    def harness_action(self, action: str) -> None:
+        """Run a ``/_harness/<action>`` hook (``shutdown`` or ``reboot``)."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, source: MetadataSource) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.source = source
+        self.tokens: dict[str, float] = {}
+        self.tokens_lock = threading.Lock()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _send(self, status: int, body: str | bytes = b"", content_type: str = "text/plain") -> None:
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _drain(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+
+    def do_PUT(self) -> None:
+        self._drain()
+        if self.path.rstrip("/") != "/latest/api/token":
+            self._send(404, "Not Found")
+            return
+        if self.headers.get("X-Forwarded-For"):
+            self._send(403, "Forbidden")
+            return
+        raw = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
+        try:
+            ttl = int(raw or "")
+        except ValueError:
+            ttl = 0
+        if not 1 <= ttl <= 21600:
+            self._send(400, "Bad Request")
+            return
+        token = secrets.token_urlsafe(40)
+        with self.server.tokens_lock:
+            self.server.tokens[token] = time.monotonic() + ttl
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("X-aws-ec2-metadata-token-ttl-seconds", str(ttl))
+        self.send_header("Content-Length", str(len(token)))
+        self.end_headers()
+        self.wfile.write(token.encode())
+
+    def do_POST(self) -> None:
+        self._drain()
+        action = self.path.strip("/").removeprefix("_harness/")
+        if self.path.startswith("/_harness/") and action in ("shutdown", "reboot"):
+            self._send(200, "ok")
+            threading.Thread(
+                target=self.server.source.harness_action, args=(action,), daemon=True
+            ).start()
+            return
+        self._send(405, "Method Not Allowed")
+
+    def _authorised(self) -> bool:
+        token = self.headers.get("X-aws-ec2-metadata-token")
+        if not token:
+            return False
+        with self.server.tokens_lock:
+            expiry = self.server.tokens.get(token)
+        return expiry is not None and expiry > time.monotonic()
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        if not self._authorised():
+            self._send(401, "Unauthorized")
+            return
+        path = self.path.split("?", 1)[0]
+        if not path.startswith("/latest"):
+            self._send(404, "Not Found")
+            return
+        rest = path[len("/latest") :].strip("/")
+        source = self.server.source
+        if rest == "":
+            self._send(200, "dynamic\nmeta-data\nuser-data")
+            return
+        if rest == "user-data":
+            data = source.user_data()
+            if data is None:
+                self._send(404, "Not Found")
+            else:
+                self._send(200, data, "application/octet-stream")
+            return
+        if rest == "dynamic/instance-identity/document":
+            self._send(200, json.dumps(source.identity_document(), indent=2), "text/plain")
+            return
+        if rest == "dynamic":
+            self._send(200, "instance-identity/")
+            return
+        if rest == "dynamic/instance-identity":
+            self._send(200, "document")
+            return
+        if not (rest == "meta-data" or rest.startswith("meta-data/")):
+            self._send(404, "Not Found")
+            return
+        node: Any = source.metadata()
+        for part in [p for p in rest.split("/")[1:] if p]:
+            if not isinstance(node, dict) or node.get(part) is None:
+                self._send(404, "Not Found")
+                return
+            node = node[part]
+        if isinstance(node, dict):
+            listing = [
+                f"{key}/" if isinstance(value, dict) else key
+                for key, value in node.items()
+                if value is not None
+            ]
+            self._send(200, "\n".join(listing))
+        else:
+            self._send(200, str(node))
+
+
+class ImdsServer:
+    """A running IMDS for one instance. ``endpoint`` is ``http://127.0.0.1:<port>/``."""
+
+    def __init__(self, source: MetadataSource) -> None:
+        self._server = _Server(source)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,3 @@
+"""Test-suite wide plugins: the cloud harness fixtures (``cloud``, ``cloud_env``, ...)."""
+
+pytest_plugins = ["tests.cloud.fixtures"]
