@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.cli.aws_helpers import run
 from tests.cli.jobs_helpers import make_project, ready_instance
+from tests.cli.spot_helpers import log_text, wait_until
 from tests.cloud.harness import Cloud
 
 SLOW = """
@@ -152,7 +153,7 @@ def test_processes_shows_machine_and_job_tree(cloud_env: Cloud, project: Path) -
     make_project(project, {"slow.py": SLOW})
     instance_id = ready_instance(cloud_env)
     job_id = start(instance_id, "20", "0.5")
-    time.sleep(1.5)
+    wait_until(lambda: "step 1" in log_text(cloud_env, instance_id), what="the script running")
     result = run("aws", "processes", instance_id, "-o", "json")
     assert result.exit_code == 0, result.stderr
     snap = json.loads(result.stdout)

@@ -13,9 +13,12 @@ from runctl.cli.output import Output
 from runctl.cli.state import OutputOption, command_output, get_state
 
 if TYPE_CHECKING:
+    from runctl.aws.ec2 import Instance
     from runctl.remote.jobspec import JobStatus
+    from runctl.services.auto_resume import ResumeOutcome
     from runctl.services.job_follow import FollowResult
-    from runctl.services.jobs import AwsJobClients
+    from runctl.services.jobs import AwsJobClients, StartedJob
+    from runctl.services.launch import LaunchRequest
 
 InstanceId = Annotated[str, typer.Argument(help="Instance id (i-...).", show_default=False)]
 
@@ -102,6 +105,16 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", help="Start even if a job is running there.")
     ] = False,
+    auto_resume: Annotated[
+        bool,
+        typer.Option(
+            "--auto-resume",
+            help="On interruption, resume on a replacement instance (implies --wait).",
+        ),
+    ] = False,
+    max_restarts: Annotated[
+        int, typer.Option("--max-restarts", help="Replacements --auto-resume may launch.", min=0)
+    ] = 3,
     output: OutputOption = None,
 ) -> None:
     """Start a training job on an instance; with --wait, follow it and exit with its verdict."""
@@ -138,20 +151,89 @@ def train(
     out.info(f"job {started.job_id} started on {instance_id}")
     out.info(f"files: {started.layout.uri}")
     document: dict[str, Any] = {**started.to_dict(), "state": "running", "exit_code": None}
-    if not wait:
+    if not (wait or auto_resume):
         out.info(f"follow it: runctl aws monitor {instance_id} --follow")
         out.document(document, lambda o: o.line(started.job_id))
         return
-    result = _follow_started(
-        ctx,
-        out,
-        started.instance_id,
-        started.job_id,
-        started.layout,
-        timeout_minutes=timeout,
-        remote_root=settings.aws.remote_root,
+    remote_root = settings.aws.remote_root
+    if not auto_resume:
+        result = _follow_started(
+            ctx, out, started, timeout_minutes=timeout, remote_root=remote_root
+        )
+        _finish(out, document, result)
+        return
+    _train_with_auto_resume(ctx, out, started, document, max_restarts, timeout, remote_root)
+
+
+def _train_with_auto_resume(
+    ctx: typer.Context,
+    out: Output,
+    first: StartedJob,
+    document: dict[str, Any],
+    max_restarts: int,
+    timeout: float | None,
+    remote_root: str,
+) -> None:
+    from runctl.services import tags
+    from runctl.services.auto_resume import run_with_auto_resume, timeline_rows
+    from runctl.services.instances import wait_ready
+    from runctl.services.job_resume import resume_job
+    from runctl.services.launch import launch_instance
+
+    settings = get_state(ctx).config().settings
+    clients = job_clients(ctx)
+
+    def launch(request: LaunchRequest) -> Instance:
+        result = launch_instance(
+            clients.ec2, clients.ssm, request, confirm_running=True, on_event=out.detail
+        )
+        assert result.instance is not None
+        for attempt in result.attempts:
+            out.detail(attempt.describe())
+        wait_ready(clients.ec2, clients.ssm, result.instance.instance_id)
+        return result.instance
+
+    outcome = run_with_auto_resume(
+        clients,
+        first,
+        clients.ec2.describe_instance(first.instance_id),
+        settings,
+        max_restarts=max_restarts,
+        follow_attempt=lambda started: _follow_started(
+            ctx, out, started, timeout_minutes=timeout, remote_root=remote_root
+        ),
+        launch=launch,
+        resume=lambda instance_id: resume_job(
+            clients, first.layout, instance_id, settings, cache_dir=_cache_dir(), force=True
+        ),
+        user=tags.current_user(),
+        notify=out.info,
     )
-    _finish(out, document, result)
+    document["instance_id"] = outcome.last.instance_id
+    document["timeline"] = timeline_rows(outcome.timeline)
+    document["launched"] = outcome.launched
+    document["terminated"] = outcome.terminated
+    document["gave_up"] = outcome.gave_up
+    _print_timeline(out, outcome)
+    _finish(out, document, outcome.result, gave_up=outcome.gave_up)
+
+
+def _print_timeline(out: Output, outcome: ResumeOutcome) -> None:
+    """The attempts, on stderr (stdout carries the job's log or its JSON document)."""
+    out.info("attempts:")
+    for entry in outcome.timeline:
+        extra = ""
+        if entry.notice_to_commit_seconds is not None:
+            extra += f", notice -> checkpoint committed {entry.notice_to_commit_seconds:.1f}s"
+        if entry.recovery_seconds is not None:
+            extra += f", interruption -> training again {entry.recovery_seconds:.1f}s"
+        checkpoint = f", checkpoint {entry.checkpoint_id}" if entry.checkpoint_id else ""
+        out.info(
+            f"  {entry.attempt}: {entry.instance_id} ({entry.lifecycle}) {entry.state}"
+            f"{checkpoint}{extra}"
+        )
+    if outcome.terminated:
+        out.info(f"terminated replacements: {', '.join(outcome.terminated)}")
 
 
 def _cache_dir() -> Path:
@@ -164,9 +246,7 @@ def _cache_dir() -> Path:
 def _follow_started(
     ctx: typer.Context,
     out: Output,
-    instance_id: str,
-    job_id: str,
-    layout: Any,
+    started: StartedJob,
     *,
     timeout_minutes: float | None,
     remote_root: str,
@@ -176,6 +256,7 @@ def _follow_started(
 
     clients = job_clients(ctx)
     printer = LogPrinter(out)
+    instance_id, job_id = started.instance_id, started.job_id
 
     def alive() -> bool:
         return clients.ec2.describe_instance(instance_id).state in ("pending", "running")
@@ -183,8 +264,8 @@ def _follow_started(
     try:
         result = follow(
             InstanceReader(clients.ssm_client, instance_id, job_id, remote_root),
-            fallback=lambda: S3Reader(clients.s3, layout),
-            attempt=None,
+            fallback=lambda: S3Reader(clients.s3, started.layout),
+            attempt=started.attempt,
             on_log=printer,
             on_status=lambda status: out.detail(f"job {job_id}: {status.state}"),
             instance_alive=alive,
@@ -200,7 +281,9 @@ def _follow_started(
     return result
 
 
-def _finish(out: Output, document: dict[str, Any], result: FollowResult) -> None:
+def _finish(
+    out: Output, document: dict[str, Any], result: FollowResult, *, gave_up: str | None = None
+) -> None:
     """Print the job's verdict; exit 0 when it succeeded, 7 otherwise."""
     from runctl.errors import JobFailedError
 
@@ -212,8 +295,9 @@ def _finish(out: Output, document: dict[str, Any], result: FollowResult) -> None
     if status is not None and status.state == "succeeded" and not result.lost:
         out.document(document, lambda o: o.success(f"job {document['job_id']} succeeded"))
         return
+    message = _failure_message(document, status)
     raise JobFailedError(
-        _failure_message(document, status),
+        f"{message}; gave up: {gave_up}" if gave_up else message,
         script_exit_code=status.exit_code if status else None,
         hint=_failure_hint(document),
         resource=str(document["job_id"]),

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runctl.cli.aws_clients import ec2_for, prices_for, ssm_for
+from runctl.cli.aws_clients import aws_for, ec2_for, prices_for, ssm_for
 from runctl.cli.output import Output
-from runctl.cli.state import OutputOption, command_output
+from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.cli.units import duration, money
 from runctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from runctl.services.instances import ActionResult
+    from runctl.services.instances import ActionResult, GracefulJobStop
 
 InstanceId = Annotated[str, typer.Argument(help="Instance id (i-...).", show_default=False)]
 Wait = Annotated[bool, typer.Option("--wait", help="Wait for the target state.")]
@@ -28,6 +28,18 @@ def _check_id(instance_id: str) -> None:
     from runctl.services.instances import validate_instance_id
 
     validate_instance_id(instance_id)
+
+
+def _graceful(ctx: typer.Context, out: Output) -> GracefulJobStop:
+    """The graceful job step: stop the running job through SSM, committing its checkpoint."""
+    from runctl.services.graceful import ssm_graceful_stop
+
+    return ssm_graceful_stop(
+        aws_for(ctx).ssm(),
+        ssm_for(ctx),
+        remote_root=get_state(ctx).config().settings.aws.remote_root,
+        notify=out.info,
+    )
 
 
 def _render_action(out: Output, result: ActionResult) -> None:
@@ -69,14 +81,14 @@ def stop(
     output: OutputOption = None,
 ) -> None:
     """Stop an instance, letting a running job checkpoint first (a no-op when stopped)."""
-    from runctl.services.instances import graceful_job_stop, stop_instance
+    from runctl.services.instances import stop_instance
 
     out = command_output(ctx, output)
     _check_id(instance_id)
     ec2 = ec2_for(ctx)
     with out.spinner(f"stopping {instance_id}"):
         result = stop_instance(
-            ec2, instance_id, force=force, wait=wait, timeout=timeout, graceful=graceful_job_stop
+            ec2, instance_id, force=force, wait=wait, timeout=timeout, graceful=_graceful(ctx, out)
         )
     _render_action(out, result)
 
@@ -92,7 +104,7 @@ def terminate(
 ) -> None:
     """Terminate an instance (asks first unless --yes), letting a running job checkpoint."""
     from runctl.services import tags as tagging
-    from runctl.services.instances import graceful_job_stop, terminate_instance
+    from runctl.services.instances import terminate_instance
 
     out = command_output(ctx, output)
     _check_id(instance_id)
@@ -115,7 +127,7 @@ def terminate(
                 raise typer.Exit(1)
     with out.spinner(f"terminating {instance_id}"):
         result = terminate_instance(
-            ec2, instance_id, force=force, wait=wait, timeout=timeout, graceful=graceful_job_stop
+            ec2, instance_id, force=force, wait=wait, timeout=timeout, graceful=_graceful(ctx, out)
         )
     _render_action(out, result)
 

@@ -1,0 +1,75 @@
+"""Helpers for the spot interruption and resume tests: a CLI subprocess and ways to wait."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.cli.jobs_helpers import BUCKET
+from tests.cloud.harness import Cloud
+
+REPO = Path(__file__).resolve().parents[2]
+TRAINER = (REPO / "training" / "train_with_checkpoints.py").read_text()
+
+
+def spawn(cloud: Cloud, cwd: Path, cache: Path, *args: str) -> subprocess.Popen[str]:
+    """``runctl ARGS`` as a subprocess in ``cwd`` against the harness."""
+    env = {**cloud.subprocess_env(), "XDG_CACHE_HOME": str(cache), "COLUMNS": "200"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "runctl", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or predicate}")
+
+
+def log_text(cloud: Cloud, instance_id: str) -> str:
+    """Every job log on the instance's disk, concatenated."""
+    root = cloud.sandbox(instance_id)
+    return "".join(p.read_text(errors="replace") for p in sorted(root.rglob("attempt-*.log")))
+
+
+def wait_for_step(cloud: Cloud, instance_id: str, step: int, steps: int) -> None:
+    wait_until(
+        lambda: f"step {step}/{steps}" in log_text(cloud, instance_id),
+        what=f"step {step} on {instance_id}",
+    )
+
+
+def manifests(cloud: Cloud, prefix: str) -> list[str]:
+    s3 = cloud.client("s3")
+    found = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}manifests/").get("Contents", [])
+    return sorted(o["Key"] for o in found)
+
+
+def read_json(cloud: Cloud, key: str) -> Any:
+    return json.loads(cloud.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def live_instance_ids(cloud: Cloud) -> list[str]:
+    pages = cloud.client("ec2").describe_instances(
+        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopping"]}]
+    )
+    return [i["InstanceId"] for r in pages["Reservations"] for i in r["Instances"]]
