@@ -36,7 +36,7 @@ USER_AGENT = f"runctl/{__version__}"
 def client_config(**overrides: Any) -> Config:
     """Retry, timeout and user-agent settings shared by every client."""
     options: dict[str, Any] = {
-        "retries": {"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        "retries": {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         "connect_timeout": CONNECT_TIMEOUT,
         "read_timeout": READ_TIMEOUT,
         "user_agent_appid": "runctl",
