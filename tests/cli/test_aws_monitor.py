@@ -171,3 +171,12 @@ def test_processes_shows_machine_and_job_tree(cloud_env: Cloud, project: Path) -
     text = run("aws", "processes", instance_id)
     assert text.exit_code == 0
     assert "slow.py" in text.stdout
+
+
+def test_stop_with_no_job_running_acts_at_once(cloud_env: Cloud, project: Path) -> None:
+    instance_id = ready_instance(cloud_env)
+    result = run("aws", "stop", instance_id, "--wait", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["job_stop"] is None
+    assert doc["state"] == "stopped"

@@ -99,8 +99,16 @@ def test_unchanged_code_is_not_uploaded_twice(cloud_env: Cloud, project: Path) -
     instance_id = ready_instance(cloud_env)
     first = run("aws", "train", instance_id, "train.py", "--wait", "-o", "json")
     assert first.exit_code == 0, first.stderr
+    seen = len(cloud_env.request_log)
     second = run("aws", "train", instance_id, "train.py", "--wait", "-o", "json")
     assert second.exit_code == 0, second.stderr
     assert json.loads(first.stdout)["code_uploaded"] is True
     assert json.loads(second.stdout)["code_uploaded"] is False
     assert json.loads(second.stdout)["runtime_uploaded"] is False
+    uploads = [
+        call
+        for call in cloud_env.request_log[seen:]
+        if call.operation in ("PutObject", "CreateMultipartUpload", "UploadPart")
+        and (call.key or "").startswith(("runctl/demo/code/", "runctl/runtime/"))
+    ]
+    assert uploads == []  # 0 bytes of code or runtime shipped the second time

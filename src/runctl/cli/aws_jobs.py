@@ -145,7 +145,7 @@ def train(
             request,
             settings,
             cwd=Path.cwd(),
-            cache_dir=_cache_dir(),
+            cache_dir=cache_dir(),
             notify=out.detail,
         )
     out.info(f"job {started.job_id} started on {instance_id}")
@@ -157,10 +157,8 @@ def train(
         return
     remote_root = settings.aws.remote_root
     if not auto_resume:
-        result = _follow_started(
-            ctx, out, started, timeout_minutes=timeout, remote_root=remote_root
-        )
-        _finish(out, document, result)
+        result = follow_started(ctx, out, started, timeout_minutes=timeout, remote_root=remote_root)
+        finish_job(out, document, result)
         return
     _train_with_auto_resume(ctx, out, started, document, max_restarts, timeout, remote_root)
 
@@ -199,12 +197,12 @@ def _train_with_auto_resume(
         clients.ec2.describe_instance(first.instance_id),
         settings,
         max_restarts=max_restarts,
-        follow_attempt=lambda started: _follow_started(
+        follow_attempt=lambda started: follow_started(
             ctx, out, started, timeout_minutes=timeout, remote_root=remote_root
         ),
         launch=launch,
         resume=lambda instance_id: resume_job(
-            clients, first.layout, instance_id, settings, cache_dir=_cache_dir(), force=True
+            clients, first.layout, instance_id, settings, cache_dir=cache_dir(), force=True
         ),
         user=tags.current_user(),
         notify=out.info,
@@ -215,7 +213,7 @@ def _train_with_auto_resume(
     document["terminated"] = outcome.terminated
     document["gave_up"] = outcome.gave_up
     _print_timeline(out, outcome)
-    _finish(out, document, outcome.result, gave_up=outcome.gave_up)
+    finish_job(out, document, outcome.result, gave_up=outcome.gave_up)
 
 
 def _print_timeline(out: Output, outcome: ResumeOutcome) -> None:
@@ -236,14 +234,14 @@ def _print_timeline(out: Output, outcome: ResumeOutcome) -> None:
         out.info(f"terminated replacements: {', '.join(outcome.terminated)}")
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
     import os
 
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "runctl"
 
 
-def _follow_started(
+def follow_started(
     ctx: typer.Context,
     out: Output,
     started: StartedJob,
@@ -281,7 +279,7 @@ def _follow_started(
     return result
 
 
-def _finish(
+def finish_job(
     out: Output, document: dict[str, Any], result: FollowResult, *, gave_up: str | None = None
 ) -> None:
     """Print the job's verdict; exit 0 when it succeeded, 7 otherwise."""

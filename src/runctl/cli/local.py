@@ -10,13 +10,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from runctl.cli.output import Output
 from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.errors import ExitCode, JobFailedError, RunctlError
+
+if TYPE_CHECKING:
+    from runctl.services.local_run import LocalJobResult
 
 HELP = (
     "Run SCRIPT on this machine with the job environment (RUNCTL_* variables, checkpoints, "
@@ -98,9 +101,13 @@ def local(
         echo=_echo_to("stderr" if out.is_json else "stdout"),
         notify=out.detail,
     )
+    report_local_result(out, result, result.to_dict())
+
+
+def report_local_result(out: Output, result: LocalJobResult, data: dict[str, Any]) -> None:
+    """Render a job run here and exit like ``runctl local``: 0, 7 (script failed), 130."""
     if isinstance(result.error, RunctlError):
         raise result.error
-    data = result.to_dict()
     status = result.status
     if status.state == "succeeded":
         out.document(
@@ -116,6 +123,7 @@ def local(
         script_exit_code=code,
         hint=f"see the log: {result.log_path}",
         resource=result.job_id,
+        details=data,
     )
 
 

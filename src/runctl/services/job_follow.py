@@ -242,6 +242,7 @@ def follow(
     timing = timing or Timing(interval=FAST_POLL, max_interval=SLOW_POLL)
     deadline = None if timeout is None else timing.clock() + timeout
     reader: JobReader = primary
+    wanted = attempt
     delay = FAST_POLL
     last_state: str | None = None
     while True:
@@ -253,6 +254,9 @@ def follow(
                 raise
             reader = replacement
             continue
+        if wanted is not None and seen.status is not None and seen.status.attempt < wanted:
+            # status.json still describes an earlier attempt: this one has not started yet.
+            seen.status = None
         attempt = seen.attempt
         if seen.chunk:
             on_log(seen.chunk)

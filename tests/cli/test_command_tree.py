@@ -1,0 +1,43 @@
+"""Contract: every leaf command accepts --output after its own name (PRODUCT.md section 1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from runctl.cli.app import app
+
+
+def leaves(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    children = getattr(command, "commands", None)
+    if not children:
+        return [(path, command)]
+    found = []
+    for name, child in children.items():
+        found.extend(leaves(child, (*path, name)))
+    return found
+
+
+def test_every_leaf_takes_output() -> None:
+    root = typer.main.get_command(app)
+    found = leaves(root)
+    assert len(found) > 20
+    missing = [
+        " ".join(path)
+        for path, command in found
+        if not any("--output" in param.opts for param in command.params)
+    ]
+    assert missing == []
+
+
+def test_commands_of_the_spec_are_registered() -> None:
+    root = typer.main.get_command(app)
+    names = {" ".join(path) for path, _ in leaves(root)}
+    for name in (
+        "init", "config show", "config validate", "config set", "local", "exec",
+        "aws setup", "aws create", "aws start", "aws stop", "aws terminate", "aws status",
+        "aws wait", "aws train", "aws monitor", "aws logs", "aws watch", "aws processes",
+        "resources list",
+    ):  # fmt: skip
+        assert name in names, name
