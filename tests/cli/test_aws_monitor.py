@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.cli.aws_helpers import run
 from tests.cli.jobs_helpers import make_project, ready_instance
-from tests.cli.spot_helpers import log_text, wait_until
+from tests.cli.spot_helpers import finish, log_text, spawn, wait_until
 from tests.cloud.harness import Cloud
 
 SLOW = """
@@ -83,16 +83,35 @@ def test_follow_shows_lines_as_they_are_printed(cloud_env: Cloud, project: Path)
     assert len(seen) == 4
 
 
+GATED = """
+import os, time
+print("waiting", flush=True)
+while not os.path.exists(os.path.join(os.environ["HOME"], "go")):
+    time.sleep(0.05)
+print("x" * 70000, flush=True)
+print("done", flush=True)
+"""
+
+
 def test_follow_handles_more_than_24000_characters_between_polls(
-    cloud_env: Cloud, project: Path
+    cloud_env: Cloud, project: Path, shared_cache: Path
 ) -> None:
-    make_project(project, {"slow.py": SLOW})
+    make_project(project, {"slow.py": GATED})
     instance_id = ready_instance(cloud_env)
-    start(instance_id, "1", "0", options=("--env", "BIG=70000"))
-    result = run("aws", "monitor", instance_id, "--follow", "--lines", "0")
-    assert result.exit_code == 0, result.stderr
-    assert "x" * 70000 in result.stdout
-    assert result.stdout.rstrip().endswith("done")
+    start(instance_id)
+    wait_until(lambda: "waiting" in log_text(cloud_env, instance_id), what="the script waiting")
+    follower = spawn(cloud_env, project, shared_cache, "aws", "monitor", instance_id, "--follow")
+    assert follower.stdout is not None
+    head = ""
+    while "waiting" not in head:  # the follower is streaming: its first lines are out
+        line = follower.stdout.readline()
+        assert line, "the follower ended before showing the log"
+        head += line
+    (cloud_env.sandbox(instance_id) / "go").write_text("")
+    code, out, err = finish(follower)
+    assert code == 0, err
+    assert out.index("x" * 70000) < out.index("done")
+    assert out.count("x" * 70000) == 1
 
 
 def test_monitor_reads_the_s3_copy_after_the_instance_is_gone(
