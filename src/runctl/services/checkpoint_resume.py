@@ -33,7 +33,7 @@ from runctl.services.bundle import find_project_root
 from runctl.services.checkpoint_admin import CheckpointTarget, S3ClientFactory, no_checkpoint
 from runctl.services.instances import validate_instance_id
 from runctl.services.jobs import AwsJobClients, StartedJob
-from runctl.services.local_run import LocalJobResult, local_python, resolve_script
+from runctl.services.local_run import LocalJobResult, resolve_script, run_attempt_here
 
 LOCAL_JOBS = Path(".runctl") / "jobs"
 ACTIVE_STATES = ("running", "starting")
@@ -168,9 +168,6 @@ def resume_here(
     NotFoundError when the job's script is not in the project, WrongStateError when the job
     is still running (unless ``force``).
     """
-    from runctl.remote.runner import run_local
-    from runctl.remote.supervisor import RunContext
-
     check_not_running(plan, force)
     root = find_project_root(cwd)
     resolve_script(plan.spec.script, root, root)
@@ -184,27 +181,13 @@ def resume_here(
     checkpoint_dir = paths.checkpoint_dir(spec.checkpoint.dir)
     if paths.job_dir in checkpoint_dir.parents and checkpoint_dir.is_dir():
         shutil.rmtree(checkpoint_dir)  # ours: the restore alone decides what is in it
-    attempt = plan.next_attempt
-    ctx = RunContext(
-        spec=spec,
-        attempt=attempt,
+    return run_attempt_here(
+        spec,
+        attempt=plan.next_attempt,
         paths=paths,
         checkpoint_dir=checkpoint_dir,
-        workdir=root,
-        instance_id="local",
-        python=local_python(),
+        root=root,
+        s3_client=s3_client,
         echo=echo,
         notify=notify,
-        s3_client=s3_client,
-    )
-    status, error = run_local(ctx)
-    return LocalJobResult(
-        job_id=spec.job_id,
-        project=spec.project,
-        status=status,
-        log_path=paths.log(attempt),
-        job_dir=paths.job_dir,
-        checkpoint_dir=checkpoint_dir,
-        output_dir=paths.output_dir,
-        error=error,
     )

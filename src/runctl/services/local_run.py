@@ -169,9 +169,33 @@ def run_local_job(
         ),
     )
     paths = JobPaths(root / ".runctl" / "jobs" / job_id)
+    return run_attempt_here(
+        spec,
+        attempt=0,
+        paths=paths,
+        checkpoint_dir=checkpoint_dir,
+        root=root,
+        s3_client=s3_client,
+        echo=echo,
+        notify=notify,
+    )
+
+
+def run_attempt_here(
+    spec: JobSpec,
+    *,
+    attempt: int,
+    paths: JobPaths,
+    checkpoint_dir: Path,
+    root: Path,
+    s3_client: Callable[[], Any] | None = None,
+    echo: Echo | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> LocalJobResult:
+    """Run attempt ``attempt`` of ``spec`` on this machine, in the foreground, from ``root``."""
     ctx = RunContext(
         spec=spec,
-        attempt=0,
+        attempt=attempt,
         paths=paths,
         checkpoint_dir=checkpoint_dir,
         workdir=root,
@@ -183,10 +207,10 @@ def run_local_job(
     )
     status, error = run_local(ctx)
     return LocalJobResult(
-        job_id=job_id,
-        project=project,
+        job_id=spec.job_id,
+        project=spec.project,
         status=status,
-        log_path=paths.log(0),
+        log_path=paths.log(attempt),
         job_dir=paths.job_dir,
         checkpoint_dir=checkpoint_dir,
         output_dir=paths.output_dir,
