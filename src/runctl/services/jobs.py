@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 JOB_TAG = "runctl:job"
 JOB_URI_TAG = "runctl:job-uri"
+JSON = "application/json"
 START_TIMEOUT_SECONDS = 300
 Notify = Callable[[str], None]
 
@@ -252,9 +253,6 @@ def write_job_files(s3: S3Client, spec: JobSpec, instance_id: str, attempt: int)
         s3, S3Uri(layout.bucket, layout.status_key), status.to_json().encode(), content_type=JSON
     )
     return layout
-
-
-JSON = "application/json"
 
 
 def send_start(
