@@ -12,8 +12,7 @@ from typing import Any, cast
 import pytest
 
 from runctl.config import Settings
-from runctl.errors import NotFoundError, UsageError, WaitTimeoutError, WrongStateError
-from runctl.polling import Timing
+from runctl.errors import NotFoundError, UsageError, WrongStateError
 from runctl.remote.checkpoints import commit_checkpoint
 from runctl.remote.jobspec import CheckpointSettings, JobLayout, JobSpec, JobStatus
 from runctl.remote.stores import LocalStore
@@ -31,7 +30,6 @@ from runctl.services.checkpoint_resume import (
     plan_resume,
     resume_here,
     resume_on_instance,
-    wait_until_started,
 )
 
 LATER = datetime.now(UTC) + timedelta(hours=2)
@@ -308,21 +306,3 @@ class _Clock:
 
     def time(self) -> float:
         return self.now
-
-
-def test_wait_until_started_ignores_the_previous_attempt_and_pending() -> None:
-    layout = JobLayout("b", "p", "p-20250101-000000-abcd")
-    statuses = [
-        JobStatus(job_id=layout.job_id, state="succeeded", attempt=0),
-        JobStatus(job_id=layout.job_id, state="pending", attempt=1),
-        JobStatus(job_id=layout.job_id, state="starting", attempt=1),
-    ]
-    clock = _Clock()
-    timing = Timing(sleep=clock.sleep, clock=clock.time, interval=1.0)
-
-    status = wait_until_started(_StatusBucket(statuses), layout, 1, timing=timing)
-    assert (status.state, status.attempt) == ("starting", 1)
-    stuck = _StatusBucket([JobStatus(job_id=layout.job_id, state="pending", attempt=1)])
-    with pytest.raises(WaitTimeoutError):
-        wait_until_started(stuck, layout, 1, timeout=30, timing=timing)
-    assert clock.now >= 30

@@ -16,7 +16,12 @@ import typer
 from typer.core import TyperGroup
 
 from runctl import __version__
+from runctl.cli import aws as aws_cli
+from runctl.cli import checkpoint as checkpoint_cli
 from runctl.cli import config as config_cli
+from runctl.cli import local as local_cli
+from runctl.cli import resources as resources_cli
+from runctl.cli import s3 as s3_cli
 from runctl.cli.output import parse_format
 from runctl.cli.state import AppState, get_state
 from runctl.errors import ExitCode, RunctlError
@@ -107,6 +112,11 @@ def root(
 
 
 config_cli.register(app)
+local_cli.register(app)
+aws_cli.register(app)
+resources_cli.register(app)
+s3_cli.register(app)
+checkpoint_cli.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,320 @@
+"""``runctl s3 upload|download|sync|list|cleanup``: parallel, verified transfers with progress.
+
+Commands import the S3 engine (and so boto3) only inside their bodies, keeping ``--help`` fast.
+The engine's tuning comes from ``[s3]`` in the config and is handed over in plain numbers.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperCommand
+
+from runctl.cli.output import Output, format_bytes
+from runctl.cli.state import OutputOption, command_output, get_state
+from runctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from runctl.aws.s3 import S3Listing
+    from runctl.aws.s3_cleanup import CleanupPlan
+    from runctl.aws.s3_paths import PathFilter
+    from runctl.aws.s3_sync import SyncAction
+    from runctl.aws.s3_transfer import TransferReport, TransferSettings
+
+s3_app = typer.Typer(
+    help="Move data between this machine and S3: parallel multipart transfers with progress.",
+    no_args_is_help=True,
+)
+
+RAW_ARGS = "runctl.raw_args"
+
+Recursive = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Everything under the directory or prefix.")
+]
+Exclude = Annotated[
+    list[str] | None,
+    typer.Option(help="Skip paths matching this glob (repeatable; later filters win)."),
+]
+Include = Annotated[
+    list[str] | None,
+    typer.Option(help="Take back paths an earlier --exclude skipped (repeatable)."),
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(s3_app, name="s3")
+
+
+class FilterOrderCommand(TyperCommand):
+    """Keeps the raw arguments, so ``--exclude``/``--include`` keep their interleaved order."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        ctx.meta[RAW_ARGS] = list(args)
+        return super().parse_args(ctx, args)
+
+
+def _filters(ctx: typer.Context) -> PathFilter:
+    from runctl.aws.s3_paths import PathFilter, parse_filter_args
+
+    return PathFilter(parse_filter_args(ctx.meta.get(RAW_ARGS, [])))
+
+
+def _engine(ctx: typer.Context) -> tuple[S3Client, TransferSettings]:
+    """The S3 client and transfer settings of this invocation (no AWS call is made)."""
+    from runctl.aws.s3 import use_fast_timestamps
+    from runctl.aws.s3_transfer import TransferSettings
+
+    state = get_state(ctx)
+    tuning = state.config().settings.s3
+    settings = TransferSettings.from_megabytes(
+        multipart_threshold_mb=tuning.multipart_threshold_mb,
+        multipart_chunksize_mb=tuning.multipart_chunksize_mb,
+        max_concurrency=tuning.max_concurrency,
+    )
+    client: S3Client = state.aws().client(
+        "s3",
+        max_pool_connections=max(64, settings.max_concurrency + 8),
+        # Over plain HTTP botocore otherwise SHA-256s every body for the signature: a third pass
+        # over the data. Integrity is the CRC32 each request carries (and HTTPS skips it anyway).
+        s3={"payload_signing_enabled": False},
+    )
+    use_fast_timestamps(client)
+    return client, settings
+
+
+def _render_transfer(
+    out: Output, verb: str, source: str, destination: str, report: TransferReport
+) -> None:
+    data = {"source": source, "destination": destination, **report.to_dict()}
+
+    def text(o: Output) -> None:
+        o.line(
+            f"{verb} {report.files} files ({format_bytes(report.bytes)}) in "
+            f"{report.seconds:.1f} s ({report.mb_per_s:.1f} MB/s)"
+        )
+        for uri in report.skipped:
+            o.warn(f"skipped {uri}: its key cannot be a local path")
+        if report.unverified:
+            o.warn(f"{report.unverified} files had no checksum or MD5 ETag in S3 to verify against")
+
+    out.document(data, text)
+
+
+@s3_app.command("upload", cls=FilterOrderCommand)
+def upload(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="Local file or directory.")],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/key or s3://bucket/prefix/")],
+    recursive: Recursive = False,
+    exclude: Exclude = None,
+    include: Include = None,
+    output: OutputOption = None,
+) -> None:
+    """Upload a file, or a directory's contents with --recursive (checksummed, multipart)."""
+    from runctl.aws.s3 import S3Uri
+    from runctl.aws.s3_copy import plan_upload
+    from runctl.aws.s3_transfer import upload_files
+
+    out = command_output(ctx, output)
+    target = S3Uri.parse(destination)
+    items = plan_upload(source, target, recursive=recursive, include=_filters(ctx))
+    client, settings = _engine(ctx)
+    with out.transfer_progress("upload", sum(i.size for i in items)) as advance:
+        report = upload_files(client, items, settings=settings, progress=advance)
+    _render_transfer(out, "uploaded", str(source), str(target), report)
+
+
+@s3_app.command("download", cls=FilterOrderCommand)
+def download(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="s3://bucket/key, or a prefix with --recursive")],
+    destination: Annotated[Path, typer.Argument(help="Local file or directory.")],
+    recursive: Recursive = False,
+    exclude: Exclude = None,
+    include: Include = None,
+    output: OutputOption = None,
+) -> None:
+    """Download an object, or everything under a prefix with --recursive (verified)."""
+    from runctl.aws.s3 import S3Uri
+    from runctl.aws.s3_copy import plan_download
+    from runctl.aws.s3_transfer import download_objects
+
+    out = command_output(ctx, output)
+    origin = S3Uri.parse(source)
+    filters = _filters(ctx)
+    client, settings = _engine(ctx)
+    plan = plan_download(client, origin, destination, recursive=recursive, include=filters)
+    with out.transfer_progress("download", sum(i.source.size for i in plan.items)) as advance:
+        report = download_objects(client, plan.items, settings=settings, progress=advance)
+    report.skipped.extend(plan.skipped)
+    _render_transfer(out, "downloaded", str(origin), str(destination), report)
+
+
+@s3_app.command("sync", cls=FilterOrderCommand)
+def sync(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="Local directory or s3:// prefix.")],
+    destination: Annotated[str, typer.Argument(help="s3:// prefix or local directory.")],
+    delete: Annotated[bool, typer.Option("--delete", help="Delete what the source lacks.")] = False,
+    exclude: Exclude = None,
+    include: Include = None,
+    dry_run: DryRun = False,
+    output: OutputOption = None,
+) -> None:
+    """Copy only what differs (size, then time and content) from SOURCE to DESTINATION."""
+    from runctl.aws.s3_sync import check_sides, plan_sync, run_sync
+
+    out = command_output(ctx, output)
+    check_sides(source, destination)
+    filters = _filters(ctx)
+    client, settings = _engine(ctx)
+    plan = plan_sync(
+        client,
+        source,
+        destination,
+        delete=delete,
+        include=filters,
+        part_size=settings.multipart_chunksize,
+    )
+    summary: dict[str, Any] = plan.summary()
+    if not dry_run:
+        with out.transfer_progress("sync", plan.copy_bytes) as advance:
+            summary = run_sync(client, plan, settings=settings, progress=advance).to_dict()
+    data = {"source": source, "destination": destination, "dry_run": dry_run, **summary}
+    out.document({**data, "actions": plan.actions}, lambda o: _print_sync(o, plan.actions, data))
+
+
+def _print_sync(o: Output, actions: list[SyncAction], data: dict[str, Any]) -> None:
+    prefix = "(dry run) " if data["dry_run"] else ""
+    for a in actions:
+        if a.action == "delete":
+            o.line(f"{prefix}delete: {a.destination}")
+        else:
+            o.line(f"{prefix}{a.action}: {a.source} to {a.destination} ({a.reason})")
+    if not data["dry_run"]:
+        o.line(
+            f"synced {data['files']} files ({format_bytes(data['bytes'])}) in "
+            f"{data['seconds']:.1f} s, deleted {data['deleted']}"
+        )
+
+
+@s3_app.command("list")
+def list_(
+    ctx: typer.Context,
+    uri: Annotated[str, typer.Argument(help="s3://bucket[/prefix]")],
+    recursive: Recursive = False,
+    human_readable: Annotated[
+        bool, typer.Option("--human-readable", help="Sizes in KiB, MiB, GiB.")
+    ] = False,
+    output: OutputOption = None,
+) -> None:
+    """List the objects (and, without --recursive, the sub-prefixes) under a prefix."""
+    from runctl.aws.s3 import S3Uri, list_objects
+
+    out = command_output(ctx, output)
+    where = S3Uri.parse(uri)
+    client, _ = _engine(ctx)
+    listing = list_objects(client, where, recursive=recursive)
+    data = {
+        "uri": str(where),
+        "prefixes": listing.prefixes,
+        "objects": listing.objects,
+        "count": len(listing.objects),
+        "bytes": sum(o.size for o in listing.objects),
+    }
+    out.document(data, lambda o: _print_listing(o, listing, recursive, human_readable))
+
+
+def _print_listing(o: Output, listing: S3Listing, recursive: bool, human: bool) -> None:
+    # Like `aws s3 ls`: names relative to the typed prefix's "directory", full keys recursively.
+    base = listing.uri.key.rsplit("/", 1)[0] + "/" if "/" in listing.uri.key else ""
+    for prefix in listing.prefixes:
+        o.line(f"{'PRE':>30} {prefix[len(base) :]}")
+    for obj in listing.objects:
+        when = _when(obj.last_modified)
+        size = format_bytes(obj.size) if human else str(obj.size)
+        name = obj.key if recursive else obj.key[len(base) :]
+        o.line(f"{when} {size:>10} {name}")
+
+
+@s3_app.command("cleanup")
+def cleanup(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="s3://bucket/prefix whose entries to prune")],
+    keep_last_n: Annotated[
+        int,
+        typer.Option(
+            "--keep-last-n",
+            min=0,
+            help="How many of the newest entries to keep.",
+            show_default=False,
+        ),
+    ],
+    dry_run: DryRun = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    output: OutputOption = None,
+) -> None:
+    """Keep the newest N entries (sub-prefixes or objects) under PREFIX; delete the rest."""
+    from runctl.aws.s3 import S3Uri
+    from runctl.aws.s3_cleanup import plan_cleanup, run_cleanup
+
+    out = command_output(ctx, output)
+    where = S3Uri.parse(prefix)
+    if not (dry_run or yes or sys.stdin.isatty()):
+        raise UsageError(
+            "refusing to delete without confirmation (no terminal to ask on)",
+            hint="pass --yes to confirm, or --dry-run to see what would go",
+        )
+    client, _ = _engine(ctx)
+    plan = plan_cleanup(client, where, keep_last_n)
+    if plan.delete and not dry_run and not yes:
+        for entry in plan.delete:
+            out.info(
+                f"  delete {entry.name} ({len(entry.keys)} objects, {_when(entry.last_modified)})"
+            )
+        typer.confirm(
+            f"delete {len(plan.delete)} entries ({len(plan.delete_keys)} objects, "
+            f"{format_bytes(plan.delete_bytes)}) under {plan.prefix}?",
+            abort=True,
+            err=True,
+        )
+    deleted = 0 if dry_run else run_cleanup(client, plan)
+    data = {
+        "prefix": str(plan.prefix),
+        "keep_last_n": keep_last_n,
+        "dry_run": dry_run,
+        "kept": [e.name for e in plan.keep],
+        "deleted": [e.name for e in plan.delete],
+        "deleted_objects": deleted if not dry_run else len(plan.delete_keys),
+        "deleted_bytes": plan.delete_bytes,
+    }
+
+    def text(o: Output) -> None:
+        _print_cleanup(o, plan)
+        verb = "would delete" if dry_run else "deleted"
+        o.line(
+            f"{verb} {len(plan.delete)} of {len(plan.delete) + len(plan.keep)} entries "
+            f"({len(plan.delete_keys)} objects, {format_bytes(plan.delete_bytes)})"
+        )
+
+    out.document(data, text)
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_cleanup(o: Output, plan: CleanupPlan) -> None:
+    rows = [
+        [action, e.name, _when(e.last_modified), len(e.keys)]
+        for action, entries in (("keep", plan.keep), ("delete", plan.delete))
+        for e in entries
+    ]
+    o.table(["action", "entry", "last modified", "objects"], rows)
