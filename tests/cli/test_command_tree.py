@@ -10,12 +10,13 @@ from runctl.cli.app import app
 
 
 def leaves(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
-    children = getattr(command, "commands", None)
-    if not children:
+    """Every leaf command, loading lazy groups the way a user's invocation does."""
+    if not hasattr(command, "list_commands"):
         return [(path, command)]
+    ctx = typer.Context(command)
     found = []
-    for name, child in children.items():
-        found.extend(leaves(child, (*path, name)))
+    for name in command.list_commands(ctx):
+        found.extend(leaves(command.get_command(ctx, name), (*path, name)))
     return found
 
 
@@ -38,6 +39,7 @@ def test_commands_of_the_spec_are_registered() -> None:
         "init", "config show", "config validate", "config set", "local", "exec",
         "aws setup", "aws create", "aws start", "aws stop", "aws terminate", "aws status",
         "aws wait", "aws train", "aws monitor", "aws logs", "aws watch", "aws processes",
-        "resources list",
+        "resources list", "s3 upload", "s3 download", "s3 sync", "s3 list", "s3 cleanup",
+        "checkpoint list", "checkpoint info", "checkpoint resume", "checkpoint cleanup",
     ):  # fmt: skip
         assert name in names, name

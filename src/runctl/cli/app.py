@@ -6,7 +6,9 @@ its command functions, which keeps ``runctl --help`` fast.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -16,19 +18,44 @@ import typer
 from typer.core import TyperGroup
 
 from runctl import __version__
-from runctl.cli import aws as aws_cli
-from runctl.cli import checkpoint as checkpoint_cli
 from runctl.cli import config as config_cli
 from runctl.cli import local as local_cli
-from runctl.cli import resources as resources_cli
-from runctl.cli import s3 as s3_cli
 from runctl.cli.output import parse_format
+from runctl.cli.registry import LAZY_GROUPS
 from runctl.cli.state import AppState, get_state
 from runctl.errors import ExitCode, RunctlError
 
 
 class RunctlGroup(TyperGroup):
-    """The root group; its ``invoke`` is the error boundary for every command."""
+    """The root group: the error boundary for every command, and the loader of the command
+    groups in :data:`runctl.cli.registry.LAZY_GROUPS` (imported only when used)."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        eager = super().list_commands(ctx)
+        return [*eager, *(name for name in LAZY_GROUPS if name not in eager)]
+
+    def get_command(self, ctx: typer.Context, name: str) -> Any:  # type: ignore[override]
+        command = super().get_command(ctx, name)
+        if command is None and name in LAZY_GROUPS:
+            entry = LAZY_GROUPS[name]
+            sub_app = getattr(importlib.import_module(entry.module), entry.attribute)
+            command = typer.main.get_group(sub_app)
+            command.name = name
+            self.add_command(command, name)
+        return command
+
+    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:  # type: ignore[override]
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_GROUPS and name not in self.commands:
+                rows.append((name, LAZY_GROUPS[name].help))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 20)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
@@ -41,6 +68,11 @@ class RunctlGroup(TyperGroup):
                 traceback.print_exc(file=sys.stderr)
             state.output.error(err)
             raise typer.Exit(int(err.exit_code)) from None
+        except BrokenPipeError:
+            # The reader went away (`runctl ... | head`): nothing more can be said to it.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
         except KeyboardInterrupt:
             get_state(ctx).output.info("interrupted")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
@@ -113,10 +145,6 @@ def root(
 
 config_cli.register(app)
 local_cli.register(app)
-aws_cli.register(app)
-resources_cli.register(app)
-s3_cli.register(app)
-checkpoint_cli.register(app)
 
 
 def main() -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import typer
 
 from runctl.cli import aws_create, aws_jobs, aws_lifecycle, aws_monitor, aws_setup
+from runctl.cli.registry import group_help
 
 aws_app = typer.Typer(
-    help="EC2 instances and the jobs on them: setup, create, train, monitor, stop, terminate.",
+    help=group_help("aws"),
+    rich_markup_mode=None,
     no_args_is_help=True,
 )
 
@@ -28,8 +30,3 @@ aws_app.command("monitor")(aws_monitor.monitor)
 aws_app.command("logs", help="Alias of monitor.")(aws_monitor.monitor)
 aws_app.command("watch", help="Alias of monitor.")(aws_monitor.monitor)
 aws_app.command("processes")(aws_monitor.processes)
-
-
-def register(app: typer.Typer) -> None:
-    """Attach ``aws`` to the root app."""
-    app.add_typer(aws_app, name="aws")

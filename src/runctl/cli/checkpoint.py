@@ -20,6 +20,7 @@ import typer
 
 from runctl.cli.aws_clients import aws_for
 from runctl.cli.output import Output, format_bytes
+from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.errors import UsageError
 
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     from runctl.services.checkpoint_resume import ResumePlan
 
 checkpoint_app = typer.Typer(
-    help="Committed checkpoints in a local directory or S3: list, inspect, resume, prune.",
+    help=group_help("checkpoint"),
+    rich_markup_mode=None,
     no_args_is_help=True,
 )
 Target = Annotated[
@@ -45,11 +47,6 @@ Target = Annotated[
     ),
 ]
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-def register(app: typer.Typer) -> None:
-    """Attach ``checkpoint`` to the root app."""
-    app.add_typer(checkpoint_app, name="checkpoint")
 
 
 def _open(ctx: typer.Context, target: str) -> CheckpointTarget:

@@ -9,23 +9,19 @@ import typer
 
 from runctl.cli.aws_clients import ec2_for, ec2_in_regions, prices_for
 from runctl.cli.output import Output
+from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output
 from runctl.cli.units import duration, money
 from runctl.errors import UsageError
 
 resources_app = typer.Typer(
-    help="Resources runctl created: list, cost, stop or clean up.", no_args_is_help=True
+    help=group_help("resources"), rich_markup_mode=None, no_args_is_help=True
 )
 
 Project = Annotated[str | None, typer.Option("--project", help="Only this project.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would be done.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 PLATFORMS = ("aws", "local", "all")
-
-
-def register(app: typer.Typer) -> None:
-    """Attach ``resources`` to the root app."""
-    app.add_typer(resources_app, name="resources")
 
 
 @resources_app.command("list")

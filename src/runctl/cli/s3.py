@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperCommand
 
 from runctl.cli.output import Output, format_bytes
+from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.errors import UsageError
 
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     from runctl.aws.s3_transfer import TransferReport, TransferSettings
 
 s3_app = typer.Typer(
-    help="Move data between this machine and S3: parallel multipart transfers with progress.",
+    help=group_help("s3"),
+    rich_markup_mode=None,
     no_args_is_help=True,
 )
 
@@ -46,10 +48,6 @@ Include = Annotated[
     typer.Option(help="Take back paths an earlier --exclude skipped (repeatable)."),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(s3_app, name="s3")
 
 
 class FilterOrderCommand(TyperCommand):
