@@ -24,8 +24,13 @@ from tests.cli.spot_helpers import (
 )
 from tests.cloud.harness import Cloud
 
-STEPS = 40
-EXPECTED = {"step": STEPS, "total": STEPS * (STEPS + 1) // 2}
+# Long enough (12 s) that a notice is always seen before the script could finish on its own.
+STEPS = 120
+
+
+def expected(steps: int = STEPS) -> dict[str, int]:
+    """The deterministic final state of train_with_checkpoints.py after ``steps`` steps."""
+    return {"step": steps, "total": steps * (steps + 1) // 2}
 
 
 def train_args(instance_id: str, *extra: str, steps: int = STEPS) -> list[str]:
@@ -45,6 +50,17 @@ def checkpoint_step(cloud: Cloud, store: str, manifest: dict[str, Any]) -> int:
     (entry,) = [f for f in manifest["files"] if f["path"] == "state.json"]
     state = read_json(cloud, f"{store}blobs/{entry['sha256']}")
     return int(state["step"])
+
+
+def interrupt_twice(cloud: Cloud, first: str, notice_seconds: float) -> None:
+    """Interrupt ``first``, wait for attempt 1 to run on its replacement, interrupt that too."""
+    cloud.interrupt(first, notice_seconds=notice_seconds)
+    second = wait_until(
+        lambda: [i for i in live_instance_ids(cloud) if i != first and log_text(cloud, i)],
+        what="the replacement",
+    )[0]
+    wait_until(lambda: "resumed=1" in log_text(cloud, second), what="attempt 1 running")
+    cloud.interrupt(second, notice_seconds=notice_seconds)
 
 
 def test_interruption_resumes_on_a_new_instance_with_the_same_result(
@@ -68,7 +84,7 @@ def test_interruption_resumes_on_a_new_instance_with_the_same_result(
     assert timeline[0]["notice_to_commit_seconds"] is not None
     assert timeline[0]["recovery_seconds"] is not None
     assert timeline[1]["attempt"] == 1
-    assert result_of(cloud, doc) == EXPECTED
+    assert result_of(cloud, doc) == expected()
     resumed_log = log_text(cloud, doc["instance_id"])
     assert "attempt 1 resumed=1 from step" in resumed_log
     resumed_from = int(resumed_log.split("resumed=1 from step ")[1].split()[0])
@@ -86,19 +102,13 @@ def test_two_interruptions_in_one_job(cloud_env: Cloud, project: Path, shared_ca
     first = ready_instance(cloud, spot=True)
     proc = spawn(cloud, project, shared_cache, *train_args(first, "--auto-resume"))
     wait_for_step(cloud, first, 8, STEPS)
-    cloud.interrupt(first, notice_seconds=5)
-    second = wait_until(
-        lambda: [i for i in live_instance_ids(cloud) if i != first and log_text(cloud, i)],
-        what="the replacement",
-    )[0]
-    wait_until(lambda: "resumed=1" in log_text(cloud, second), what="attempt 1 running")
-    cloud.interrupt(second, notice_seconds=5)
+    interrupt_twice(cloud, first, notice_seconds=5)
     code, out, err = finish(proc)
     assert code == 0, err
     doc = json.loads(out)
     assert [t["attempt"] for t in doc["timeline"]] == [0, 1, 2]
     assert [t["state"] for t in doc["timeline"]] == ["interrupted", "interrupted", "succeeded"]
-    assert result_of(cloud, doc) == EXPECTED
+    assert result_of(cloud, doc) == expected()
 
 
 def test_max_restarts_exceeded_fails_clearly_and_leaves_nothing_running(
@@ -112,13 +122,7 @@ def test_max_restarts_exceeded_fails_clearly_and_leaves_nothing_running(
         *train_args(first, "--auto-resume", "--max-restarts", "1", steps=200),
     )  # fmt: skip
     wait_for_step(cloud, first, 3, 200)
-    cloud.interrupt(first, notice_seconds=4)
-    second = wait_until(
-        lambda: [i for i in live_instance_ids(cloud) if i != first and log_text(cloud, i)],
-        what="the replacement",
-    )[0]
-    wait_until(lambda: "resumed=1" in log_text(cloud, second), what="attempt 1 running")
-    cloud.interrupt(second, notice_seconds=4)
+    interrupt_twice(cloud, first, notice_seconds=4)
     code, out, err = finish(proc)
     assert code == 7, err
     doc = json.loads(out)
@@ -157,7 +161,7 @@ def test_stop_commits_a_checkpoint_and_start_then_train_resumes_from_it(
     code, out, err = finish(again)
     assert code == 0, err
     assert f"resumed=1 from step {saved}" in log_text(cloud, instance_id)
-    assert result_of(cloud, json.loads(out)) == EXPECTED
+    assert result_of(cloud, json.loads(out)) == expected()
 
 
 def test_cut_final_upload_resumes_from_the_previous_committed_checkpoint(
@@ -194,7 +198,7 @@ def test_cut_final_upload_resumes_from_the_previous_committed_checkpoint(
     assert f"resumed=1 from step {checkpoint_step(cloud, store, last_good)}" in log_text(
         cloud, second
     )
-    assert result_of(cloud, json.loads(out)) == EXPECTED
+    assert result_of(cloud, json.loads(out)) == expected()
 
 
 def test_corrupted_blob_is_detected_and_the_previous_checkpoint_is_used(
@@ -227,4 +231,4 @@ def test_corrupted_blob_is_detected_and_the_previous_checkpoint_is_used(
     log = log_text(cloud, first)
     assert f"resumed=1 from step {checkpoint_step(cloud, store, previous)}" in log
     assert blob[:12] in log  # the runner names the blob that failed verification
-    assert result_of(cloud, json.loads(out)) == {"step": 30, "total": 30 * 31 // 2}
+    assert result_of(cloud, json.loads(out)) == expected(30)
