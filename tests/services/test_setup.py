@@ -121,7 +121,14 @@ def test_a_changed_inline_policy_is_updated() -> None:
 
 def test_policy_grants_only_the_runctl_prefix() -> None:
     policy = bucket_policy("b1")
-    resources = [s["Resource"] for s in policy["Statement"]]
+    s3 = [s for s in policy["Statement"] if str(s["Resource"]).startswith("arn:aws:s3")]
+    resources = [s["Resource"] for s in s3]
     assert "arn:aws:s3:::b1/runctl/*" in resources
     assert all(r in ("arn:aws:s3:::b1", "arn:aws:s3:::b1/runctl/*") for r in resources)
+
+
+def test_policy_lets_the_runner_stop_only_runctl_instances() -> None:
+    (ec2,) = [s for s in bucket_policy("b1")["Statement"] if s["Sid"] == "FinishRunctlInstances"]
+    assert sorted(ec2["Action"]) == ["ec2:StopInstances", "ec2:TerminateInstances"]
+    assert ec2["Condition"] == {"StringEquals": {"aws:ResourceTag/runctl:managed": "true"}}
     assert default_bucket_name("123456789012", "us-east-1") == "runctl-123456789012-us-east-1"

@@ -35,7 +35,9 @@ EC2_TRUST = {
 
 
 def bucket_policy(bucket: str, prefix: str = "runctl") -> dict[str, Any]:
-    """Inline policy: list, read and write objects under ``<prefix>/`` of the bucket only."""
+    """Inline policy: list, read and write objects under ``<prefix>/`` of the bucket only, and
+    stop or terminate runctl-managed instances (``--stop-on-finish``/``--terminate-on-finish``
+    are applied by the runner on the instance itself)."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -63,6 +65,13 @@ def bucket_policy(bucket: str, prefix: str = "runctl") -> dict[str, Any]:
                     "s3:ListMultipartUploadParts",
                 ],
                 "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*",
+            },
+            {
+                "Sid": "FinishRunctlInstances",
+                "Effect": "Allow",
+                "Action": ["ec2:StopInstances", "ec2:TerminateInstances"],
+                "Resource": "arn:aws:ec2:*:*:instance/*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/runctl:managed": "true"}},
             },
         ],
     }
