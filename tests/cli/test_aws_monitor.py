@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 from tests.cli.aws_helpers import run
@@ -53,34 +52,39 @@ def test_follow_streams_lines_while_running_and_ends_with_the_job(
     }
 
 
-def test_follow_shows_lines_as_they_are_printed(cloud_env: Cloud, project: Path) -> None:
-    make_project(project, {"slow.py": SLOW})
+STEPPED = """
+import os, time
+for i in range(4):
+    print("step", i, flush=True)
+    while not os.path.exists(os.path.join(os.environ["HOME"], f"go-{i}")):
+        time.sleep(0.05)
+print("done", flush=True)
+"""
+
+
+def test_follow_shows_lines_as_they_are_printed(
+    cloud_env: Cloud, project: Path, shared_cache: Path
+) -> None:
+    make_project(project, {"slow.py": STEPPED})
     instance_id = ready_instance(cloud_env)
-    start(instance_id, "4", "1.5")
-    seen: list[tuple[float, str]] = []
-    done = threading.Event()
-
-    def watch_log() -> None:
-        log_dir = cloud_env.sandbox(instance_id)
-        while not done.is_set():
-            for path in log_dir.rglob("attempt-0.log"):
-                text = path.read_text()
-                for i in range(4):
-                    if f"step {i}\n" in text and all(s != f"step {i}" for _, s in seen):
-                        seen.append((time.monotonic(), f"step {i}"))
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=watch_log, daemon=True)
-    watcher.start()
-    result = run("aws", "monitor", instance_id, "--follow")
-    done.set()
-    assert result.exit_code == 0, result.stderr
-    assert "step 3" in result.stdout
-    # The CLI printed every step before the job ended: the output holds them in order and the
-    # job took several seconds, so streaming (not one read at the end) delivered them.
-    positions = [result.stdout.index(f"step {i}") for i in range(4)]
-    assert positions == sorted(positions)
-    assert len(seen) == 4
+    start(instance_id)
+    wait_until(lambda: "step 0" in log_text(cloud_env, instance_id), what="the script running")
+    follower = spawn(cloud_env, project, shared_cache, "aws", "monitor", instance_id, "--follow")
+    assert follower.stdout is not None
+    guard = threading.Timer(60, follower.kill)  # a follower that does not stream must not hang
+    guard.start()
+    for i in range(4):
+        # The script is blocked right after printing step i: the follower must show it now,
+        # not when the job ends.
+        line = ""
+        while line.strip() != f"step {i}":
+            line = follower.stdout.readline()
+            assert line, f"the follower ended before showing step {i}"
+        (cloud_env.sandbox(instance_id) / f"go-{i}").write_text("")
+    code, out, err = finish(follower)
+    guard.cancel()
+    assert code == 0, err
+    assert out.rstrip().endswith("done")
 
 
 GATED = """

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from runctl.aws.errors import aws_errors, error_code
 from runctl.errors import WaitTimeoutError, WrongStateError
+from runctl.polling import Timing, poll_until
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -106,19 +107,19 @@ def wait_invocation(
     clock: Callable[[], float] = time.monotonic,
 ) -> Invocation:
     """Poll until the command reaches a terminal status; raises WaitTimeoutError after timeout."""
-    deadline = clock() + timeout
-    delay = 0.1
-    while True:
+
+    def finished() -> Invocation | None:
         invocation = get_invocation(ssm, command_id, instance_id)
-        if invocation is not None and invocation.status in TERMINAL:
-            return invocation
-        if clock() >= deadline:
-            raise WaitTimeoutError(
-                f"SSM command {command_id} on {instance_id} did not finish in {timeout:.0f}s",
-                resource=instance_id,
-            )
-        sleep(delay)
-        delay = min(delay * 1.5, 1.0)
+        return invocation if invocation is not None and invocation.status in TERMINAL else None
+
+    timing = Timing(sleep=sleep, clock=clock, interval=0.1, max_interval=1.0)
+    invocation = poll_until(finished, timeout=timeout, timing=timing)
+    if invocation is None:
+        raise WaitTimeoutError(
+            f"SSM command {command_id} on {instance_id} did not finish in {timeout:.0f}s",
+            resource=instance_id,
+        )
+    return invocation
 
 
 def run_shell(

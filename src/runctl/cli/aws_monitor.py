@@ -12,6 +12,7 @@ from runctl.cli.aws_jobs import InstanceId, LogPrinter, job_clients
 from runctl.cli.output import Output
 from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.cli.units import duration
+from runctl.errors import WrongStateError
 
 if TYPE_CHECKING:
     from runctl.services.job_follow import JobReader
@@ -51,7 +52,7 @@ def monitor(
         reader = S3Reader(clients.s3, require_layout(ref, instance_id))
     try:
         first = reader.tail(None, TAIL_BYTES)
-    except Exception:
+    except WrongStateError:  # SSM cannot reach it after all: the S3 copy still can
         if ref.layout is None or isinstance(reader, S3Reader):
             raise
         reader = S3Reader(clients.s3, ref.layout)
@@ -82,10 +83,8 @@ def monitor(
     if shown:
         printer(("\n".join(shown) + "\n").encode())
     layout = ref.layout
-    if layout is None and first.job_id and settings.aws.s3_bucket:
-        from runctl.services.job_lookup import job_ref as lookup
-
-        layout = lookup(instance, first.job_id, settings, Path.cwd()).layout
+    if layout is None and first.job_id:
+        layout = job_ref(instance, first.job_id, settings, Path.cwd()).layout
 
     def alive() -> bool:
         return clients.ec2.describe_instance(instance_id).state in ("pending", "running")
