@@ -10,7 +10,7 @@ from moto import mock_aws
 from runctl.aws.buckets import Buckets
 from runctl.aws.iam import Iam
 from runctl.errors import UsageError
-from runctl.services.setup import EC2_TRUST, bucket_policy
+from runctl.services.account.setup import EC2_TRUST, bucket_policy
 from tests.cloud.harness import Cloud
 
 

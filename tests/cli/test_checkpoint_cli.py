@@ -9,10 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from runctl.remote.checkpoints import commit_checkpoint
-from runctl.remote.jobspec import JobLayout, JobSpec
-from runctl.remote.s3store import S3Store
-from runctl.remote.stores import CheckpointStore, LocalStore
+from runctl.job.checkpoints import commit_checkpoint
+from runctl.job.s3store import S3Store
+from runctl.job.spec import JobLayout, JobSpec
+from runctl.job.stores import CheckpointStore, LocalStore
 from tests.cli.aws_helpers import run
 from tests.cli.jobs_helpers import BUCKET, make_project, ready_instance
 from tests.cloud.harness import Cloud

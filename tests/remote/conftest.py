@@ -24,15 +24,15 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from runctl.remote.jobspec import TERMINAL_STATES, JobLayout, JobSpec, code_key, new_job_id
-from runctl.services.bundle import build_code_bundle, upload_code_bundle
-from runctl.services.remote_command import start_job_command
-from runctl.services.runtime_bundle import (
+from runctl.job.spec import TERMINAL_STATES, JobLayout, JobSpec, code_key, new_job_id
+from runctl.services.bundles.code import build_code_bundle, upload_code_bundle
+from runctl.services.bundles.runtime import (
     RuntimeBundle,
     RuntimeRef,
     build_runtime_bundle,
     upload_runtime_bundle,
 )
+from runctl.services.jobs.commands import start_job_command
 from tests.remote.fake_imds import FakeImds
 
 REGION = "us-east-1"
@@ -207,7 +207,7 @@ class Instance:
             time.sleep(0.1)
 
     def runner_alive(self, spec: JobSpec) -> bool:
-        from runctl.remote.layout import RemoteRoot
+        from runctl.job.layout import RemoteRoot
 
         return RemoteRoot(self.root).running_job() == spec.job_id
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from runctl.remote.checkpoints import (
+from runctl.job.checkpoints import (
     HashCache,
     commit_checkpoint,
     latest_manifest,
@@ -21,8 +21,8 @@ from runctl.remote.checkpoints import (
     restore_checkpoint,
     scan_checkpoint_dir,
 )
-from runctl.remote.s3store import S3Store
-from runctl.remote.stores import CheckpointStore, LocalStore, StoredObject, open_store
+from runctl.job.s3store import S3Store
+from runctl.job.stores import CheckpointStore, LocalStore, StoredObject, open_store
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runctl.services.bundle import build_code_bundle, upload_code_bundle
+from runctl.services.bundles.code import build_code_bundle, upload_code_bundle
 
 
 def test_unchanged_code_is_not_uploaded_twice(s3: Any, bucket: str, tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runctl.remote.jobspec import CheckpointSettings, JobSpec, code_key, new_job_id
-from runctl.services.bundle import build_code_bundle, upload_code_bundle
-from runctl.services.remote_command import parse_command_json, start_job_command
-from runctl.services.runtime_bundle import RuntimeBundle, upload_runtime_bundle
+from runctl.job.spec import CheckpointSettings, JobSpec, code_key, new_job_id
+from runctl.services.bundles.code import build_code_bundle, upload_code_bundle
+from runctl.services.bundles.runtime import RuntimeBundle, upload_runtime_bundle
+from runctl.services.jobs.commands import parse_command_json, start_job_command
 
 TRAINING = Path(__file__).resolve().parents[2] / "training"
 

@@ -11,16 +11,16 @@ from pathlib import Path
 import boto3
 import pytest
 
-from runctl.remote.checkpoints import list_manifests, read_manifest
-from runctl.remote.jobspec import (
+from runctl.job.checkpoints import list_manifests, read_manifest
+from runctl.job.s3store import S3Store
+from runctl.job.spec import (
     RUNNING,
     CheckpointSettings,
     JobSpec,
     parse_time,
     seconds_between,
 )
-from runctl.remote.s3store import S3Store
-from runctl.services.remote_command import (
+from runctl.services.jobs.commands import (
     job_state_command,
     parse_command_json,
     stop_job_command,

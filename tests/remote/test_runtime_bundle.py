@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from runctl.services.runtime_bundle import (
+from runctl.services.bundles.runtime import (
     BOTOCORE_DATA_FILES,
     RuntimeBundle,
     build_runtime_bundle,
@@ -107,10 +107,11 @@ def test_runner_works_on_python39(
     code = (
         f"import sys, warnings; sys.path.insert(0, {str(extracted)!r})\n"
         "warnings.simplefilter('ignore')\n"
-        "from runctl.remote import runner, control, supervisor, s3store, checkpoints\n"
+        "from runctl.remote import runner, control, supervisor\n"
+        "from runctl.job import s3store, checkpoints\n"
         "from runctl.aws.session import AwsContext\n"
         "from runctl.aws.s3 import S3Uri, put_bytes, get_bytes\n"
-        "from runctl.remote.jobspec import JobStatus\n"
+        "from runctl.job.spec import JobStatus\n"
         "ctx = AwsContext()\n"
         f"uri = S3Uri({bucket!r}, 'probe/status.json')\n"
         "put_bytes(ctx.s3(), uri, JobStatus(job_id='j').to_json().encode())\n"

@@ -13,10 +13,10 @@ import pytest
 
 from runctl.config import Settings
 from runctl.errors import NotFoundError, UsageError, WrongStateError
-from runctl.remote.checkpoints import commit_checkpoint
-from runctl.remote.jobspec import CheckpointSettings, JobLayout, JobSpec, JobStatus
-from runctl.remote.stores import LocalStore
-from runctl.services.checkpoint_admin import (
+from runctl.job.checkpoints import commit_checkpoint
+from runctl.job.spec import CheckpointSettings, JobLayout, JobSpec, JobStatus
+from runctl.job.stores import LocalStore
+from runctl.services.checkpoints.admin import (
     checkpoint_info,
     cleanup_checkpoints,
     find_manifest,
@@ -24,7 +24,7 @@ from runctl.services.checkpoint_admin import (
     list_checkpoints,
     open_target,
 )
-from runctl.services.checkpoint_resume import (
+from runctl.services.checkpoints.resume import (
     ResumePlan,
     check_not_running,
     plan_resume,

@@ -8,7 +8,7 @@ import pytest
 
 from runctl.errors import NotFoundError, UsageError, WaitTimeoutError, WrongStateError
 from runctl.polling import Timing
-from runctl.services.instances import (
+from runctl.services.instances.lifecycle import (
     GracefulStopResult,
     instance_status,
     start_instance,
@@ -18,7 +18,7 @@ from runctl.services.instances import (
     wait_for_state,
     wait_ready,
 )
-from runctl.services.prices import PriceBook
+from runctl.services.instances.prices import PriceBook
 from tests.services.fakes import NOW, FakeClock, FakeEc2, FakeSsm
 
 

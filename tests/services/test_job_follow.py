@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from runctl.errors import WaitTimeoutError, WrongStateError
+from runctl.job.spec import JobStatus
 from runctl.polling import Timing
-from runctl.remote.jobspec import JobStatus
-from runctl.services.job_follow import Observation, follow, parse_read_output, read_command
+from runctl.services.jobs.follow import Observation, follow, parse_read_output, read_command
 
 
 @dataclass

@@ -11,7 +11,7 @@ from runctl.aws.ec2 import Subnet
 from runctl.errors import CapacityError, NotFoundError, UsageError
 from runctl.polling import Timing
 from runctl.services import tags as tagging
-from runctl.services.launch import (
+from runctl.services.instances.launch import (
     LaunchRequest,
     NoCapacityError,
     launch_instance,

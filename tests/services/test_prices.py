@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from runctl.services.prices import CACHE_TTL, PriceBook, cache_dir, shipped_table
+from runctl.services.instances.prices import CACHE_TTL, PriceBook, cache_dir, shipped_table
 from tests.services.fakes import NOW, FakeEc2
 
 

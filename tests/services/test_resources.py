@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from runctl.services.prices import PriceBook
-from runctl.services.resources import bulk_action, list_instances
+from runctl.services.account.resources import bulk_action, list_instances
+from runctl.services.instances.prices import PriceBook
 from tests.services.fakes import NOW, FakeEc2
 
 

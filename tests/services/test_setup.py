@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runctl.aws.iam import InstanceProfile, Role
-from runctl.services.setup import (
+from runctl.services.account.setup import (
     EC2_TRUST,
     INLINE_POLICY,
     SSM_CORE_POLICY,

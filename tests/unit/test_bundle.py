@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runctl.services import bundle as bundle_module
-from runctl.services.bundle import build_code_bundle, collect_files, find_project_root
+from runctl.services.bundles import code as bundle_module
+from runctl.services.bundles.code import build_code_bundle, collect_files, find_project_root
 
 
 def make(root: Path, files: dict[str, str]) -> Path:

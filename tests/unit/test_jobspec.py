@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runctl.remote.jobspec import (
+from runctl.job.layout import JobPaths, RemoteRoot
+from runctl.job.spec import (
     CheckpointSettings,
     JobLayout,
     JobSpec,
@@ -25,7 +26,6 @@ from runctl.remote.jobspec import (
     utc_now,
     write_json_atomic,
 )
-from runctl.remote.layout import JobPaths, RemoteRoot
 
 
 def test_job_id_format() -> None:

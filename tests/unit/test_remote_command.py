@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from runctl.services.remote_command import (
+from runctl.services.jobs.commands import (
     job_state_command,
     parse_command_json,
     start_job_command,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runctl.services.runtime_bundle import build_runtime_bundle, runctl_files
+from runctl.services.bundles.runtime import build_runtime_bundle, runctl_files
 
 # Names that do not exist before Python 3.10/3.11 (imported or used as attributes).
 NEWER_NAMES = {
@@ -105,7 +105,7 @@ def test_runtime_imports_nothing_from_outside_the_bundle(tmp_path: Path) -> None
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     code = (
         f"import sys; sys.path.insert(0, {str(extracted)!r})\n"
-        "import runctl.remote.runner, runctl.remote.control, runctl.remote.s3store\n"
+        "import runctl.remote.runner, runctl.remote.control, runctl.job.s3store\n"
         "import runctl.aws.s3_sync, runctl.aws.s3_copy, runctl.aws.session\n"
         "import boto3\n"
         "for name in ('s3', 'ec2', 'sts'):\n"

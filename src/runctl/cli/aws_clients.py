@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from runctl.aws.ec2 import Ec2
     from runctl.aws.session import AwsContext
     from runctl.aws.ssm import Ssm
-    from runctl.services.prices import PriceBook
+    from runctl.services.instances.prices import PriceBook
 
 
 def aws_for(ctx: typer.Context) -> AwsContext:
@@ -55,6 +55,6 @@ def ssm_for(ctx: typer.Context) -> Ssm:
 
 def prices_for(ec2: Ec2) -> PriceBook:
     """The price book of ``ec2``'s region (spot prices from that region's history)."""
-    from runctl.services.prices import PriceBook
+    from runctl.services.instances.prices import PriceBook
 
     return PriceBook(ec2.region, spot_source=ec2)

@@ -13,9 +13,9 @@ from runctl.cli.units import money
 from runctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from runctl.services.instances import Readiness
-    from runctl.services.launch import LaunchResult
-    from runctl.services.prices import PriceQuote
+    from runctl.services.instances.launch import LaunchResult
+    from runctl.services.instances.lifecycle import Readiness
+    from runctl.services.instances.prices import PriceQuote
 
 CREATE_FORMATS = ("text", "json", "instance-id")
 
@@ -76,8 +76,9 @@ def create(
     """Launch one instance, tagged at launch; prints what was tried and what was chosen."""
     import time
 
-    from runctl.services import instances, launch
     from runctl.services import tags as tagging
+    from runctl.services.instances import launch
+    from runctl.services.instances import lifecycle as instances
 
     out = command_output(ctx, output, allowed=CREATE_FORMATS)
     if spot_max_price is not None and spot_max_price <= 0:

@@ -14,17 +14,17 @@ from runctl.cli.state import OutputOption, command_output, get_state
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Instance
-    from runctl.remote.jobspec import JobStatus
-    from runctl.services.auto_resume import ResumeOutcome
-    from runctl.services.job_follow import FollowResult
-    from runctl.services.jobs import AwsJobClients, StartedJob
-    from runctl.services.launch import LaunchRequest
+    from runctl.job.spec import JobStatus
+    from runctl.services.instances.launch import LaunchRequest
+    from runctl.services.jobs.auto_resume import ResumeOutcome
+    from runctl.services.jobs.follow import FollowResult
+    from runctl.services.jobs.start import AwsJobClients, StartedJob
 
 InstanceId = Annotated[str, typer.Argument(help="Instance id (i-...).", show_default=False)]
 
 
 def job_clients(ctx: typer.Context) -> AwsJobClients:
-    from runctl.services.jobs import AwsJobClients
+    from runctl.services.jobs.start import AwsJobClients
 
     aws = aws_for(ctx)
     return AwsJobClients(
@@ -118,8 +118,8 @@ def train(
     output: OutputOption = None,
 ) -> None:
     """Start a training job on an instance; with --wait, follow it and exit with its verdict."""
-    from runctl.services.jobs import TrainRequest, start_job
-    from runctl.services.local_run import parse_env_pairs
+    from runctl.services.jobs.local import parse_env_pairs
+    from runctl.services.jobs.start import TrainRequest, start_job
 
     out = command_output(ctx, output)
     state = get_state(ctx)
@@ -173,10 +173,10 @@ def _train_with_auto_resume(
     remote_root: str,
 ) -> None:
     from runctl.services import tags
-    from runctl.services.auto_resume import run_with_auto_resume, timeline_rows
-    from runctl.services.instances import wait_ready
-    from runctl.services.job_resume import resume_job
-    from runctl.services.launch import launch_instance
+    from runctl.services.instances.launch import launch_instance
+    from runctl.services.instances.lifecycle import wait_ready
+    from runctl.services.jobs.auto_resume import run_with_auto_resume, timeline_rows
+    from runctl.services.jobs.resume import resume_job
 
     settings = get_state(ctx).config().settings
     clients = job_clients(ctx)
@@ -250,7 +250,7 @@ def follow_started(
     remote_root: str,
 ) -> FollowResult:
     from runctl.errors import WaitTimeoutError
-    from runctl.services.job_follow import InstanceReader, S3Reader, follow
+    from runctl.services.jobs.follow import InstanceReader, S3Reader, follow
 
     clients = job_clients(ctx)
     printer = LogPrinter(out)

@@ -14,7 +14,7 @@ from runctl.cli.units import duration, money
 from runctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from runctl.services.instances import ActionResult, GracefulJobStop
+    from runctl.services.instances.lifecycle import ActionResult, GracefulJobStop
 
 InstanceId = Annotated[str, typer.Argument(help="Instance id (i-...).", show_default=False)]
 Wait = Annotated[bool, typer.Option("--wait", help="Wait for the target state.")]
@@ -25,14 +25,14 @@ Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to wait.", mi
 
 
 def _check_id(instance_id: str) -> None:
-    from runctl.services.instances import validate_instance_id
+    from runctl.services.instances.lifecycle import validate_instance_id
 
     validate_instance_id(instance_id)
 
 
 def _graceful(ctx: typer.Context, out: Output) -> GracefulJobStop:
     """The graceful job step: stop the running job through SSM, committing its checkpoint."""
-    from runctl.services.graceful import ssm_graceful_stop
+    from runctl.services.jobs.graceful import ssm_graceful_stop
 
     return ssm_graceful_stop(
         aws_for(ctx).ssm(),
@@ -62,7 +62,7 @@ def start(
     output: OutputOption = None,
 ) -> None:
     """Start a stopped instance (a no-op when it is running)."""
-    from runctl.services.instances import start_instance
+    from runctl.services.instances.lifecycle import start_instance
 
     out = command_output(ctx, output)
     _check_id(instance_id)
@@ -81,7 +81,7 @@ def stop(
     output: OutputOption = None,
 ) -> None:
     """Stop an instance, letting a running job checkpoint first (a no-op when stopped)."""
-    from runctl.services.instances import stop_instance
+    from runctl.services.instances.lifecycle import stop_instance
 
     out = command_output(ctx, output)
     _check_id(instance_id)
@@ -104,7 +104,7 @@ def terminate(
 ) -> None:
     """Terminate an instance (asks first unless --yes), letting a running job checkpoint."""
     from runctl.services import tags as tagging
-    from runctl.services.instances import terminate_instance
+    from runctl.services.instances.lifecycle import terminate_instance
 
     out = command_output(ctx, output)
     _check_id(instance_id)
@@ -134,7 +134,7 @@ def terminate(
 
 def status(ctx: typer.Context, instance_id: InstanceId, output: OutputOption = None) -> None:
     """State, type, lifecycle, zone, uptime, cost so far, SSM ping and current job."""
-    from runctl.services.instances import instance_status
+    from runctl.services.instances.lifecycle import instance_status
 
     out = command_output(ctx, output)
     _check_id(instance_id)
@@ -170,7 +170,7 @@ def wait(
     output: OutputOption = None,
 ) -> None:
     """Wait until the instance is running and its SSM agent is online."""
-    from runctl.services.instances import wait_ready
+    from runctl.services.instances.lifecycle import wait_ready
 
     out = command_output(ctx, output)
     _check_id(instance_id)

@@ -15,7 +15,7 @@ from runctl.cli.units import duration
 from runctl.errors import WrongStateError
 
 if TYPE_CHECKING:
-    from runctl.services.job_follow import JobReader
+    from runctl.services.jobs.follow import JobReader
 
 TAIL_BYTES = 15_000
 
@@ -31,10 +31,10 @@ def monitor(
     output: OutputOption = None,
 ) -> None:
     """Print a job's log; --follow streams it until the job ends (NDJSON with --output json)."""
-    from runctl.services.instances import validate_instance_id
-    from runctl.services.job_follow import InstanceReader, S3Reader
-    from runctl.services.job_follow import follow as follow_job
-    from runctl.services.job_lookup import job_ref, require_layout
+    from runctl.services.instances.lifecycle import validate_instance_id
+    from runctl.services.jobs.follow import InstanceReader, S3Reader
+    from runctl.services.jobs.follow import follow as follow_job
+    from runctl.services.jobs.lookup import job_ref, require_layout
 
     out = command_output(ctx, output)
     validate_instance_id(instance_id)
@@ -127,8 +127,8 @@ def processes(
     output: OutputOption = None,
 ) -> None:
     """CPU, memory, disk, GPUs and the job's processes (NDJSON with --watch --output json)."""
-    from runctl.services.instances import validate_instance_id
-    from runctl.services.processes import instance_snapshot
+    from runctl.services.instances.lifecycle import validate_instance_id
+    from runctl.services.jobs.processes import instance_snapshot
 
     out = command_output(ctx, output)
     validate_instance_id(instance_id)

@@ -30,7 +30,7 @@ def setup(
     from runctl.aws.buckets import Buckets
     from runctl.aws.iam import Iam
     from runctl.aws.sts import get_caller_identity
-    from runctl.services.setup import (
+    from runctl.services.account.setup import (
         DEFAULT_PROFILE,
         apply_setup,
         default_bucket_name,
@@ -107,7 +107,7 @@ def prices(
 ) -> None:
     """On-demand (and spot) hourly prices, each with its source."""
     from runctl.aws.pricing import Pricing, pricing_client
-    from runctl.services.prices import PriceBook, shipped_table
+    from runctl.services.instances.prices import PriceBook, shipped_table
 
     out = command_output(ctx, output)
     ec2 = ec2_for(ctx)

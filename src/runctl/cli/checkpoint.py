@@ -2,7 +2,7 @@
 
 TARGET is a job (``s3://B/runctl/P/jobs/ID/``), an ``s3://`` checkpoint store prefix, a local
 store (``runctl local --checkpoint-s3 DIR``) or a plain checkpoint directory; see
-:mod:`runctl.services.checkpoint_admin` for how each is read. ``list --output json`` prints a
+:mod:`runctl.services.checkpoints.admin` for how each is read. ``list --output json`` prints a
 list (one object per checkpoint, newest first), ``info`` and ``cleanup`` one object. ``resume``
 starts the job's next attempt from the newest checkpoint: on ``--instance-id`` (``--wait``
 follows it and exits with its verdict like ``aws train --wait``) or, without it, here through
@@ -25,13 +25,13 @@ from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from runctl.services.checkpoint_admin import (
+    from runctl.services.checkpoints.admin import (
         CheckpointDetail,
         CheckpointListing,
         CheckpointTarget,
         CleanupReport,
     )
-    from runctl.services.checkpoint_resume import ResumePlan
+    from runctl.services.checkpoints.resume import ResumePlan
 
 checkpoint_app = typer.Typer(
     help=group_help("checkpoint"),
@@ -50,7 +50,7 @@ EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def _open(ctx: typer.Context, target: str) -> CheckpointTarget:
-    from runctl.services.checkpoint_admin import open_target
+    from runctl.services.checkpoints.admin import open_target
 
     return open_target(target, lambda: aws_for(ctx).s3())
 
@@ -58,7 +58,7 @@ def _open(ctx: typer.Context, target: str) -> CheckpointTarget:
 @checkpoint_app.command("list")
 def list_(ctx: typer.Context, target: Target, output: OutputOption = None) -> None:
     """Committed checkpoints, newest first: id, time, attempt, file count, total size."""
-    from runctl.services.checkpoint_admin import list_checkpoints
+    from runctl.services.checkpoints.admin import list_checkpoints
 
     out = command_output(ctx, output)
     listing = list_checkpoints(_open(ctx, target))
@@ -106,7 +106,7 @@ def info(
     output: OutputOption = None,
 ) -> None:
     """One checkpoint's manifest: its files with sizes and sha256, attempt, time, job id."""
-    from runctl.services.checkpoint_admin import checkpoint_info
+    from runctl.services.checkpoints.admin import checkpoint_info
 
     out = command_output(ctx, output)
     detail = checkpoint_info(_open(ctx, target), checkpoint)
@@ -151,7 +151,7 @@ def cleanup(
     output: OutputOption = None,
 ) -> None:
     """Delete all but the newest N checkpoints and the blobs no kept checkpoint uses."""
-    from runctl.services.checkpoint_admin import cleanup_checkpoints
+    from runctl.services.checkpoints.admin import cleanup_checkpoints
 
     out = command_output(ctx, output)
     if not (dry_run or yes or sys.stdin.isatty()):
@@ -214,8 +214,8 @@ def resume(
     """Start the job's next attempt from its newest committed checkpoint (here or on an
     instance). Put the script's arguments after `--` to replace the job's."""
     from runctl.cli.aws_jobs import cache_dir, finish_job, follow_started, job_clients
-    from runctl.services.checkpoint_resume import plan_resume, resume_on_instance
-    from runctl.services.instances import validate_instance_id
+    from runctl.services.checkpoints.resume import plan_resume, resume_on_instance
+    from runctl.services.instances.lifecycle import validate_instance_id
 
     out = command_output(ctx, output)
     if instance_id is not None:
@@ -259,7 +259,7 @@ def _resume_here(
     """Run the next attempt here; exit like ``runctl local`` (0, 7, 130)."""
     from runctl.cli.aws_jobs import LogPrinter
     from runctl.cli.local import report_local_result
-    from runctl.services.checkpoint_resume import resume_here
+    from runctl.services.checkpoints.resume import resume_here
 
     result = resume_here(
         plan, cwd=Path.cwd(), args=args, force=force, s3_client=lambda: aws_for(ctx).s3(),

@@ -19,7 +19,7 @@ from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.errors import ExitCode, JobFailedError, RunctlError
 
 if TYPE_CHECKING:
-    from runctl.services.local_run import LocalJobResult
+    from runctl.services.jobs.local import LocalJobResult
 
 HELP = (
     "Run SCRIPT on this machine with the job environment (RUNCTL_* variables, checkpoints, "
@@ -79,7 +79,7 @@ def local(
     output: OutputOption = None,
 ) -> None:
     """Run SCRIPT here through the same job runner an instance uses."""
-    from runctl.services.local_run import LocalJobRequest, parse_env_pairs, run_local_job
+    from runctl.services.jobs.local import LocalJobRequest, parse_env_pairs, run_local_job
 
     out = command_output(ctx, output)
     state = get_state(ctx)

@@ -38,7 +38,7 @@ def list_(
     output: OutputOption = None,
 ) -> None:
     """Instances with state, type, lifecycle, age and cost estimates."""
-    from runctl.services.resources import ResourceListing, list_instances
+    from runctl.services.account.resources import ResourceListing, list_instances
 
     out = command_output(ctx, output)
     if platform not in PLATFORMS:
@@ -90,7 +90,7 @@ def _bulk(
     force: bool,
     output: str | None,
 ) -> None:
-    from runctl.services.resources import bulk_action
+    from runctl.services.account.resources import bulk_action
 
     out = command_output(ctx, output)
     ec2 = ec2_for(ctx)

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from runctl.errors import ExitCode
-from runctl.remote.jobspec import TERMINAL_STATES, read_json, utc_now, write_json_atomic
-from runctl.remote.layout import RemoteRoot, read_pid, runner_alive
+from runctl.job.layout import RemoteRoot, read_pid, runner_alive
+from runctl.job.spec import TERMINAL_STATES, read_json, utc_now, write_json_atomic
 
 DEFAULT_STOP_TIMEOUT = 150.0
 TAIL_BYTES = 256 * 1024

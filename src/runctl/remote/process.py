@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from runctl.remote.jobspec import UTC, format_time
+from runctl.job.spec import UTC, format_time
 
 Echo = Callable[[bytes], None]
 CHUNK = 64 * 1024

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from runctl.errors import ExitCode, RunctlError, UsageError, WrongStateError
-from runctl.remote.jobspec import (
+from runctl.job.layout import RemoteRoot, read_pid
+from runctl.job.spec import (
     FAILED,
     JobLayout,
     JobSpec,
@@ -37,7 +38,6 @@ from runctl.remote.jobspec import (
     utc_now,
     write_bytes_atomic,
 )
-from runctl.remote.layout import RemoteRoot, read_pid
 from runctl.remote.supervisor import (
     SHUTDOWN,
     STOP,

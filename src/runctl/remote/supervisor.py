@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from runctl.errors import RunctlError
-from runctl.remote import jobspec as js
-from runctl.remote.checkpoints import CommitResult, restore_checkpoint, scan_checkpoint_dir
+from runctl.job import spec as js
+from runctl.job.checkpoints import CommitResult, restore_checkpoint, scan_checkpoint_dir
+from runctl.job.layout import JobPaths
+from runctl.job.spec import JobSpec, JobStatus, utc_now, write_json_atomic
+from runctl.job.stores import CheckpointStore, open_store
 from runctl.remote.imds import ImdsClient, SpotNotice, SpotWatcher
-from runctl.remote.jobspec import JobSpec, JobStatus, utc_now, write_json_atomic
-from runctl.remote.layout import JobPaths
 from runctl.remote.process import Echo, JobLog, ScriptProcess
 from runctl.remote.staging import (
     StagingError,
@@ -37,7 +38,6 @@ from runctl.remote.staging import (
     install_requirements,
     without_runtime_path,
 )
-from runctl.remote.stores import CheckpointStore, open_store
 from runctl.remote.sync import CheckpointSync, LogShipper
 
 SPOT = "spot"

@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from runctl.remote.checkpoints import (
+from runctl.job.checkpoints import (
     CommitResult,
     HashCache,
     commit_checkpoint,
     prune_checkpoints,
     scan_checkpoint_dir,
 )
-from runctl.remote.stores import CheckpointStore
+from runctl.job.stores import CheckpointStore
 
 MIN_UPLOAD_ALLOWANCE = 10.0
 ASSUMED_UPLOAD_BYTES_PER_SECOND = 50e6

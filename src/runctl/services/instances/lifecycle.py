@@ -21,7 +21,7 @@ from runctl.services import tags as tagging
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Ec2, Instance
     from runctl.aws.ssm import Ssm
-    from runctl.services.prices import PriceBook
+    from runctl.services.instances.prices import PriceBook
 
 INSTANCE_ID_RE = re.compile(r"^i-([0-9a-f]{8}|[0-9a-f]{17})$")
 GONE = ("shutting-down", "terminated")

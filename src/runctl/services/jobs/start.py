@@ -5,7 +5,7 @@ script are checked locally; then the instance must be running with its SSM agent
 bundle and runctl's runtime bundle are uploaded only when S3 lacks them (content-addressed);
 ``job.json`` and a ``pending`` ``status.json`` go to the job's S3 prefix; and one small SSM
 command starts the instance-side runner detached. Following the job is in
-:mod:`runctl.services.job_follow`.
+:mod:`runctl.services.jobs.follow`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from runctl.config import Settings
 from runctl.errors import ConfigError, RunctlError, UsageError, WrongStateError
-from runctl.remote.jobspec import (
+from runctl.job.spec import (
     PENDING,
     CheckpointSettings,
     JobLayout,
@@ -28,9 +28,9 @@ from runctl.remote.jobspec import (
     new_job_id,
     utc_now,
 )
-from runctl.services.bundle import find_project_root
-from runctl.services.instances import GONE, validate_instance_id
-from runctl.services.local_run import check_s3_option, resolve_script
+from runctl.services.bundles.code import find_project_root
+from runctl.services.instances.lifecycle import GONE, validate_instance_id
+from runctl.services.jobs.local import check_s3_option, resolve_script
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -268,7 +268,7 @@ def send_start(
 ) -> dict[str, object]:
     """Run the start command through SSM; the runner's JSON answer, or the error it reported."""
     from runctl.aws.ssm_commands import run_shell
-    from runctl.services.remote_command import parse_command_json, start_job_command
+    from runctl.services.jobs.commands import parse_command_json, start_job_command
 
     script = start_job_command(
         runtime_url,
@@ -325,8 +325,8 @@ def start_job(
     Raises UsageError/NotFoundError for bad input (before any AWS call), ConfigError without
     a bucket, WrongStateError when the instance is not ready or busy.
     """
-    from runctl.services.bundle import build_code_bundle, upload_code_bundle
-    from runctl.services.runtime_bundle import ensure_runtime_bundle
+    from runctl.services.bundles.code import build_code_bundle, upload_code_bundle
+    from runctl.services.bundles.runtime import ensure_runtime_bundle
 
     prepared = prepare_script(request, settings, cwd)
     bucket = require_bucket(settings)

@@ -41,8 +41,8 @@ from runctl.aws.ec2 import (
 from runctl.errors import CapacityError, UsageError
 from runctl.polling import Timing, poll_until
 from runctl.services import tags as tagging
-from runctl.services.images import ImageChoice, choose_image, is_accelerated
-from runctl.services.placement import Placement, plan_placements, suggest_instance_types
+from runctl.services.instances.amis import ImageChoice, choose_image, is_accelerated
+from runctl.services.instances.placement import Placement, plan_placements, suggest_instance_types
 
 if TYPE_CHECKING:
     from runctl.aws.ssm import Ssm

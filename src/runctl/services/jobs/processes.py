@@ -12,8 +12,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from runctl.errors import RunctlError
+from runctl.job.layout import DEFAULT_REMOTE_ROOT, ROOT_ENV
 from runctl.polling import Timing
-from runctl.remote.layout import DEFAULT_REMOTE_ROOT, ROOT_ENV
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient

@@ -29,12 +29,12 @@ from typing import Any
 
 from runctl.config import Settings
 from runctl.errors import NotFoundError, UsageError
-from runctl.remote.jobspec import CheckpointSettings, JobSpec, JobStatus, new_job_id, split_s3_uri
-from runctl.remote.layout import JobPaths
+from runctl.job.layout import JobPaths
+from runctl.job.spec import CheckpointSettings, JobSpec, JobStatus, new_job_id, split_s3_uri
 from runctl.remote.process import Echo
 from runctl.remote.runner import run_local
 from runctl.remote.supervisor import RunContext
-from runctl.services.bundle import collect_files, find_project_root
+from runctl.services.bundles.code import collect_files, find_project_root
 
 PYTHON_ENV = "RUNCTL_PYTHON"
 

@@ -14,8 +14,8 @@ The project root is the nearest enclosing directory holding ``.git``, ``pyprojec
    anchoring, ``**``; the deepest file with a matching pattern decides; a file inside an
    ignored directory cannot be re-included, as in git).
 
-The archive is deterministic (:mod:`runctl.services.tarball`), so unchanged code has the same
-sha256 and is uploaded once to ``runctl/<project>/code/<sha256>.tar.gz``.
+The archive is deterministic (:mod:`runctl.services.bundles.tarball`), so unchanged code has the
+same sha256 and is uploaded once to ``runctl/<project>/code/<sha256>.tar.gz``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import pathspec
 
 from runctl.config import PROJECT_MARKERS
 from runctl.errors import NotFoundError
-from runctl.services.tarball import write_deterministic_targz
+from runctl.services.bundles.tarball import write_deterministic_targz
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -227,7 +227,7 @@ def upload_code_bundle(client: S3Client, bundle: CodeBundle, bucket: str, projec
     """
     from runctl.aws.s3 import S3Uri, head_object
     from runctl.aws.s3_transfer import UploadItem, upload_files
-    from runctl.remote.jobspec import code_key
+    from runctl.job.spec import code_key
 
     uri = S3Uri(bucket, code_key(project, bundle.sha256))
     try:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from runctl.config import Settings
 from runctl.errors import NotFoundError
-from runctl.remote.jobspec import JobLayout
-from runctl.services.jobs import JOB_TAG, JOB_URI_TAG
+from runctl.job.spec import JobLayout
+from runctl.services.jobs.start import JOB_TAG, JOB_URI_TAG
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Instance
@@ -38,7 +38,7 @@ def job_ref(instance: Instance, job_id: str | None, settings: Settings, cwd: Pat
         except ValueError:
             pass
     if wanted and settings.aws.s3_bucket:
-        from runctl.services.bundle import find_project_root
+        from runctl.services.bundles.code import find_project_root
 
         project = settings.aws.project_name or find_project_root(cwd).name
         return JobRef(wanted, JobLayout(settings.aws.s3_bucket, project, wanted))

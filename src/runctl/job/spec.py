@@ -6,7 +6,7 @@ A job is self-describing in S3 (PRODUCT.md section 4)::
     s3://<bucket>/runctl/<project>/jobs/<job-id>/job.json      JobSpec
                                                 status.json   JobStatus
                                                 logs/attempt-<N>.log
-                                                checkpoints/  see runctl.remote.checkpoints
+                                                checkpoints/  see runctl.job.checkpoints
                                                 outputs/      default output_s3
 
 Both documents are plain dataclasses with ``to_dict``/``from_dict`` (unknown keys are ignored so a

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from runctl.services import tags as tagging
-from runctl.services.instances import (
+from runctl.services.instances.lifecycle import (
     GracefulJobStop,
     graceful_job_stop,
     stop_instance,
@@ -23,7 +23,7 @@ from runctl.services.instances import (
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Ec2, Instance
-    from runctl.services.prices import PriceBook
+    from runctl.services.instances.prices import PriceBook
 
 LISTED_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 

@@ -14,7 +14,7 @@ from typing import Any
 from runctl.aws.s3 import S3Object, S3Uri, delete_objects, get_bytes, iter_objects, put_bytes
 from runctl.aws.s3 import stat_object as _stat_object
 from runctl.aws.s3_transfer import DownloadItem, UploadItem, download_objects, upload_files
-from runctl.remote.stores import CheckpointStore, StoredObject
+from runctl.job.stores import CheckpointStore, StoredObject
 
 
 class S3Store(CheckpointStore):

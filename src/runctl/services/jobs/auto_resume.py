@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from runctl.config import Settings
 from runctl.errors import RunctlError
-from runctl.remote.jobspec import INTERRUPTED, JobStatus, seconds_between
-from runctl.services.job_follow import FollowResult
-from runctl.services.jobs import AwsJobClients, StartedJob
+from runctl.job.spec import INTERRUPTED, JobStatus, seconds_between
+from runctl.services.jobs.follow import FollowResult
+from runctl.services.jobs.start import AwsJobClients, StartedJob
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Instance
-    from runctl.services.launch import LaunchRequest
+    from runctl.services.instances.launch import LaunchRequest
 
 Notify = Callable[[str], None]
 FollowAttempt = Callable[[StartedJob], FollowResult]
@@ -67,7 +67,7 @@ def replacement_request(
     instance: Instance, job_id: str, attempt: int, settings: Settings, user: str
 ) -> LaunchRequest:
     """A launch request for the same spec as ``instance``; idempotent per job attempt."""
-    from runctl.services.launch import LaunchRequest
+    from runctl.services.instances.launch import LaunchRequest
 
     profile = None
     if instance.iam_instance_profile_arn:

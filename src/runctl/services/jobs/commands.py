@@ -21,8 +21,8 @@ import json
 import shlex
 from collections.abc import Sequence
 
+from runctl.job.layout import DEFAULT_REMOTE_ROOT, ROOT_ENV
 from runctl.remote.control import DEFAULT_STOP_TIMEOUT, idle_state_result, idle_stop_result
-from runctl.remote.layout import DEFAULT_REMOTE_ROOT, ROOT_ENV
 
 MIN_PYTHON = (3, 9)
 

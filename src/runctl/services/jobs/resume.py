@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from runctl.config import Settings
 from runctl.errors import NotFoundError, WrongStateError
-from runctl.remote.jobspec import PENDING, JobLayout, JobSpec, JobStatus, utc_now
-from runctl.services.instances import validate_instance_id
-from runctl.services.jobs import (
+from runctl.job.spec import PENDING, JobLayout, JobSpec, JobStatus, utc_now
+from runctl.services.instances.lifecycle import validate_instance_id
+from runctl.services.jobs.start import (
     JOB_TAG,
     JOB_URI_TAG,
     JSON,
@@ -58,7 +58,7 @@ def resume_job(
     WrongStateError when it is still running or the instance is not ready.
     """
     from runctl.aws.s3 import S3Uri, put_bytes
-    from runctl.services.runtime_bundle import ensure_runtime_bundle
+    from runctl.services.bundles.runtime import ensure_runtime_bundle
 
     validate_instance_id(instance_id)
     spec, status = read_job(clients.s3, layout)

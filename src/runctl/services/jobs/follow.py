@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from runctl.errors import NotFoundError, WaitTimeoutError, WrongStateError
+from runctl.job.layout import DEFAULT_REMOTE_ROOT, ROOT_ENV
+from runctl.job.spec import JobLayout, JobStatus
 from runctl.polling import Timing
-from runctl.remote.jobspec import JobLayout, JobStatus
-from runctl.remote.layout import DEFAULT_REMOTE_ROOT, ROOT_ENV
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -1,11 +1,11 @@
 """``runctl checkpoint resume``: start the next attempt of a job from its newest checkpoint.
 
-The job is found from the target (:mod:`runctl.services.checkpoint_admin`): an S3 job prefix
+The job is found from the target (:mod:`runctl.services.checkpoints.admin`): an S3 job prefix
 names it; a store names it through its newest manifest's job id, whose ``job.json`` is the S3
 job the store belongs to (``.../jobs/ID/checkpoints/``) or a ``runctl local`` job of the current
 project (``.runctl/jobs/<job-id>/job.json``).
 
-- On an instance (:func:`resume_on_instance`): :func:`runctl.services.job_resume.resume_job`,
+- On an instance (:func:`resume_on_instance`): :func:`runctl.services.jobs.resume.resume_job`,
   so the instance's runner restores the checkpoint as attempt N+1. Script arguments given here
   replace ``job.json``'s (later resumes use them too).
 - Here (:func:`resume_here`): the job runner of ``runctl local`` in the foreground, with the
@@ -24,16 +24,16 @@ from pathlib import Path
 
 from runctl.config import Settings
 from runctl.errors import NotFoundError, UsageError, WrongStateError
+from runctl.job.checkpoints import Manifest, latest_manifest
+from runctl.job.layout import JobPaths
+from runctl.job.spec import JobLayout, JobSpec, JobStatus, read_json
 from runctl.polling import Timing
-from runctl.remote.checkpoints import Manifest, latest_manifest
-from runctl.remote.jobspec import JobLayout, JobSpec, JobStatus, read_json
-from runctl.remote.layout import JobPaths
 from runctl.remote.process import Echo
-from runctl.services.bundle import find_project_root
-from runctl.services.checkpoint_admin import CheckpointTarget, S3ClientFactory, no_checkpoint
-from runctl.services.instances import validate_instance_id
-from runctl.services.jobs import AwsJobClients, StartedJob
-from runctl.services.local_run import LocalJobResult, resolve_script, run_attempt_here
+from runctl.services.bundles.code import find_project_root
+from runctl.services.checkpoints.admin import CheckpointTarget, S3ClientFactory, no_checkpoint
+from runctl.services.instances.lifecycle import validate_instance_id
+from runctl.services.jobs.local import LocalJobResult, resolve_script, run_attempt_here
+from runctl.services.jobs.start import AwsJobClients, StartedJob
 
 LOCAL_JOBS = Path(".runctl") / "jobs"
 ACTIVE_STATES = ("running", "starting")
@@ -68,7 +68,7 @@ def plan_resume(target: CheckpointTarget, *, cwd: Path, s3_client: S3ClientFacto
         raise no_checkpoint(target)
     spec, status, layout = target.spec, target.status, target.job
     if spec is None and layout is not None:
-        from runctl.services.job_resume import read_job
+        from runctl.services.jobs.resume import read_job
 
         spec, status = read_job(s3_client(), layout)
     if spec is None:
@@ -127,8 +127,8 @@ def resume_on_instance(
     put back if starting fails.
     """
     from runctl.aws.s3 import S3Uri, put_bytes
-    from runctl.services.job_resume import resume_job
-    from runctl.services.jobs import JSON
+    from runctl.services.jobs.resume import resume_job
+    from runctl.services.jobs.start import JSON
 
     validate_instance_id(instance_id)
     layout = plan.layout

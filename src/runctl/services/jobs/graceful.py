@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from runctl.errors import WaitTimeoutError, WrongStateError
-from runctl.services.instances import GracefulJobStop, GracefulStopResult
+from runctl.services.instances.lifecycle import GracefulJobStop, GracefulStopResult
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -39,7 +39,7 @@ def ssm_graceful_stop(
 
     def step(instance: Instance) -> GracefulStopResult | None:
         from runctl.aws.ssm_commands import run_shell
-        from runctl.services.remote_command import parse_command_json, stop_job_command
+        from runctl.services.jobs.commands import parse_command_json, stop_job_command
 
         if instance.state != "running":
             return None

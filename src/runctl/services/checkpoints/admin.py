@@ -13,7 +13,7 @@ A *target* is what the user typed, resolved by :func:`open_target`:
   files (size, mtime, sha256); ``cleanup`` refuses it and ``resume`` has nothing to restore.
 
 The protocol itself (manifests written last, content-addressed blobs, pruning) is
-:mod:`runctl.remote.checkpoints`; this module only reads it and presents it.
+:mod:`runctl.job.checkpoints`; this module only reads it and presents it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from runctl.errors import NotFoundError, UsageError
-from runctl.remote.checkpoints import (
+from runctl.job.checkpoints import (
     BLOBS,
     MANIFESTS,
     LocalCheckpointFile,
@@ -37,8 +37,8 @@ from runctl.remote.checkpoints import (
     scan_checkpoint_dir,
     sha256_file,
 )
-from runctl.remote.jobspec import UTC, JobLayout, JobSpec, JobStatus, format_time
-from runctl.remote.stores import CheckpointStore, open_store
+from runctl.job.spec import UTC, JobLayout, JobSpec, JobStatus, format_time
+from runctl.job.stores import CheckpointStore, open_store
 
 S3ClientFactory = Callable[[], Any]
 TARGET_HINT = (
@@ -193,7 +193,7 @@ def open_target(text: str, s3_client: S3ClientFactory) -> CheckpointTarget:
 
 
 def _open_job(job: JobLayout, s3_client: S3ClientFactory) -> CheckpointTarget:
-    from runctl.services.job_resume import read_job
+    from runctl.services.jobs.resume import read_job
 
     client = s3_client()
     try:
@@ -357,7 +357,7 @@ def cleanup_checkpoints(
     now: datetime | None = None,
 ) -> CleanupReport:
     """Keep the newest ``keep_last_n`` checkpoints; delete older manifests and the blobs no
-    kept manifest references (see :func:`runctl.remote.checkpoints.prune_checkpoints`).
+    kept manifest references (see :func:`runctl.job.checkpoints.prune_checkpoints`).
 
     Raises UsageError (exit 2) for a plain directory or ``keep_last_n`` < 1.
     """

@@ -1,6 +1,6 @@
 """The checkpoint commit protocol (PRODUCT.md section 5), the same on the instance and the laptop.
 
-A store (S3 prefix or local directory, see :mod:`runctl.remote.stores`) holds::
+A store (S3 prefix or local directory, see :mod:`runctl.job.stores`) holds::
 
     blobs/<sha256>                                   file contents, content-addressed
     manifests/<seq:08d>-<yyyymmddTHHMMSSZ>-a<attempt>.json   one per commit, written LAST
@@ -33,8 +33,8 @@ from typing import Any
 
 from runctl.aws.s3_paths import is_temp_name, local_path_for
 from runctl.errors import NotFoundError
-from runctl.remote.jobspec import UTC, utc_now
-from runctl.remote.stores import CheckpointStore
+from runctl.job.spec import UTC, utc_now
+from runctl.job.stores import CheckpointStore
 
 BLOBS = "blobs/"
 MANIFESTS = "manifests/"

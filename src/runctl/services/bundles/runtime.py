@@ -1,12 +1,13 @@
 """The runtime bundle: runctl's instance side and its pure-Python dependencies in one tar.gz.
 
-An instance has only bash and python3 >= 3.9, so runctl ships what its runner imports:
-``runctl/__init__.py``, ``runctl/errors.py``, ``runctl/remote/``, ``runctl/aws/`` (session,
-errors and the S3 engine ``s3*.py``) plus boto3, botocore (its ``data/`` pruned to s3, ec2 and
-sts and the few top-level files botocore loads at start), s3transfer, jmespath, python-dateutil,
-six, urllib3 and certifi. The archive is deterministic and content-addressed
+An instance has only bash and python3 >= 3.9, so runctl ships what its runner imports: the
+packages ``runctl/job/`` (the job contract) and ``runctl/remote/`` (the instance program) whole,
+``runctl/__init__.py``, ``runctl/errors.py`` and from ``runctl/aws/`` the session factory, its
+errors and the S3 engine (:data:`RUNCTL_MODULES`), plus boto3, botocore (its ``data/`` pruned to
+s3, ec2 and sts and the few top-level files botocore loads at start), s3transfer, jmespath,
+python-dateutil, six, urllib3 and certifi. The archive is deterministic and content-addressed
 (``runctl/runtime/<sha256>.tar.gz``), uploaded only when absent, and fetched on the instance by a
-presigned URL (see :mod:`runctl.services.remote_command`).
+presigned URL (see :mod:`runctl.services.jobs.commands`).
 
 The packages come from this machine's site-packages when their ``Requires-Python`` admits the
 oldest instance Python (3.9). Otherwise (boto3 >= 1.43 needs 3.10) pip downloads the newest
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import runctl
-from runctl.services.tarball import write_deterministic_targz
+from runctl.services.bundles.tarball import write_deterministic_targz
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -56,14 +57,23 @@ BOTOCORE_DATA_FILES = (
     "sdk-default-configuration.json",
 )
 BOTO3_RESOURCES = ("s3", "ec2")
-RUNCTL_FILES = (
-    "__init__.py",
-    "errors.py",
-    "aws/__init__.py",
-    "aws/errors.py",
-    "aws/session.py",
-    "aws/s3*.py",
-    "remote/*.py",
+#: What of runctl the instance runs: the job contract and the instance program, whole ...
+RUNCTL_PACKAGES = ("job", "remote")
+#: ... and the modules they import: the error tree, the session factory and the S3 engine.
+RUNCTL_MODULES = (
+    "__init__",
+    "errors",
+    "aws/__init__",
+    "aws/errors",
+    "aws/session",
+    "aws/s3",
+    "aws/s3_cleanup",
+    "aws/s3_copy",
+    "aws/s3_digests",
+    "aws/s3_integrity",
+    "aws/s3_paths",
+    "aws/s3_sync",
+    "aws/s3_transfer",
 )
 MANIFEST_NAME = "runctl-runtime.json"
 PRESIGN_SECONDS = 6 * 3600
@@ -94,7 +104,7 @@ class RuntimeBundle:
 
     @property
     def key(self) -> str:
-        from runctl.remote.jobspec import runtime_key
+        from runctl.job.spec import runtime_key
 
         return runtime_key(self.sha256)
 
@@ -226,10 +236,11 @@ def runctl_files() -> list[tuple[str, Path]]:
 
 def _runctl_entries() -> Iterator[tuple[str, Path]]:
     package_dir = Path(runctl.__file__).resolve().parent
-    for pattern in RUNCTL_FILES:
-        for path in sorted(package_dir.glob(pattern)):
-            if path.is_file():
-                yield f"runctl/{path.relative_to(package_dir).as_posix()}", path
+    paths = [package_dir / f"{module}.py" for module in RUNCTL_MODULES]
+    for package in RUNCTL_PACKAGES:
+        paths.extend((package_dir / package).rglob("*.py"))
+    for path in paths:
+        yield f"runctl/{path.relative_to(package_dir).as_posix()}", path
 
 
 def _tree(site: Path, top: str) -> Iterator[tuple[str, Path]]:

@@ -1,10 +1,10 @@
 """Where committed checkpoints are kept: a key/value "store" in S3 or in a local directory.
 
-The checkpoint protocol (:mod:`runctl.remote.checkpoints`) only needs a few operations on keys
+The checkpoint protocol (:mod:`runctl.job.checkpoints`) only needs a few operations on keys
 relative to the store's root (``blobs/<sha256>``, ``manifests/<id>.json``): list a prefix, read
 and write a small document, upload and download files in parallel, delete. :class:`LocalStore`
 implements them on a directory (every write is a temporary file renamed into place, so a cut-off
-write never shows under its final name); :class:`runctl.remote.s3store.S3Store` implements them
+write never shows under its final name); :class:`runctl.job.s3store.S3Store` implements them
 with the S3 transfer engine. ``open_store`` picks one from a URI, importing boto3 only for S3.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from runctl.errors import NotFoundError
-from runctl.remote.jobspec import UTC, write_bytes_atomic
+from runctl.job.spec import UTC, write_bytes_atomic
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def open_store(uri: str, s3_client: Callable[[], Any] | None = None) -> Checkpoi
     """The store at ``uri``: an ``s3://`` prefix (``s3_client()`` builds the boto3 client) or a
     local directory path (``file://`` allowed)."""
     if uri.startswith("s3://"):
-        from runctl.remote.s3store import S3Store
+        from runctl.job.s3store import S3Store
 
         if s3_client is None:
             raise ValueError("an S3 checkpoint store needs an S3 client")

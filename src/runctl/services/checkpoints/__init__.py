@@ -1,0 +1,1 @@
+"""Committed checkpoints from the laptop: list, inspect, prune and resume."""

@@ -1,0 +1,1 @@
+"""EC2 instances: launch with placement fallback, AMIs, lifecycle, prices."""

@@ -1,0 +1,1 @@
+"""The job workflow: start, resume, follow, run to the end, stop gracefully."""
