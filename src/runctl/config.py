@@ -18,10 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runctl.errors import ConfigError, UsageError
+from runctl.paths import find_project_file, user_config_file
 
-PROJECT_FILE = ".runctl.toml"
 ENV_PREFIX = "RUNCTL_"
-PROJECT_MARKERS = (".git", "pyproject.toml", "requirements.txt", PROJECT_FILE)
 
 
 class _Section(BaseModel):
@@ -161,23 +160,6 @@ def parse_value(key: str, raw: str) -> Any:
 
 def _allows_none(annotation: Any) -> bool:
     return "None" in repr(annotation)
-
-
-def find_project_file(start: Path) -> Path | None:
-    """Search ``.runctl.toml`` from ``start`` upward, stopping at the project root."""
-    for directory in (start, *start.parents):
-        candidate = directory / PROJECT_FILE
-        if candidate.is_file():
-            return candidate
-        if any((directory / marker).exists() for marker in PROJECT_MARKERS):
-            return None
-    return None
-
-
-def user_config_file(env: Mapping[str, str]) -> Path:
-    """``$XDG_CONFIG_HOME/runctl/config.toml``, else ``~/.config/runctl/config.toml``."""
-    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", str(Path.home()))) / ".config")
-    return Path(base) / "runctl" / "config.toml"
 
 
 def read_file_layer(path: Path, source: str) -> Layer:

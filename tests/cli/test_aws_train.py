@@ -43,7 +43,7 @@ def test_train_wait_runs_the_script_and_ships_outputs(cloud_env: Cloud, project:
     assert 'argv ["--epochs", "2", "a b", "$(whoami)"]' in log
     assert "boto3? False" in log
     assert "data ['part-0.npz']" in log
-    prefix = doc["s3_prefix"].removeprefix(f"s3://{BUCKET}/")
+    prefix = doc["job_uri"].removeprefix(f"s3://{BUCKET}/")
     out = s3.get_object(Bucket=BUCKET, Key=f"{prefix}outputs/result.txt")["Body"].read()
     assert out == f"trained on {instance_id}".encode()
     status = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{prefix}status.json")["Body"].read())

@@ -11,7 +11,7 @@ from typing import Any
 
 from runctl.job.checkpoints import commit_checkpoint
 from runctl.job.s3store import S3Store
-from runctl.job.spec import JobLayout, JobSpec
+from runctl.job.spec import JobLocation, JobSpec
 from runctl.job.stores import CheckpointStore, LocalStore
 from tests.cli.aws_helpers import run
 from tests.cli.jobs_helpers import BUCKET, make_project, ready_instance
@@ -75,7 +75,7 @@ def _train_on_instance(cloud: Cloud, steps: int = 3) -> tuple[str, str]:
         "--", "--steps", str(steps), "--step-seconds", "0",
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    return instance_id, str(json.loads(result.stdout)["s3_prefix"])
+    return instance_id, str(json.loads(result.stdout)["job_uri"])
 
 
 def _s3_keys(cloud: Cloud, prefix: str) -> list[str]:
@@ -162,7 +162,7 @@ def test_list_and_info_on_an_s3_job_prefix(cloud_env: Cloud, project: Path) -> N
     assert listed and [list(e) for e in listed] == [LIST_KEYS] * len(listed)
     assert [e["id"] for e in direct] == [e["id"] for e in listed]
     assert all(e["location"] == store_prefix for e in listed)
-    assert listed[0]["job_id"] == JobLayout.from_uri(prefix).job_id
+    assert listed[0]["job_id"] == JobLocation.from_uri(prefix).job_id
     assert info["id"] == listed[-1]["id"]
     assert [f["path"] for f in info["files"]] == ["state.json"]
 
@@ -235,25 +235,25 @@ def test_cleanup_on_a_local_store(cloud_env: Cloud, project: Path) -> None:
 def test_cleanup_on_an_s3_job_prefix(cloud_env: Cloud, project: Path) -> None:
     cloud = cloud_env
     cloud.client("s3").create_bucket(Bucket=BUCKET)
-    layout = JobLayout(BUCKET, "demo", "demo-20250101-000000-abcd")
-    spec = JobSpec(job_id=layout.job_id, project="demo", script="train.py", bucket=BUCKET)
-    cloud.client("s3").put_object(Bucket=BUCKET, Key=layout.job_key, Body=spec.to_json().encode())
-    store = S3Store(cloud.client("s3"), layout.checkpoints_uri)
+    location = JobLocation(BUCKET, "demo", "demo-20250101-000000-abcd")
+    spec = JobSpec(job_id=location.job_id, project="demo", script="train.py", bucket=BUCKET)
+    cloud.client("s3").put_object(Bucket=BUCKET, Key=location.job_key, Body=spec.to_json().encode())
+    store = S3Store(cloud.client("s3"), location.checkpoints_uri)
     source = project / "ckpt"
     source.mkdir()
     ids = _commit_steps(store, source, 3)
-    prefix = layout.prefix + "checkpoints/"
+    prefix = location.prefix + "checkpoints/"
     before = _s3_keys(cloud, prefix)
 
-    preview = _json("checkpoint", "cleanup", layout.uri, "--keep-last-n", "1", "--dry-run")
+    preview = _json("checkpoint", "cleanup", location.uri, "--keep-last-n", "1", "--dry-run")
     assert _s3_keys(cloud, prefix) == before
     for key in cloud.s3_backend().buckets[BUCKET].keys.values():
         key.last_modified -= timedelta(hours=2)
-    done = _json("checkpoint", "cleanup", layout.uri, "--keep-last-n", "1", "--yes")
+    done = _json("checkpoint", "cleanup", location.uri, "--keep-last-n", "1", "--yes")
 
     assert preview["deleted_manifests"] == ids[1:] and preview["deferred_blobs"] == 2
     assert done["kept"] == [ids[0]] and done["deleted_blobs"] == 2
-    assert done["location"] == layout.checkpoints_uri
+    assert done["location"] == location.checkpoints_uri
     model = hashlib.sha256(b"weights after step 2" * 10).hexdigest()
     config = hashlib.sha256(b'{"lr": 0.1}').hexdigest()
     assert _s3_keys(cloud, prefix) == sorted(
@@ -305,17 +305,17 @@ def test_resume_here_needs_the_script(cloud_env: Cloud, project: Path) -> None:
 def test_resume_here_from_an_s3_job(cloud_env: Cloud, project: Path) -> None:
     make_project(project, {"train.py": TRAIN})
     instance_id, prefix = _train_on_instance(cloud_env)
-    layout = JobLayout.from_uri(prefix)
+    location = JobLocation.from_uri(prefix)
 
     result = run("checkpoint", "resume", prefix, "-o", "json", "--", "--steps", "5",
                  "--step-seconds", "0")  # fmt: skip
 
     assert result.exit_code == 0, result.stderr
-    assert f"job {layout.job_id} attempt 1 resumed=1 from step 3" in result.stderr
-    status = _s3_json(cloud_env, layout.status_key)
+    assert f"job {location.job_id} attempt 1 resumed=1 from step 3" in result.stderr
+    status = _s3_json(cloud_env, location.status_key)
     assert (status["state"], status["attempt"]) == ("succeeded", 1)
     assert status["instance_ids"] == [instance_id, "local"]
-    log = cloud_env.client("s3").get_object(Bucket=BUCKET, Key=layout.log_key(1))["Body"].read()
+    log = cloud_env.client("s3").get_object(Bucket=BUCKET, Key=location.log_key(1))["Body"].read()
     assert b"from step 3" in log
     newest = _json("checkpoint", "list", prefix)[0]
     assert (newest["attempt"], newest["id"]) == (1, status["checkpoint_id"])
@@ -324,7 +324,7 @@ def test_resume_here_from_an_s3_job(cloud_env: Cloud, project: Path) -> None:
 def test_resume_on_an_instance_waits_for_the_verdict(cloud_env: Cloud, project: Path) -> None:
     make_project(project, {"train.py": TRAIN})
     instance_id, prefix = _train_on_instance(cloud_env)
-    layout = JobLayout.from_uri(prefix)
+    location = JobLocation.from_uri(prefix)
     checkpoint = _json("checkpoint", "list", prefix)[0]["id"]
 
     result = run(
@@ -336,22 +336,22 @@ def test_resume_on_an_instance_waits_for_the_verdict(cloud_env: Cloud, project: 
     doc = json.loads(result.stdout)
     assert (doc["state"], doc["attempt"], doc["exit_code"]) == ("succeeded", 1, 0)
     assert doc["resumed_from"] == checkpoint and doc["instance_id"] == instance_id
-    assert f"job {layout.job_id} attempt 1 resumed=1 from step 3" in result.stderr
-    assert _s3_json(cloud_env, layout.job_key)["args"] == ["--steps", "5", "--step-seconds", "0"]
-    assert _s3_json(cloud_env, layout.status_key)["attempt"] == 1
+    assert f"job {location.job_id} attempt 1 resumed=1 from step 3" in result.stderr
+    assert _s3_json(cloud_env, location.job_key)["args"] == ["--steps", "5", "--step-seconds", "0"]
+    assert _s3_json(cloud_env, location.status_key)["attempt"] == 1
 
 
 def test_resume_of_a_job_without_checkpoints_exits_6(cloud_env: Cloud, project: Path) -> None:
     cloud_env.client("s3").create_bucket(Bucket=BUCKET)
-    layout = JobLayout(BUCKET, "demo", "demo-20250101-000000-abcd")
-    spec = JobSpec(job_id=layout.job_id, project="demo", script="train.py", bucket=BUCKET)
+    location = JobLocation(BUCKET, "demo", "demo-20250101-000000-abcd")
+    spec = JobSpec(job_id=location.job_id, project="demo", script="train.py", bucket=BUCKET)
     cloud_env.client("s3").put_object(
-        Bucket=BUCKET, Key=layout.job_key, Body=spec.to_json().encode()
+        Bucket=BUCKET, Key=location.job_key, Body=spec.to_json().encode()
     )
 
-    listed = _json("checkpoint", "list", layout.uri)
-    result = run("checkpoint", "resume", layout.uri, "--instance-id", "i-0123456789abcdef0")
+    listed = _json("checkpoint", "list", location.uri)
+    result = run("checkpoint", "resume", location.uri, "--instance-id", "i-0123456789abcdef0")
 
     assert listed == []
     assert result.exit_code == 6
-    assert f"no committed checkpoint in {layout.checkpoints_uri}" in result.stderr
+    assert f"no committed checkpoint in {location.checkpoints_uri}" in result.stderr

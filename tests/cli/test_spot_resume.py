@@ -41,7 +41,7 @@ def train_args(instance_id: str, *extra: str, steps: int = STEPS) -> list[str]:
 
 
 def result_of(cloud: Cloud, doc: dict[str, object]) -> object:
-    prefix = str(doc["s3_prefix"]).removeprefix(f"s3://{BUCKET}/")
+    prefix = str(doc["job_uri"]).removeprefix(f"s3://{BUCKET}/")
     return read_json(cloud, f"{prefix}outputs/result.json")
 
 

@@ -24,7 +24,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from runctl.job.spec import TERMINAL_STATES, JobLayout, JobSpec, code_key, new_job_id
+from runctl.job.spec import TERMINAL_STATES, JobLocation, JobSpec, code_key, new_job_id
 from runctl.services.bundles.code import build_code_bundle, upload_code_bundle
 from runctl.services.bundles.runtime import (
     RuntimeBundle,
@@ -156,21 +156,21 @@ class Instance:
         self.put_job(spec)
         return spec
 
-    def put_job(self, spec: JobSpec) -> JobLayout:
-        layout = spec.layout
-        assert layout is not None
-        self.s3.put_object(Bucket=self.bucket, Key=layout.job_key, Body=spec.to_json().encode())
-        return layout
+    def put_job(self, spec: JobSpec) -> JobLocation:
+        location = spec.location
+        assert location is not None
+        self.s3.put_object(Bucket=self.bucket, Key=location.job_key, Body=spec.to_json().encode())
+        return location
 
     def start(
         self, spec: JobSpec, attempt: int = 0, force: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        layout = spec.layout
-        assert layout is not None
+        location = spec.location
+        assert location is not None
         command = start_job_command(
             self.runtime.url,
             self.runtime.sha256,
-            layout.uri,
+            location.uri,
             attempt,
             force,
             "/nonexistent/runctl-root",
@@ -179,10 +179,10 @@ class Instance:
         return self.bash(command)
 
     def status(self, spec: JobSpec) -> dict[str, Any] | None:
-        layout = spec.layout
-        assert layout is not None
+        location = spec.location
+        assert location is not None
         try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=layout.status_key)["Body"].read()
+            body = self.s3.get_object(Bucket=self.bucket, Key=location.status_key)["Body"].read()
         except self.s3.exceptions.NoSuchKey:
             return None
         data: dict[str, Any] = json.loads(body)

@@ -36,6 +36,6 @@ def test_arguments_reach_the_script_exactly(instance: Instance, args: list[str])
     status = instance.wait(spec)
 
     assert status["state"] == "succeeded", status
-    layout = spec.layout
-    assert layout is not None
-    assert json.loads(instance.read(layout.prefix + "outputs/argv.json")) == args
+    location = spec.location
+    assert location is not None
+    assert json.loads(instance.read(location.prefix + "outputs/argv.json")) == args

@@ -48,19 +48,19 @@ def test_spot_job_is_interrupted_and_resumed_on_a_new_instance(
         checkpoint=CheckpointSettings(sync_interval_seconds=1, grace_seconds=20),
         spot_poll_seconds=0.5,
     )
-    layout = spec.layout
-    assert layout is not None
-    s3.put_object(Bucket="jobs", Key=layout.job_key, Body=spec.to_json().encode())
+    location = spec.location
+    assert location is not None
+    s3.put_object(Bucket="jobs", Key=location.job_key, Body=spec.to_json().encode())
 
     def start(instance_id: str, attempt: int) -> None:
-        command = start_job_command(runtime.url, runtime.sha256, layout.uri, attempt)
+        command = start_job_command(runtime.url, runtime.sha256, location.uri, attempt)
         invocation = cloud.run_command(instance_id, command, timeout=120)
         assert invocation["Status"] == "Success", invocation
         assert parse_command_json(invocation["StandardOutputContent"])["started"] is True
 
     def wait(predicate: Any, timeout: float = 90) -> dict[str, Any]:
         found: dict[str, Any] = cloud.wait_for(
-            lambda: (s := _status(s3, "jobs", layout.status_key)) and predicate(s) and s, timeout
+            lambda: (s := _status(s3, "jobs", location.status_key)) and predicate(s) and s, timeout
         )
         return found
 
@@ -79,7 +79,7 @@ def test_spot_job_is_interrupted_and_resumed_on_a_new_instance(
 
     assert final["state"] == "succeeded"
     assert final["instance_ids"] == [first, second]
-    log = s3.get_object(Bucket="jobs", Key=layout.log_key(1))["Body"].read().decode()
+    log = s3.get_object(Bucket="jobs", Key=location.log_key(1))["Body"].read().decode()
     assert "resumed=1" in log
-    result = s3.get_object(Bucket="jobs", Key=layout.prefix + "outputs/result.json")
+    result = s3.get_object(Bucket="jobs", Key=location.prefix + "outputs/result.json")
     assert json.loads(result["Body"].read()) == {"step": 80, "total": sum(range(81))}

@@ -79,12 +79,12 @@ def test_job_runs_end_to_end(instance: Instance, imds: FakeImds) -> None:
     assert status["attempt"] == 0
     assert status["instance_ids"] == [imds.instance_id]
     assert status["checkpoint_id"] and status["checkpoint_committed"]
-    layout = spec.layout
-    assert layout is not None
-    log = instance.read(layout.log_key(0)).decode()
+    location = spec.location
+    assert location is not None
+    log = instance.read(location.log_key(0)).decode()
     assert "hello from the script" in log
     assert "to stderr" in log
-    probe = json.loads(instance.read(layout.prefix + "outputs/env.json"))
+    probe = json.loads(instance.read(location.prefix + "outputs/env.json"))
     assert probe["argv"] == ["--lr", "0.1", "two words"]
     assert probe["data"] == ["a.csv", "sub/b.csv"]
     assert probe["boto3"] is False, "the runtime bundle leaked into the script's PYTHONPATH"
@@ -98,7 +98,9 @@ def test_job_runs_end_to_end(instance: Instance, imds: FakeImds) -> None:
     assert env["RUNCTL_CHECKPOINT_DIR"] == str(job_dir / "checkpoints")
     assert env["RUNCTL_OUTPUT_DIR"] == str(job_dir / "outputs")
     assert env["RUNCTL_GRACE_SECONDS"] == "20"
-    manifest = read_manifest(S3Store(instance.s3, layout.checkpoints_uri), status["checkpoint_id"])
+    manifest = read_manifest(
+        S3Store(instance.s3, location.checkpoints_uri), status["checkpoint_id"]
+    )
     assert [f.path for f in manifest.files] == ["model.bin"]
     local = json.loads((job_dir / "status.json").read_text())
     assert local == status
@@ -113,9 +115,9 @@ def test_failing_script_reports_its_exit_code(instance: Instance) -> None:
 
     assert status["state"] == "failed"
     assert status["exit_code"] == 3
-    layout = spec.layout
-    assert layout is not None
-    assert "to stderr" in instance.read(layout.log_key(0)).decode()
+    location = spec.location
+    assert location is not None
+    assert "to stderr" in instance.read(location.log_key(0)).decode()
 
 
 def test_missing_code_fails_the_job_with_a_message(instance: Instance) -> None:
@@ -181,9 +183,9 @@ def test_spot_notice_interrupts_commits_and_the_next_attempt_resumes(
     notice, sigterm, committed = status["notice"], status["sigterm"], status["checkpoint_committed"]
     assert parse_time(notice) <= parse_time(sigterm) <= parse_time(committed)
     print(f"spot notice -> checkpoint committed: {seconds_between(notice, committed):.2f}s")
-    layout = spec.layout
-    assert layout is not None
-    store = S3Store(instance.s3, layout.checkpoints_uri)
+    location = spec.location
+    assert location is not None
+    store = S3Store(instance.s3, location.checkpoints_uri)
     newest = list_manifests(store)[0]
     assert newest.id == status["checkpoint_id"]
     saved = json.loads(store.read("blobs/" + read_manifest(store, newest.id).files[0].sha256))
@@ -199,9 +201,9 @@ def test_spot_notice_interrupts_commits_and_the_next_attempt_resumes(
     assert final["state"] == "succeeded"
     assert final["attempt"] == 1
     assert final["instance_ids"] == ["i-0123456789abcdef0", "i-0fedcba9876543210"]
-    log = instance.read(layout.log_key(1)).decode()
+    log = instance.read(location.log_key(1)).decode()
     assert f"resumed=1 from step {saved['step']}" in log
-    result = json.loads(instance.read(layout.prefix + "outputs/result.json"))
+    result = json.loads(instance.read(location.prefix + "outputs/result.json"))
     assert result == {"step": 60, "total": sum(range(61))}
 
 
@@ -308,11 +310,11 @@ def test_requirements_go_into_a_venv_with_pip_options_from_the_environment(
     instance.start(spec)
     status = instance.wait(spec, timeout=180)
 
-    layout = spec.layout
-    assert layout is not None
-    log = instance.read(layout.log_key(0)).decode()
+    location = spec.location
+    assert location is not None
+    log = instance.read(location.log_key(0)).decode()
     assert status["state"] == "succeeded", log
-    assert instance.read(layout.prefix + "outputs/v.txt") == b"42"
+    assert instance.read(location.prefix + "outputs/v.txt") == b"42"
     assert "pip install" in log
     assert list((instance.root / "venvs").iterdir())
 
@@ -332,9 +334,9 @@ def test_job_runs_on_python39(instance: Instance, tmp_path: Path, imds: FakeImds
     status = instance.wait(spec)
 
     assert status["state"] == "succeeded", status
-    layout = spec.layout
-    assert layout is not None
-    assert json.loads(instance.read(layout.prefix + "outputs/env.json"))["argv"] == ["a b"]
+    location = spec.location
+    assert location is not None
+    assert json.loads(instance.read(location.prefix + "outputs/env.json"))["argv"] == ["a b"]
     assert status["checkpoint_id"]
 
 

@@ -14,7 +14,7 @@ import pytest
 from runctl.config import Settings
 from runctl.errors import NotFoundError, UsageError, WrongStateError
 from runctl.job.checkpoints import commit_checkpoint
-from runctl.job.spec import CheckpointSettings, JobLayout, JobSpec, JobStatus
+from runctl.job.spec import CheckpointSettings, JobLocation, JobSpec, JobStatus
 from runctl.job.stores import LocalStore
 from runctl.services.checkpoints.admin import (
     checkpoint_info,
@@ -59,7 +59,7 @@ def _commit(store: LocalStore, source: Path, steps: int, job_id: str = "job-1") 
 
 def test_job_of_store_names_the_job_only_for_its_checkpoints_prefix() -> None:
     job = job_of_store("s3://b/runctl/p/jobs/p-20250101-000000-abcd/checkpoints/")
-    assert job == JobLayout("b", "p", "p-20250101-000000-abcd")
+    assert job == JobLocation("b", "p", "p-20250101-000000-abcd")
     assert job_of_store("s3://b/runctl/p/jobs/p-1/outputs/") is None
     assert job_of_store("s3://b/elsewhere/checkpoints/") is None
 

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from runctl.services.instances.prices import CACHE_TTL, PriceBook, cache_dir, shipped_table
+from runctl.services.instances.prices import CACHE_TTL, PriceBook, shipped_table
 from tests.services.fakes import NOW, FakeEc2
 
 
@@ -57,8 +57,3 @@ def test_spot_price_comes_from_the_instances_zone(tmp_path: Path) -> None:
     quote = PriceBook("us-east-1", cache=tmp_path, spot_source=ec2).for_instance(instance)
     assert quote.usd_per_hour == 0.004 and quote.market == "spot"
     assert "us-east-1a" in quote.source
-
-
-def test_cache_dir_follows_xdg_then_home() -> None:
-    assert cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/runctl/prices")
-    assert cache_dir({"HOME": "/h"}) == Path("/h/.cache/runctl/prices")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -55,13 +54,6 @@ def test_managed_and_protected() -> None:
         "tag:runctl:managed": ["true"],
         "tag:runctl:project": ["p"],
     }
-
-
-def test_default_project_is_the_project_roots_name(tmp_path: Path) -> None:
-    root = tmp_path / "My Project"
-    (root / "src" / "deep").mkdir(parents=True)
-    (root / "pyproject.toml").write_text("")
-    assert tags.default_project_name(root / "src" / "deep") == "my-project"
 
 
 def test_current_user_prefers_the_environment() -> None:

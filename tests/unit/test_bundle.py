@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from runctl.paths import find_project_root
 from runctl.services.bundles import code as bundle_module
-from runctl.services.bundles.code import build_code_bundle, collect_files, find_project_root
+from runctl.services.bundles.code import build_code_bundle, collect_files
 
 
 def make(root: Path, files: dict[str, str]) -> Path:

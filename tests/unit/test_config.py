@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from runctl.config import find_project_file, parse_value, resolve
+from runctl.config import parse_value, resolve
 from runctl.errors import ConfigError, UsageError
+from runctl.paths import find_project_file
 
 
 def write(path: Path, text: str) -> Path:

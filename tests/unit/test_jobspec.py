@@ -1,4 +1,4 @@
-"""job.json and status.json documents, job ids and the S3 layout of a job."""
+"""job.json and status.json documents, job ids and the S3 location of a job."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import pytest
 from runctl.job.layout import JobPaths, RemoteRoot
 from runctl.job.spec import (
     CheckpointSettings,
-    JobLayout,
+    JobLocation,
     JobSpec,
     JobStatus,
     code_key,
     new_job_id,
     parse_time,
-    project_slug,
+    project_key,
     read_json,
     runtime_key,
     seconds_between,
@@ -36,22 +36,31 @@ def test_job_id_format() -> None:
 
 
 @pytest.mark.parametrize(
-    "name,slug", [("ok-name_1.0", "ok-name_1.0"), ("a b/c", "a-b-c"), ("///", "project")]
+    "name,key", [("ok-name_1.0", "ok-name_1.0"), ("My Proj", "my-proj"), ("  a  b ", "a-b")]
 )
-def test_project_slug(name: str, slug: str) -> None:
-    assert project_slug(name) == slug
+def test_project_key(name: str, key: str) -> None:
+    assert project_key(name) == key
+    assert project_key(key) == key  # a key is its own key
+
+
+@pytest.mark.parametrize(
+    "name", ["../../x", "a/b", "a\\b", "two\nlines", "tab\there", "///", "...", ""]
+)
+def test_project_names_that_cannot_be_keys_are_refused(name: str) -> None:
+    with pytest.raises(ValueError):
+        project_key(name)
 
 
 def test_layout_keys() -> None:
-    layout = JobLayout.from_uri("s3://bkt/runctl/proj/jobs/proj-20240501-120304-a1b2/")
+    location = JobLocation.from_uri("s3://bkt/runctl/proj/jobs/proj-20240501-120304-a1b2/")
 
-    assert layout == JobLayout("bkt", "proj", "proj-20240501-120304-a1b2")
-    assert layout.uri == "s3://bkt/runctl/proj/jobs/proj-20240501-120304-a1b2/"
-    assert layout.job_key.endswith("/job.json")
-    assert layout.status_key.endswith("/status.json")
-    assert layout.log_key(2).endswith("/logs/attempt-2.log")
-    assert layout.checkpoints_uri.endswith("/checkpoints/")
-    assert layout.outputs_uri.endswith("/outputs/")
+    assert location == JobLocation("bkt", "proj", "proj-20240501-120304-a1b2")
+    assert location.uri == "s3://bkt/runctl/proj/jobs/proj-20240501-120304-a1b2/"
+    assert location.job_key.endswith("/job.json")
+    assert location.status_key.endswith("/status.json")
+    assert location.log_key(2).endswith("/logs/attempt-2.log")
+    assert location.checkpoints_uri.endswith("/checkpoints/")
+    assert location.outputs_uri.endswith("/outputs/")
     assert code_key("proj", "ab") == "runctl/proj/code/ab.tar.gz"
     assert runtime_key("cd") == "runctl/runtime/cd.tar.gz"
 
@@ -59,7 +68,7 @@ def test_layout_keys() -> None:
 @pytest.mark.parametrize("uri", ["s3://bkt/other/proj/jobs/x/", "file:///x", "s3://bkt/runctl/p/"])
 def test_layout_rejects_other_locations(uri: str) -> None:
     with pytest.raises(ValueError):
-        JobLayout.from_uri(uri)
+        JobLocation.from_uri(uri)
 
 
 def test_split_s3_uri() -> None:
@@ -87,7 +96,7 @@ def test_job_spec_round_trips_and_defaults() -> None:
     assert spec.checkpoint_uri == "s3://bkt/runctl/p/jobs/p-20240501-120304-a1b2/checkpoints/"
     assert spec.output_uri == "s3://bkt/runctl/p/jobs/p-20240501-120304-a1b2/outputs/"
     local = JobSpec(job_id="j", project="p", script="s.py")
-    assert local.layout is None and local.checkpoint_uri is None and local.output_uri is None
+    assert local.location is None and local.checkpoint_uri is None and local.output_uri is None
     custom = JobSpec(job_id="j", project="p", script="s.py", checkpoint_s3="s3://x/c/")
     assert custom.checkpoint_uri == "s3://x/c/"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -76,6 +77,7 @@ def create(
     """Launch one instance, tagged at launch; prints what was tried and what was chosen."""
     import time
 
+    from runctl.paths import Project
     from runctl.services import tags as tagging
     from runctl.services.instances import launch
     from runctl.services.instances import lifecycle as instances
@@ -100,7 +102,7 @@ def create(
     max_price = settings.spot_max_price if settings.use_spot else None
     request = launch.LaunchRequest(
         instance_type=instance_type,
-        project=settings.project_name or tagging.default_project_name(),
+        project=Project.find(Path.cwd(), settings.project_name).key,
         user=tagging.current_user(),
         spot=settings.use_spot,
         spot_max_price=spot_max_price if spot_max_price is not None else max_price,

@@ -118,6 +118,7 @@ def train(
     output: OutputOption = None,
 ) -> None:
     """Start a training job on an instance; with --wait, follow it and exit with its verdict."""
+    from runctl.paths import cache_dir
     from runctl.services.jobs.local import parse_env_pairs
     from runctl.services.jobs.start import TrainRequest, start_job
 
@@ -149,7 +150,7 @@ def train(
             notify=out.detail,
         )
     out.info(f"job {started.job_id} started on {instance_id}")
-    out.info(f"files: {started.layout.uri}")
+    out.info(f"files: {started.location.uri}")
     document: dict[str, Any] = {**started.to_dict(), "state": "running", "exit_code": None}
     if not (wait or auto_resume):
         out.info(f"follow it: runctl aws monitor {instance_id} --follow")
@@ -172,6 +173,7 @@ def _train_with_auto_resume(
     timeout: float | None,
     remote_root: str,
 ) -> None:
+    from runctl.paths import cache_dir
     from runctl.services import tags
     from runctl.services.instances.launch import launch_instance
     from runctl.services.instances.lifecycle import wait_ready
@@ -202,7 +204,7 @@ def _train_with_auto_resume(
         ),
         launch=launch,
         resume=lambda instance_id: resume_job(
-            clients, first.layout, instance_id, settings, cache_dir=cache_dir(), force=True
+            clients, first.location, instance_id, settings, cache_dir=cache_dir(), force=True
         ),
         user=tags.current_user(),
         notify=out.info,
@@ -234,13 +236,6 @@ def _print_timeline(out: Output, outcome: ResumeOutcome) -> None:
         out.info(f"terminated replacements: {', '.join(outcome.terminated)}")
 
 
-def cache_dir() -> Path:
-    import os
-
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "runctl"
-
-
 def follow_started(
     ctx: typer.Context,
     out: Output,
@@ -262,7 +257,7 @@ def follow_started(
     try:
         result = follow(
             InstanceReader(clients.ssm_client, instance_id, job_id, remote_root),
-            fallback=lambda: S3Reader(clients.s3, started.layout),
+            fallback=lambda: S3Reader(clients.s3, started.location),
             attempt=started.attempt,
             on_log=printer,
             on_status=lambda status: out.detail(f"job {job_id}: {status.state}"),

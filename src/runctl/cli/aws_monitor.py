@@ -34,7 +34,7 @@ def monitor(
     from runctl.services.instances.lifecycle import validate_instance_id
     from runctl.services.jobs.follow import InstanceReader, S3Reader
     from runctl.services.jobs.follow import follow as follow_job
-    from runctl.services.jobs.lookup import job_ref, require_layout
+    from runctl.services.jobs.lookup import job_ref, require_location
 
     out = command_output(ctx, output)
     validate_instance_id(instance_id)
@@ -49,13 +49,13 @@ def monitor(
         )
     else:
         out.detail(f"{instance_id} is {instance.state}; reading the job's S3 copy")
-        reader = S3Reader(clients.s3, require_layout(ref, instance_id))
+        reader = S3Reader(clients.s3, require_location(ref, instance_id))
     try:
         first = reader.tail(None, TAIL_BYTES)
     except WrongStateError:  # SSM cannot reach it after all: the S3 copy still can
-        if ref.layout is None or isinstance(reader, S3Reader):
+        if ref.location is None or isinstance(reader, S3Reader):
             raise
-        reader = S3Reader(clients.s3, ref.layout)
+        reader = S3Reader(clients.s3, ref.location)
         first = reader.tail(None, TAIL_BYTES)
     text = first.chunk.decode("utf-8", "replace")
     shown = text.splitlines()[-lines:] if lines else []
@@ -82,16 +82,16 @@ def monitor(
     printer = LogPrinter(out, ndjson=out.is_json)
     if shown:
         printer(("\n".join(shown) + "\n").encode())
-    layout = ref.layout
-    if layout is None and first.job_id:
-        layout = job_ref(instance, first.job_id, settings, Path.cwd()).layout
+    location = ref.location
+    if location is None and first.job_id:
+        location = job_ref(instance, first.job_id, settings, Path.cwd()).location
 
     def alive() -> bool:
         return clients.ec2.describe_instance(instance_id).state in ("pending", "running")
 
     result = follow_job(
         reader,
-        fallback=(lambda: S3Reader(clients.s3, layout)) if layout is not None else None,
+        fallback=(lambda: S3Reader(clients.s3, location)) if location is not None else None,
         attempt=first.attempt,
         offset=first.log_size,
         on_log=printer,

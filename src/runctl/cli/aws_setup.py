@@ -80,8 +80,8 @@ def _config_writes(
     config_path: Path | None, resolved: ResolvedConfig, values: dict[str, str]
 ) -> list[tuple[str, str, Callable[[], object] | None]]:
     """(key, value, writer) for each name; the writer is None when a config file has the key."""
-    from runctl.config import find_project_file
     from runctl.config_file import set_value
+    from runctl.paths import find_project_file
 
     target = config_path or find_project_file(Path.cwd()) or Path(".runctl.toml")
 

@@ -213,7 +213,8 @@ def resume(
 ) -> None:
     """Start the job's next attempt from its newest committed checkpoint (here or on an
     instance). Put the script's arguments after `--` to replace the job's."""
-    from runctl.cli.aws_jobs import cache_dir, finish_job, follow_started, job_clients
+    from runctl.cli.aws_jobs import finish_job, follow_started, job_clients
+    from runctl.paths import cache_dir
     from runctl.services.checkpoints.resume import plan_resume, resume_on_instance
     from runctl.services.instances.lifecycle import validate_instance_id
 

@@ -76,8 +76,9 @@ def set_(
     output: OutputOption = None,
 ) -> None:
     """Set KEY to VALUE in the file it comes from (or ./.runctl.toml), keeping comments."""
-    from runctl.config import find_project_file, split_key
+    from runctl.config import split_key
     from runctl.config_file import set_value
+    from runctl.paths import find_project_file
 
     out = command_output(ctx, output)
     state = get_state(ctx)

@@ -46,6 +46,7 @@ TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, INTERRUPTED, STOPPED, CANCELLED}
 UTC = timezone.utc  # noqa: UP017
 
 _SLUG_RE = re.compile(r"[^a-z0-9._-]+")
+_UNSAFE_NAME_RE = re.compile(r"[/\\\x00-\x1f\x7f]")
 JOB_ID_RE = re.compile(r"^(?P<project>.+)-(?P<stamp>\d{8}-\d{6})-(?P<suffix>[0-9a-f]{4})$")
 
 
@@ -77,17 +78,25 @@ def seconds_between(start: str | None, end: str | None) -> float | None:
     return (parse_time(end) - parse_time(start)).total_seconds()
 
 
-def project_slug(name: str) -> str:
-    """A project name made safe for S3 keys and job ids (``My Project`` -> ``my-project``)."""
-    slug = _SLUG_RE.sub("-", name.strip().lower()).strip("-._")
-    return slug[:63] or "project"
+def project_key(name: str) -> str:
+    """The project's one key, in job ids, S3 keys and tags (``My Project`` -> ``my-project``).
+
+    Raises ValueError for a name that looks like a path (``/``, ``\\``) or holds control
+    characters (a newline), or has no letter or digit at all.
+    """
+    if _UNSAFE_NAME_RE.search(name):
+        raise ValueError("a project name may not hold '/', '\\' or control characters")
+    slug = _SLUG_RE.sub("-", name.strip().lower()).strip("-._")[:63].strip("-._")
+    if not slug:
+        raise ValueError("a project name needs at least one letter or digit")
+    return slug
 
 
 def new_job_id(project: str, now: datetime | None = None, token: str | None = None) -> str:
     """``<project>-<UTC yyyymmdd-HHMMSS>-<4 hex>``, e.g. ``mnist-20240501-120000-a1b2``."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     suffix = token if token is not None else secrets.token_hex(2)
-    return f"{project_slug(project)}-{moment:%Y%m%d-%H%M%S}-{suffix}"
+    return f"{project_key(project)}-{moment:%Y%m%d-%H%M%S}-{suffix}"
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -111,7 +120,7 @@ def as_prefix(key: str) -> str:
 
 def code_key(project: str, sha256: str) -> str:
     """The content-addressed key of a code bundle."""
-    return f"{ROOT_PREFIX}/{project_slug(project)}/code/{sha256}.tar.gz"
+    return f"{ROOT_PREFIX}/{project_key(project)}/code/{sha256}.tar.gz"
 
 
 def runtime_key(sha256: str) -> str:
@@ -120,7 +129,7 @@ def runtime_key(sha256: str) -> str:
 
 
 @dataclass(frozen=True)
-class JobLayout:
+class JobLocation:
     """The S3 keys of one job."""
 
     bucket: str
@@ -128,7 +137,7 @@ class JobLayout:
     job_id: str
 
     @classmethod
-    def from_uri(cls, uri: str) -> JobLayout:
+    def from_uri(cls, uri: str) -> JobLocation:
         """Parse ``s3://<bucket>/runctl/<project>/jobs/<job-id>/`` (the trailing / optional)."""
         bucket, key = split_s3_uri(uri)
         parts = key.strip("/").split("/")
@@ -200,27 +209,27 @@ class JobSpec:
     format: int = FORMAT_VERSION
 
     @property
-    def layout(self) -> JobLayout | None:
+    def location(self) -> JobLocation | None:
         """Where the job lives in S3, or None for a local job without a bucket."""
         if not self.bucket:
             return None
-        return JobLayout(bucket=self.bucket, project=self.project, job_id=self.job_id)
+        return JobLocation(bucket=self.bucket, project=self.project, job_id=self.job_id)
 
     @property
     def checkpoint_uri(self) -> str | None:
         """Where committed checkpoints go: ``checkpoint_s3``, else the job's ``checkpoints/``."""
         if self.checkpoint_s3:
             return self.checkpoint_s3
-        layout = self.layout
-        return layout.checkpoints_uri if layout else None
+        location = self.location
+        return location.checkpoints_uri if location else None
 
     @property
     def output_uri(self) -> str | None:
         """Where ``RUNCTL_OUTPUT_DIR`` is uploaded: ``output_s3``, else the job's ``outputs/``."""
         if self.output_s3:
             return self.output_s3
-        layout = self.layout
-        return layout.outputs_uri if layout else None
+        location = self.location
+        return location.outputs_uri if location else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

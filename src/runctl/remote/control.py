@@ -31,15 +31,16 @@ from typing import Any
 
 from runctl.errors import ExitCode
 from runctl.job.layout import RemoteRoot, read_pid, runner_alive
-from runctl.job.spec import TERMINAL_STATES, read_json, utc_now, write_json_atomic
+from runctl.job.record import JobRecord
+from runctl.job.spec import TERMINAL_STATES, utc_now, write_json_atomic
 
 DEFAULT_STOP_TIMEOUT = 150.0
 TAIL_BYTES = 256 * 1024
 
 
 def _status(root: RemoteRoot, job_id: str) -> dict[str, Any] | None:
-    data = read_json(root.job(job_id).status_json)
-    return data if isinstance(data, dict) else None
+    status = JobRecord(paths=root.job(job_id)).read_status()
+    return status.to_dict() if status is not None else None
 
 
 def _alive_pid(root: RemoteRoot, job_id: str) -> int | None:

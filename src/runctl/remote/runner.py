@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from runctl.errors import ExitCode, RunctlError, UsageError, WrongStateError
-from runctl.job.layout import RemoteRoot, read_pid
+from runctl.job.layout import JobPaths, RemoteRoot, read_pid
+from runctl.job.record import JobRecord
 from runctl.job.spec import (
     FAILED,
-    JobLayout,
-    JobSpec,
+    JobLocation,
     JobStatus,
     utc_now,
     write_bytes_atomic,
@@ -53,7 +53,7 @@ def run_local(ctx: RunContext) -> tuple[JobStatus, BaseException | None]:
 
     Returns the final status and the error that stopped the job before its script ran, if any.
     """
-    write_bytes_atomic(ctx.paths.job_json, ctx.spec.to_json().encode("utf-8"))
+    JobRecord(paths=ctx.paths).write_spec(ctx.spec)
     supervisor = Supervisor(ctx)
     restore = install_signal_handlers(supervisor, {signal.SIGINT: STOP, signal.SIGTERM: STOP})
     try:
@@ -75,21 +75,21 @@ def start(args: argparse.Namespace) -> int:
     """Refuse if busy, else launch ``run`` detached; print one JSON line; the exit code."""
     root = _root(args)
     try:
-        layout = JobLayout.from_uri(args.job)
+        location = JobLocation.from_uri(args.job)
     except ValueError as exc:
         raise UsageError(str(exc), resource=args.job) from None
     running = root.running_job()
-    if running == layout.job_id or (running is not None and not args.force):
+    if running == location.job_id or (running is not None and not args.force):
         raise WrongStateError(
             f"job {running} is already running on this instance",
             hint="wait for it to finish, stop it (`runctl aws stop`), or pass --force",
             resource=running,
         )
-    paths = root.job(layout.job_id)
+    paths = root.job(location.job_id)
     paths.job_dir.mkdir(parents=True, exist_ok=True)
     if paths.stop_request.exists():
         paths.stop_request.unlink()
-    write_bytes_atomic(root.current_job_file, (layout.job_id + "\n").encode())
+    write_bytes_atomic(root.current_job_file, (location.job_id + "\n").encode())
     argv = [sys.executable, "-m", "runctl.remote.runner", "run", "--job", args.job]
     argv += ["--attempt", str(args.attempt), "--root", str(root.path)]
     if args.region:
@@ -107,7 +107,7 @@ def start(args: argparse.Namespace) -> int:
     write_bytes_atomic(paths.runner_pid, f"{process.pid}\n".encode())
     _print(
         {
-            "job_id": layout.job_id,
+            "job_id": location.job_id,
             "attempt": args.attempt,
             "pid": process.pid,
             "root": str(root.path),
@@ -120,13 +120,12 @@ def start(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The detached supervisor of one attempt on an instance."""
-    from runctl.aws.s3 import S3Uri, get_bytes
     from runctl.aws.session import AwsContext
     from runctl.remote.imds import ImdsClient, probe
 
     root = _root(args)
-    layout = JobLayout.from_uri(args.job)
-    paths = root.job(layout.job_id)
+    location = JobLocation.from_uri(args.job)
+    paths = root.job(location.job_id)
     write_bytes_atomic(paths.runner_pid, f"{os.getpid()}\n".encode())
     s3: Any = None
     try:
@@ -143,8 +142,8 @@ def run(args: argparse.Namespace) -> int:
         )
         aws = AwsContext(config_region=region)
         s3 = aws.s3()
-        spec = JobSpec.from_json(get_bytes(s3, S3Uri(layout.bucket, layout.job_key)))
-        write_bytes_atomic(paths.job_json, spec.to_json().encode("utf-8"))
+        spec = JobRecord(location, s3=s3).read_spec()
+        JobRecord(paths=paths).write_spec(spec)  # the instance's copy
         ctx = RunContext(
             spec=spec,
             attempt=args.attempt,
@@ -171,10 +170,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(status.to_json())
         return 0
     except Exception as exc:
-        _record_early_failure(s3, layout, args.attempt, paths.status_json, exc)
+        _record_early_failure(s3, location, args.attempt, paths, exc)
         raise
     finally:
-        if root.current_job() == layout.job_id:
+        if root.current_job() == location.job_id:
             _unlink(root.current_job_file)
         if read_pid(paths.runner_pid) == os.getpid():
             _unlink(paths.runner_pid)
@@ -182,13 +181,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _record_early_failure(
-    s3: Any, layout: JobLayout, attempt: int, local: Path, exc: BaseException
+    s3: Any, location: JobLocation, attempt: int, paths: JobPaths, exc: BaseException
 ) -> None:
     """The job could not even be read or set up: say so in status.json (best effort)."""
-    from runctl.aws.s3 import S3Uri, put_bytes
-
     status = JobStatus(
-        job_id=layout.job_id,
+        job_id=location.job_id,
         state=FAILED,
         attempt=attempt,
         ended=utc_now(),
@@ -196,10 +193,10 @@ def _record_early_failure(
         message=f"the runner could not start the job: {type(exc).__name__}: {exc}",
     )
     with contextlib.suppress(Exception):
-        write_bytes_atomic(local, status.to_json().encode("utf-8"))
+        JobRecord(paths=paths).write_status(status)
     if s3 is not None:
         with contextlib.suppress(Exception):
-            put_bytes(s3, S3Uri(layout.bucket, layout.status_key), status.to_json().encode())
+            JobRecord(location, s3=s3).write_status(status)
 
 
 def _unlink(path: Path) -> None:

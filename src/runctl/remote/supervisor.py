@@ -27,7 +27,8 @@ from runctl.errors import RunctlError
 from runctl.job import spec as js
 from runctl.job.checkpoints import CommitResult, restore_checkpoint, scan_checkpoint_dir
 from runctl.job.layout import JobPaths
-from runctl.job.spec import JobSpec, JobStatus, utc_now, write_json_atomic
+from runctl.job.record import JobRecord
+from runctl.job.spec import JobSpec, JobStatus, utc_now
 from runctl.job.stores import CheckpointStore, open_store
 from runctl.remote.imds import ImdsClient, SpotNotice, SpotWatcher
 from runctl.remote.process import Echo, JobLog, ScriptProcess
@@ -73,7 +74,7 @@ class Supervisor:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.spec = ctx.spec
-        self.layout = ctx.spec.layout
+        self.location = ctx.spec.location
         self.log = JobLog(ctx.paths.log(ctx.attempt), echo=ctx.echo)
         self.status = JobStatus(job_id=ctx.spec.job_id, created=ctx.spec.created)
         self.stop_event = threading.Event()
@@ -117,21 +118,26 @@ class Supervisor:
             self._store = open_store(uri, self.s3)
         return self._store
 
+    def record(self) -> JobRecord:
+        """The job's documents: on this machine, and in S3 when the job has a location."""
+        s3 = self.s3() if self.location is not None else None
+        return JobRecord(self.location, paths=self.ctx.paths, s3=s3)
+
     def set_status(self, **changes: Any) -> None:
         """Update status.json locally (atomically) and in S3 (errors there are logged)."""
         with self._status_lock:  # held over the PUT too: S3 never gets an older document last
             self.status = replace(self.status, updated=utc_now(), **changes)
-            document = self.status.to_json()
-            write_json_atomic(self.ctx.paths.status_json, document)
-            if self.layout is not None:
-                self._put(self.layout.status_key, document.encode("utf-8"), "status.json")
+            self.record().write_status(
+                self.status,
+                on_s3_error=lambda exc: self.log.note(f"could not write status.json to S3: {exc}"),
+            )
 
     def _put(self, key: str, data: bytes, what: str) -> None:
         from runctl.aws.s3 import S3Uri, put_bytes
 
-        assert self.layout is not None
+        assert self.location is not None
         try:
-            put_bytes(self.s3(), S3Uri(self.layout.bucket, key), data)
+            put_bytes(self.s3(), S3Uri(self.location.bucket, key), data)
         except (RunctlError, OSError) as exc:
             self.log.note(f"could not write {what} to S3: {exc}")
 
@@ -182,18 +188,9 @@ class Supervisor:
             self.log.close()
 
     def _load_previous_status(self) -> JobStatus | None:
-        if self.layout is not None:
-            from runctl.aws.s3 import S3Uri, get_bytes
-
-            try:
-                data = get_bytes(self.s3(), S3Uri(self.layout.bucket, self.layout.status_key))
-                return JobStatus.from_json(data)
-            except (RunctlError, ValueError):
-                return None
-        data = js.read_json(self.ctx.paths.status_json)
         try:
-            return JobStatus.from_dict(data) if isinstance(data, dict) else None
-        except ValueError:
+            return self.record().read_status()
+        except RunctlError:
             return None
 
     def _run(self) -> JobStatus:
@@ -391,11 +388,11 @@ class Supervisor:
         self.set_status(**changes)
 
     def _put_log(self, data: bytes) -> None:
-        if self.layout is not None:
-            self._put(self.layout.log_key(self.ctx.attempt), data, "the log")
+        if self.location is not None:
+            self._put(self.location.log_key(self.ctx.attempt), data, "the log")
 
     def _ship_log(self) -> None:
-        if self.layout is not None:
+        if self.location is not None:
             self.shipper.ship()
 
     # -- the end --------------------------------------------------------------------------------

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import getpass
 import os
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
-from runctl.config import PROJECT_MARKERS
 from runctl.errors import UsageError
 
 PREFIX = "runctl:"
@@ -110,19 +107,3 @@ def current_user(env: Mapping[str, str] | None = None) -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def default_project_name(cwd: Path | None = None) -> str:
-    """The project's name: its root directory's name (nearest marker upward), tag-safe."""
-    start = (cwd or Path.cwd()).resolve()
-    root = start
-    for directory in (start, *start.parents):
-        if any((directory / marker).exists() for marker in PROJECT_MARKERS):
-            root = directory
-            break
-    return sanitize_name(root.name) or "default"
-
-
-def sanitize_name(value: str) -> str:
-    """Lower-case letters, digits, ``-``, ``_`` and ``.``; usable in tags and S3 keys."""
-    return re.sub(r"[^a-z0-9._-]+", "-", value.lower()).strip("-.")[:64]

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 
 import pathspec
 
-from runctl.config import PROJECT_MARKERS
 from runctl.errors import NotFoundError
+from runctl.paths import cache_dir as user_cache_dir
 from runctl.services.bundles.tarball import write_deterministic_targz
 
 if TYPE_CHECKING:
@@ -69,15 +69,6 @@ class CodeBundle:
     files: list[str] = field(default_factory=list)
     largest: list[tuple[str, int]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-
-def find_project_root(start: Path) -> Path:
-    """The nearest directory at or above ``start`` with a project marker, else ``start``."""
-    start = start.resolve()
-    for directory in (start, *start.parents):
-        if any((directory / marker).exists() for marker in PROJECT_MARKERS):
-            return directory
-    return start
 
 
 def _spec(lines: Sequence[str]) -> pathspec.GitIgnoreSpec:
@@ -176,12 +167,6 @@ def _excluded(rules: _Rules, rel: str, is_dir: bool) -> bool:
     )
 
 
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/runctl/code`` (default ``~/.cache/runctl/code``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "runctl" / "code"
-
-
 def build_code_bundle(
     root: Path,
     cache_dir: Path | None = None,
@@ -189,14 +174,14 @@ def build_code_bundle(
     include_patterns: Sequence[str] = (),
 ) -> CodeBundle:
     """Pack the project at ``root`` into ``<cache_dir>/<sha256>.tar.gz`` (default cache:
-    :func:`default_cache_dir`).
+    :func:`runctl.paths.cache_dir`).
 
     Returns the CodeBundle (with a warning naming the largest files past 100 MB). Raises
     NotFoundError when ``root`` is not a directory.
     """
     if not root.is_dir():
         raise NotFoundError(f"project directory {root} does not exist", resource=str(root))
-    cache_dir = cache_dir or default_cache_dir()
+    cache_dir = cache_dir or user_cache_dir("code")
     files = collect_files(root, include_patterns)
     entries = [(rel, root / rel) for rel in files]
     sizes = sorted(((rel, (root / rel).stat().st_size) for rel in files), key=lambda x: -x[1])

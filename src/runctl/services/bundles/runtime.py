@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import runctl
+from runctl.paths import cache_dir as user_cache_dir
 from runctl.services.bundles.tarball import write_deterministic_targz
 
 if TYPE_CHECKING:
@@ -276,11 +277,6 @@ def _keep_dir(rel_dir: str, path: Path) -> bool:
     return True
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "runctl" / "runtime"
-
-
 def build_runtime_bundle(
     cache_dir: Path | None = None, *, target: tuple[int, int] = TARGET_PYTHON
 ) -> RuntimeBundle:
@@ -288,7 +284,7 @@ def build_runtime_bundle(
 
     Returns the RuntimeBundle; raises RuntimeError when a required package is not installed.
     """
-    cache_dir = cache_dir or default_cache_dir()
+    cache_dir = cache_dir or user_cache_dir("runtime")
     cache_dir.mkdir(parents=True, exist_ok=True)
     packages, source, warnings = resolve_packages(cache_dir, target)
     entries = list(_runctl_entries())

@@ -37,7 +37,8 @@ from runctl.job.checkpoints import (
     scan_checkpoint_dir,
     sha256_file,
 )
-from runctl.job.spec import UTC, JobLayout, JobSpec, JobStatus, format_time
+from runctl.job.record import JobRecord
+from runctl.job.spec import UTC, JobLocation, JobSpec, JobStatus, format_time
 from runctl.job.stores import CheckpointStore, open_store
 
 S3ClientFactory = Callable[[], Any]
@@ -54,7 +55,7 @@ class CheckpointTarget:
     location: str
     store: CheckpointStore | None = None
     directory: Path | None = None
-    job: JobLayout | None = None
+    job: JobLocation | None = None
     spec: JobSpec | None = None
     status: JobStatus | None = None
 
@@ -156,13 +157,13 @@ class CleanupReport:
         }
 
 
-def job_of_store(uri: str) -> JobLayout | None:
+def job_of_store(uri: str) -> JobLocation | None:
     """The job whose ``checkpoints/`` the S3 prefix ``uri`` is, or None."""
     trimmed = uri.rstrip("/")
     if not trimmed.endswith("/checkpoints"):
         return None
     try:
-        return JobLayout.from_uri(trimmed.removesuffix("checkpoints"))
+        return JobLocation.from_uri(trimmed.removesuffix("checkpoints"))
     except ValueError:
         return None
 
@@ -177,7 +178,7 @@ def open_target(text: str, s3_client: S3ClientFactory) -> CheckpointTarget:
     if not text.startswith("s3://"):
         return _open_local(Path(text).expanduser().resolve())
     try:
-        job: JobLayout | None = JobLayout.from_uri(text)
+        job: JobLocation | None = JobLocation.from_uri(text)
     except ValueError:
         job = None
     if job is not None:
@@ -192,12 +193,10 @@ def open_target(text: str, s3_client: S3ClientFactory) -> CheckpointTarget:
     return CheckpointTarget(store.uri, store=store, job=job_of_store(store.uri))
 
 
-def _open_job(job: JobLayout, s3_client: S3ClientFactory) -> CheckpointTarget:
-    from runctl.services.jobs.resume import read_job
-
+def _open_job(job: JobLocation, s3_client: S3ClientFactory) -> CheckpointTarget:
     client = s3_client()
     try:
-        spec, status = read_job(client, job)
+        spec, status = JobRecord(job, s3=client).read()
     except NotFoundError:
         raise NotFoundError(
             f"no job at {job.uri} (its job.json does not exist)",

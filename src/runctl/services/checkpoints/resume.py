@@ -26,16 +26,16 @@ from runctl.config import Settings
 from runctl.errors import NotFoundError, UsageError, WrongStateError
 from runctl.job.checkpoints import Manifest, latest_manifest
 from runctl.job.layout import JobPaths
-from runctl.job.spec import JobLayout, JobSpec, JobStatus, read_json
+from runctl.job.record import JobRecord
+from runctl.job.spec import JobLocation, JobSpec, JobStatus
+from runctl.paths import Project
 from runctl.polling import Timing
 from runctl.remote.process import Echo
-from runctl.services.bundles.code import find_project_root
 from runctl.services.checkpoints.admin import CheckpointTarget, S3ClientFactory, no_checkpoint
 from runctl.services.instances.lifecycle import validate_instance_id
 from runctl.services.jobs.local import LocalJobResult, resolve_script, run_attempt_here
 from runctl.services.jobs.start import AwsJobClients, StartedJob
 
-LOCAL_JOBS = Path(".runctl") / "jobs"
 ACTIVE_STATES = ("running", "starting")
 STARTUP_POLL = Timing(interval=0.3, max_interval=2.0)
 
@@ -46,7 +46,7 @@ class ResumePlan:
 
     spec: JobSpec
     status: JobStatus | None
-    layout: JobLayout | None
+    location: JobLocation | None
     manifest: Manifest
     store_uri: str
 
@@ -66,35 +66,29 @@ def plan_resume(target: CheckpointTarget, *, cwd: Path, s3_client: S3ClientFacto
     manifest = latest_manifest(target.store) if target.store is not None else None
     if manifest is None:
         raise no_checkpoint(target)
-    spec, status, layout = target.spec, target.status, target.job
-    if spec is None and layout is not None:
-        from runctl.services.jobs.resume import read_job
-
-        spec, status = read_job(s3_client(), layout)
+    spec, status, location = target.spec, target.status, target.job
+    if spec is None and location is not None:
+        spec, status = JobRecord(location, s3=s3_client()).read()
     if spec is None:
-        spec, status = _local_job(find_project_root(cwd), manifest)
+        spec, status = _local_job(Project.find(cwd), manifest)
     assert target.store is not None
-    return ResumePlan(spec, status, layout, manifest, target.store.uri)
+    return ResumePlan(spec, status, location, manifest, target.store.uri)
 
 
-def _local_job(root: Path, manifest: Manifest) -> tuple[JobSpec, JobStatus | None]:
-    job_dir = root / LOCAL_JOBS / manifest.job_id if manifest.job_id else None
-    data = read_json(job_dir / "job.json") if job_dir is not None else None
-    if job_dir is None or not isinstance(data, dict):
+def _local_job(project: Project, manifest: Manifest) -> tuple[JobSpec, JobStatus | None]:
+    record = JobRecord(paths=JobPaths(project.jobs_dir / (manifest.job_id or "-")))
+    try:
+        return record.read()
+    except NotFoundError:
         raise NotFoundError(
             f"checkpoint {manifest.id} belongs to job {manifest.job_id or '(unknown)'}, whose "
-            f"job.json is neither beside the store nor in {root / LOCAL_JOBS}",
+            f"job.json is neither beside the store nor in {project.jobs_dir}",
             hint="pass the job's S3 prefix (s3://BUCKET/runctl/PROJECT/jobs/JOB_ID/), or run "
             "from the project whose `runctl local` wrote the checkpoint",
             resource=manifest.job_id or manifest.id,
-        )
-    status_data = read_json(job_dir / "status.json")
-    try:
-        spec = JobSpec.from_dict(data)
-        status = JobStatus.from_dict(status_data) if isinstance(status_data, dict) else None
+        ) from None
     except ValueError as exc:
-        raise NotFoundError(f"{job_dir}: {exc}", resource=manifest.job_id) from None
-    return spec, status
+        raise NotFoundError(f"{record.paths}: {exc}", resource=manifest.job_id) from None
 
 
 def check_not_running(plan: ResumePlan, force: bool) -> None:
@@ -126,28 +120,27 @@ def resume_on_instance(
     ``resume_job`` raises (the job is still running, the instance is not ready); job.json is
     put back if starting fails.
     """
-    from runctl.aws.s3 import S3Uri, put_bytes
     from runctl.services.jobs.resume import resume_job
-    from runctl.services.jobs.start import JSON
 
     validate_instance_id(instance_id)
-    layout = plan.layout
-    if layout is None:
+    location = plan.location
+    if location is None:
         raise UsageError(
             f"job {plan.spec.job_id} is not in S3, so no instance can resume it",
             hint="pass the job's S3 prefix, or leave out --instance-id to resume it here",
             resource=plan.spec.job_id,
         )
     original = plan.spec
-    where = S3Uri(layout.bucket, layout.job_key)
+    record = JobRecord(location, s3=clients.s3)
     if args is not None and list(args) != original.args:
-        changed = replace(original, args=list(args)).to_json().encode()
-        put_bytes(clients.s3, where, changed, content_type=JSON)
+        record.write_spec(replace(original, args=list(args)))
     try:
-        return resume_job(clients, layout, instance_id, settings, cache_dir=cache_dir, force=force)
+        return resume_job(
+            clients, location, instance_id, settings, cache_dir=cache_dir, force=force
+        )
     except BaseException:
         if args is not None and list(args) != original.args:
-            put_bytes(clients.s3, where, original.to_json().encode(), content_type=JSON)
+            record.write_spec(original)
         raise
 
 
@@ -169,7 +162,8 @@ def resume_here(
     is still running (unless ``force``).
     """
     check_not_running(plan, force)
-    root = find_project_root(cwd)
+    project = Project.find(cwd)
+    root = project.root
     resolve_script(plan.spec.script, root, root)
     spec = replace(
         plan.spec,
@@ -177,7 +171,7 @@ def resume_here(
         # The store the checkpoint was found in (a local store path may have been relative).
         checkpoint_s3=plan.store_uri if plan.spec.checkpoint_s3 else None,
     )
-    paths = JobPaths(root / LOCAL_JOBS / spec.job_id)
+    paths = JobPaths(project.jobs_dir / spec.job_id)
     checkpoint_dir = paths.checkpoint_dir(spec.checkpoint.dir)
     if paths.job_dir in checkpoint_dir.parents and checkpoint_dir.is_dir():
         shutil.rmtree(checkpoint_dir)  # ours: the restore alone decides what is in it

@@ -19,6 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from runctl.paths import cache_dir as user_cache_dir
+
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Instance, SpotPrice
 
@@ -58,13 +60,6 @@ class RefreshResult:
     fetched_at: datetime
 
 
-def cache_dir(env: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_CACHE_HOME/runctl/prices``, else ``~/.cache/runctl/prices``."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME", str(Path.home()))) / ".cache")
-    return Path(base) / "runctl" / "prices"
-
-
 @cache
 def shipped_table() -> dict[str, Any]:
     """The price table shipped with runctl."""
@@ -85,7 +80,7 @@ class PriceBook:
         spot_source: SpotPriceSource | None = None,
     ):
         self.region = region
-        self.cache = cache or cache_dir()
+        self.cache = cache or user_cache_dir("prices")
         self.now = now
         self.spot_source = spot_source
         self._cached: dict[str, float] | None = None

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from runctl.errors import NotFoundError, WaitTimeoutError, WrongStateError
 from runctl.job.layout import DEFAULT_REMOTE_ROOT, ROOT_ENV
-from runctl.job.spec import JobLayout, JobStatus
+from runctl.job.record import JobRecord
+from runctl.job.spec import JobLocation, JobStatus
 from runctl.polling import Timing
 
 if TYPE_CHECKING:
@@ -172,17 +173,11 @@ class S3Reader:
     """Reads a job from its S3 prefix: status.json and the shipped log copy."""
 
     s3: S3Client
-    layout: JobLayout
+    location: JobLocation
     source: str = "s3"
 
     def status(self) -> JobStatus | None:
-        from runctl.aws.s3 import S3Uri, get_bytes
-
-        try:
-            raw = get_bytes(self.s3, S3Uri(self.layout.bucket, self.layout.status_key))
-        except NotFoundError:
-            return None
-        return JobStatus.from_json(raw)
+        return JobRecord(self.location, s3=self.s3).read_status()
 
     def read(self, attempt: int | None, offset: int) -> Observation:
         return self._read(attempt, lambda size: f"bytes={offset}-" if size > offset else None)
@@ -196,18 +191,19 @@ class S3Reader:
         status = self.status()
         if attempt is None:
             attempt = status.attempt if status else 0
-        key = self.layout.log_key(attempt)
+        key = self.location.log_key(attempt)
+        bucket = self.location.bucket
         chunk, size = b"", 0
         try:
-            with s3_errors("GetObject", f"s3://{self.layout.bucket}/{key}"):
-                size = int(self.s3.head_object(Bucket=self.layout.bucket, Key=key)["ContentLength"])
+            with s3_errors("GetObject", f"s3://{bucket}/{key}"):
+                size = int(self.s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
                 wanted = byte_range(size)
                 if wanted is not None:
-                    response = self.s3.get_object(Bucket=self.layout.bucket, Key=key, Range=wanted)
+                    response = self.s3.get_object(Bucket=bucket, Key=key, Range=wanted)
                     chunk = response["Body"].read()
         except NotFoundError:
             pass
-        return Observation(self.layout.job_id, attempt, status, size, chunk, self.source)
+        return Observation(self.location.job_id, attempt, status, size, chunk, self.source)
 
 
 @dataclass

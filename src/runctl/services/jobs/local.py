@@ -31,10 +31,11 @@ from runctl.config import Settings
 from runctl.errors import NotFoundError, UsageError
 from runctl.job.layout import JobPaths
 from runctl.job.spec import CheckpointSettings, JobSpec, JobStatus, new_job_id, split_s3_uri
+from runctl.paths import Project
 from runctl.remote.process import Echo
 from runctl.remote.runner import run_local
 from runctl.remote.supervisor import RunContext
-from runctl.services.bundles.code import collect_files, find_project_root
+from runctl.services.bundles.code import collect_files
 
 PYTHON_ENV = "RUNCTL_PYTHON"
 
@@ -141,9 +142,9 @@ def run_local_job(
     check_s3_option("--data-s3", request.data_s3)
     check_s3_option("--output-s3", request.output_s3)
     check_s3_option("--checkpoint-s3", request.checkpoint_s3, allow_local=True)
-    root = find_project_root(cwd)
+    found = Project.find(cwd, request.project_name or settings.aws.project_name)
+    root, project = found.root, found.key
     script = resolve_script(request.script, cwd, root)
-    project = request.project_name or settings.aws.project_name or root.name
     job_id = new_job_id(project)
     rel_script = os.path.relpath(script, root) if script.is_relative_to(root) else str(script)
     checkpoint_setting = request.checkpoint_dir or settings.local.checkpoint_dir
@@ -168,7 +169,7 @@ def run_local_job(
             grace_seconds=config.grace_seconds,
         ),
     )
-    paths = JobPaths(root / ".runctl" / "jobs" / job_id)
+    paths = JobPaths(found.jobs_dir / job_id)
     return run_attempt_here(
         spec,
         attempt=0,

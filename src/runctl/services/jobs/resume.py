@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runctl.config import Settings
-from runctl.errors import NotFoundError, WrongStateError
-from runctl.job.spec import PENDING, JobLayout, JobSpec, JobStatus, utc_now
+from runctl.errors import WrongStateError
+from runctl.job.record import JobRecord
+from runctl.job.spec import PENDING, JobLocation, JobStatus, utc_now
 from runctl.services.instances.lifecycle import validate_instance_id
 from runctl.services.jobs.start import (
     JOB_TAG,
     JOB_URI_TAG,
-    JSON,
     AwsJobClients,
     StartedJob,
     check_instance_ready,
@@ -25,26 +25,12 @@ from runctl.services.jobs.start import (
 )
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
-
-def read_job(s3: S3Client, layout: JobLayout) -> tuple[JobSpec, JobStatus | None]:
-    """job.json and status.json of an existing job; NotFoundError when job.json is missing."""
-    from runctl.aws.s3 import S3Uri, get_bytes
-
-    spec = JobSpec.from_json(get_bytes(s3, S3Uri(layout.bucket, layout.job_key)))
-    try:
-        status: JobStatus | None = JobStatus.from_json(
-            get_bytes(s3, S3Uri(layout.bucket, layout.status_key))
-        )
-    except NotFoundError:
-        status = None
-    return spec, status
+    pass
 
 
 def resume_job(
     clients: AwsJobClients,
-    layout: JobLayout,
+    location: JobLocation,
     instance_id: str,
     settings: Settings,
     *,
@@ -57,24 +43,24 @@ def resume_job(
     attempt number goes up by one. Raises NotFoundError when the job does not exist in S3,
     WrongStateError when it is still running or the instance is not ready.
     """
-    from runctl.aws.s3 import S3Uri, put_bytes
     from runctl.services.bundles.runtime import ensure_runtime_bundle
 
     validate_instance_id(instance_id)
-    spec, status = read_job(clients.s3, layout)
+    record = JobRecord(location, s3=clients.s3)
+    spec, status = record.read()
     if status is not None and status.state in ("running", "starting") and not force:
         raise WrongStateError(
-            f"job {layout.job_id} is still {status.state} on "
+            f"job {location.job_id} is still {status.state} on "
             f"{', '.join(status.instance_ids[-1:]) or 'an instance'}",
             hint="stop it first (`runctl aws stop ID`), or pass --force",
-            resource=layout.job_id,
+            resource=location.job_id,
         )
     check_instance_ready(clients, instance_id)
-    runtime = ensure_runtime_bundle(clients.s3, layout.bucket, cache_dir / "runtime")
+    runtime = ensure_runtime_bundle(clients.s3, location.bucket, cache_dir / "runtime")
     attempt = (status.attempt + 1) if status is not None else 0
     instance_ids = [*(status.instance_ids if status else []), instance_id]
     pending = JobStatus(
-        job_id=layout.job_id,
+        job_id=location.job_id,
         state=PENDING,
         attempt=attempt,
         instance_ids=instance_ids,
@@ -82,17 +68,12 @@ def resume_job(
         checkpoint_id=status.checkpoint_id if status else None,
         updated=utc_now(),
     )
-    put_bytes(
-        clients.s3,
-        S3Uri(layout.bucket, layout.status_key),
-        pending.to_json().encode(),
-        content_type=JSON,
-    )
-    clients.ec2.create_tags([instance_id], {JOB_TAG: layout.job_id, JOB_URI_TAG: layout.uri})
+    record.write_status(pending)
+    clients.ec2.create_tags([instance_id], {JOB_TAG: location.job_id, JOB_URI_TAG: location.uri})
     send_start(
         clients,
         instance_id=instance_id,
-        layout=layout,
+        location=location,
         attempt=attempt,
         force=force,
         remote_root=settings.aws.remote_root,
@@ -100,9 +81,9 @@ def resume_job(
         runtime_sha=runtime.sha256,
     )
     return StartedJob(
-        job_id=layout.job_id,
+        job_id=location.job_id,
         instance_id=instance_id,
-        layout=layout,
+        location=location,
         attempt=attempt,
         script=spec.script,
         code_sha256=spec.code_sha256,

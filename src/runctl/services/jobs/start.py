@@ -18,17 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from runctl.config import Settings
 from runctl.errors import ConfigError, RunctlError, UsageError, WrongStateError
+from runctl.job.record import JobRecord
 from runctl.job.spec import (
     PENDING,
     CheckpointSettings,
-    JobLayout,
+    JobLocation,
     JobSpec,
     JobStatus,
     code_key,
     new_job_id,
     utc_now,
 )
-from runctl.services.bundles.code import find_project_root
+from runctl.paths import Project
 from runctl.services.instances.lifecycle import GONE, validate_instance_id
 from runctl.services.jobs.local import check_s3_option, resolve_script
 
@@ -83,7 +84,7 @@ class StartedJob:
 
     job_id: str
     instance_id: str
-    layout: JobLayout
+    location: JobLocation
     attempt: int
     script: str
     code_sha256: str | None
@@ -94,7 +95,7 @@ class StartedJob:
         return {
             "job_id": self.job_id,
             "instance_id": self.instance_id,
-            "s3_prefix": self.layout.uri,
+            "job_uri": self.location.uri,
             "attempt": self.attempt,
             "script": self.script,
             "code_sha256": self.code_sha256,
@@ -120,7 +121,8 @@ def prepare_script(request: TrainRequest, settings: Settings, cwd: Path) -> Prep
     check_s3_option("--checkpoint-s3", request.checkpoint_s3)
     if request.stop_on_finish and request.terminate_on_finish:
         raise UsageError("--stop-on-finish and --terminate-on-finish exclude each other")
-    root = find_project_root(cwd)
+    found = Project.find(cwd, request.project_name or settings.aws.project_name)
+    root = found.root
     script = resolve_script(request.script, cwd, root)
     if not script.is_relative_to(root):
         raise UsageError(
@@ -128,8 +130,7 @@ def prepare_script(request: TrainRequest, settings: Settings, cwd: Path) -> Prep
             hint="run runctl from the project that holds the script",
         )
     relative = Path(os.path.relpath(script, root)).as_posix()
-    project = request.project_name or settings.aws.project_name or root.name
-    return PreparedScript(root=root, relative=relative, project=project)
+    return PreparedScript(root=root, relative=relative, project=found.key)
 
 
 def require_bucket(settings: Settings) -> str:
@@ -234,32 +235,31 @@ def latest_code_sha(s3: S3Client, bucket: str, project: str) -> str:
     return newest.key.rsplit("/", 1)[-1].removesuffix(".tar.gz")
 
 
-def write_job_files(s3: S3Client, spec: JobSpec, instance_id: str, attempt: int) -> JobLayout:
+def write_job_files(s3: S3Client, spec: JobSpec, instance_id: str, attempt: int) -> JobLocation:
     """Put job.json and a pending status.json (status last: it makes the job visible)."""
-    from runctl.aws.s3 import S3Uri, put_bytes
-
-    layout = spec.layout
-    assert layout is not None  # a job on an instance always has a bucket
-    put_bytes(s3, S3Uri(layout.bucket, layout.job_key), spec.to_json().encode(), content_type=JSON)
-    status = JobStatus(
-        job_id=spec.job_id,
-        state=PENDING,
-        attempt=attempt,
-        instance_ids=[instance_id],
-        created=utc_now(),
-        updated=utc_now(),
+    location = spec.location
+    assert location is not None  # a job on an instance always has a bucket
+    record = JobRecord(location, s3=s3)
+    record.write_spec(spec)
+    now = utc_now()
+    record.write_status(
+        JobStatus(
+            job_id=spec.job_id,
+            state=PENDING,
+            attempt=attempt,
+            instance_ids=[instance_id],
+            created=now,
+            updated=now,
+        )
     )
-    put_bytes(
-        s3, S3Uri(layout.bucket, layout.status_key), status.to_json().encode(), content_type=JSON
-    )
-    return layout
+    return location
 
 
 def send_start(
     clients: AwsJobClients,
     *,
     instance_id: str,
-    layout: JobLayout,
+    location: JobLocation,
     attempt: int,
     force: bool,
     remote_root: str,
@@ -273,7 +273,7 @@ def send_start(
     script = start_job_command(
         runtime_url,
         runtime_sha,
-        layout.uri,
+        location.uri,
         attempt,
         force,
         remote_root,
@@ -284,7 +284,7 @@ def send_start(
         instance_id,
         script,
         timeout_seconds=START_TIMEOUT_SECONDS,
-        comment=f"runctl start {layout.job_id}",
+        comment=f"runctl start {location.job_id}",
     )
     try:
         answer = parse_command_json(result.stdout)
@@ -301,7 +301,7 @@ def send_start(
             resource=instance_id,
         )
     raise RunctlError(
-        f"starting job {layout.job_id} on {instance_id} failed ({result.status}, exit "
+        f"starting job {location.job_id} on {instance_id} failed ({result.status}, exit "
         f"{result.response_code}): {message[-500:] or 'no output'}",
         hint="re-run with --debug, or check python3 >= 3.9 on the instance",
         resource=instance_id,
@@ -360,12 +360,14 @@ def start_job(
         code_sha256=code_sha,
         job_id=job_id,
     )
-    layout = write_job_files(clients.s3, spec, request.instance_id, attempt)
-    clients.ec2.create_tags([request.instance_id], {JOB_TAG: spec.job_id, JOB_URI_TAG: layout.uri})
+    location = write_job_files(clients.s3, spec, request.instance_id, attempt)
+    clients.ec2.create_tags(
+        [request.instance_id], {JOB_TAG: spec.job_id, JOB_URI_TAG: location.uri}
+    )
     send_start(
         clients,
         instance_id=request.instance_id,
-        layout=layout,
+        location=location,
         attempt=attempt,
         force=request.force,
         remote_root=settings.aws.remote_root,
@@ -375,7 +377,7 @@ def start_job(
     return StartedJob(
         job_id=spec.job_id,
         instance_id=request.instance_id,
-        layout=layout,
+        location=location,
         attempt=attempt,
         script=prepared.relative,
         code_sha256=code_sha,
