@@ -192,10 +192,12 @@ class Ec2:
         self.client = client
         # AWS answers InsufficientInstanceCapacity with HTTP 500, which botocore's retry modes
         # retry with backoff; the launch strategy should try the next zone at once instead.
-        # More specific event names are handled first, and False means "do not retry".
+        # The handler raises rather than returning False: before botocore 1.43.3 any non-None
+        # answer to needs-retry meant "retry after that many seconds", so False retried at once,
+        # without limit. An exception ends the call the same way in every version.
         client.meta.events.register(
             "needs-retry.ec2.RunInstances",
-            _no_retry_on_capacity,  # type: ignore[arg-type]
+            _stop_on_capacity,  # type: ignore[arg-type]
             unique_id="runctl-no-retry-on-capacity",
         )
 
@@ -374,6 +376,8 @@ class Ec2:
         """Launch one instance; LaunchRejected when AWS has no capacity or quota for it."""
         try:
             response = self.client.run_instances(**_run_kwargs(spec))
+        except CapacityRefused as exc:
+            raise LaunchRejected(exc.code, exc.aws_message) from exc
         except ClientError as exc:
             code = error_code(exc)
             if code in LAUNCH_CAPACITY_CODES:
@@ -395,6 +399,8 @@ class Ec2:
         """
         try:
             self.client.run_instances(DryRun=True, **_run_kwargs(spec))
+        except CapacityRefused as exc:
+            raise LaunchRejected(exc.code, exc.aws_message) from exc
         except ClientError as exc:
             code = error_code(exc)
             if code == "DryRunOperation":
@@ -449,12 +455,24 @@ class Ec2:
         return str(requests[0].get("Type")) if requests else None
 
 
-def _no_retry_on_capacity(response: Any = None, **_: Any) -> bool | None:
+class CapacityRefused(Exception):
+    """Raised inside botocore's retry check to end a RunInstances call refused for capacity."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{message} ({code})")
+        self.code = code
+        self.aws_message = message
+
+
+def _stop_on_capacity(response: Any = None, **_: Any) -> None:
+    """``needs-retry`` handler: a capacity refusal ends the call (raises) instead of a retry."""
     if not response:
-        return None
+        return
     parsed = response[1] if len(response) > 1 else {}
-    code = (parsed or {}).get("Error", {}).get("Code")
-    return False if code in LAUNCH_CAPACITY_CODES else None
+    error = (parsed or {}).get("Error", {})
+    code = error.get("Code")
+    if code in LAUNCH_CAPACITY_CODES:
+        raise CapacityRefused(str(code), str(error.get("Message") or code))
 
 
 # -- request and response shapes -------------------------------------------------------------------
