@@ -178,3 +178,22 @@ def test_subnets_by_id_and_vpc(cloud: Cloud) -> None:
     assert default
     one = ec2.describe_subnets(subnet_ids=[default[0].subnet_id])
     assert one[0].availability_zone == default[0].availability_zone
+
+
+@pytest.mark.parametrize(
+    ("price", "text"),
+    [(0.00003, "0.00003"), (0.5, "0.5"), (1.23456789, "1.23456789"), (12.0, "12.0")],
+)
+def test_spot_max_price_is_sent_as_plain_decimal_digits(
+    cloud: Cloud, price: float, text: str
+) -> None:
+    client = cloud.client("ec2")
+    sent: list[str] = []
+    client.meta.events.register(
+        "before-call.ec2.RunInstances",
+        lambda params, **_: sent.append(
+            params["body"]["InstanceMarketOptions.SpotOptions.MaxPrice"]
+        ),
+    )
+    Ec2(client).run_instances(spec(cloud, spot=True, spot_max_price=price))
+    assert sent == [text]

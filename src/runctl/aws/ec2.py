@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -514,7 +515,7 @@ def _run_kwargs(spec: RunSpec) -> dict[str, Any]:
             "InstanceInterruptionBehavior": "terminate",
         }
         if spec.spot_max_price is not None:
-            spot_options["MaxPrice"] = f"{spec.spot_max_price:.4f}"
+            spot_options["MaxPrice"] = price_text(spec.spot_max_price)
         kwargs["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": spot_options}
     if spec.subnet_id:
         kwargs["SubnetId"] = spec.subnet_id
@@ -528,6 +529,12 @@ def _run_kwargs(spec: RunSpec) -> dict[str, Any]:
         key = "Arn" if spec.iam_instance_profile.startswith("arn:") else "Name"
         kwargs["IamInstanceProfile"] = {key: spec.iam_instance_profile}
     return kwargs
+
+
+def price_text(usd: float) -> str:
+    """A price as AWS takes it: plain decimal digits, never rounded to zero nor in exponent form
+    (``0.00003``, not ``0.0000`` or ``3e-05``)."""
+    return format(Decimal(repr(float(usd))), "f")
 
 
 def _instance_type(raw: Mapping[str, Any]) -> InstanceTypeInfo:
