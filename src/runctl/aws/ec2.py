@@ -8,6 +8,7 @@ AWS error code, so the launch strategy can decide where to try next.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -198,7 +199,7 @@ class Ec2:
         # without limit. An exception ends the call the same way in every version.
         client.meta.events.register(
             "needs-retry.ec2.RunInstances",
-            _stop_on_capacity,  # type: ignore[arg-type]
+            _stop_on_capacity,
             unique_id="runctl-no-retry-on-capacity",
         )
 
@@ -386,9 +387,7 @@ class Ec2:
                 raise LaunchRejected(code, message) from exc
             if code == "IdempotentParameterMismatch":
                 raise LaunchTokenReused(spec.client_token) from exc
-            message = str(exc.response.get("Error", {}).get("Message") or "")
-            if spec.iam_instance_profile and "iamInstanceProfile" in message:
-                raise ProfileNotReady(spec.iam_instance_profile, message) from exc
+            _raise_if_profile_not_ready(exc, spec)
             raise translate(exc, "RunInstances", spec.instance_type) from exc
         return _instance(response["Instances"][0])
 
@@ -416,6 +415,7 @@ class Ec2:
                 ) from exc
             if code in LAUNCH_CAPACITY_CODES:
                 raise LaunchRejected(code, str(exc)) from exc
+            _raise_if_profile_not_ready(exc, spec)
             raise translate(exc, "RunInstances (dry run)", spec.instance_type) from exc
         return
 
@@ -454,6 +454,24 @@ class Ec2:
             raise translate(exc, "DescribeSpotInstanceRequests", request_id) from exc
         requests = response.get("SpotInstanceRequests", [])
         return str(requests[0].get("Type")) if requests else None
+
+
+#: How EC2 words "I do not know this instance profile (yet)": ``Value (p) for parameter
+#: iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name``, the same for ``.arn``,
+#: and, while the role is not yet attached as far as EC2 can see, ``IAM Instance Profile "arn:..."
+#: has no associated IAM Roles``; all InvalidParameterValue.
+PROFILE_NOT_READY_RE = re.compile(r"iamInstanceProfile|instance profile", re.IGNORECASE)
+
+
+def _raise_if_profile_not_ready(exc: ClientError, spec: RunSpec) -> None:
+    """ProfileNotReady when RunInstances refused ``spec`` for its instance profile."""
+    message = str(exc.response.get("Error", {}).get("Message") or "")
+    if (
+        spec.iam_instance_profile
+        and error_code(exc) == "InvalidParameterValue"
+        and PROFILE_NOT_READY_RE.search(message)
+    ):
+        raise ProfileNotReady(spec.iam_instance_profile, message) from exc
 
 
 class CapacityRefused(Exception):
