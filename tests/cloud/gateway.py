@@ -2,8 +2,9 @@
 
 For every request the :class:`Gateway` classifies the call (service from the SigV4
 credential scope, operation from ``Action=``/``X-Amz-Target``/the S3 method and path),
-records it in ``Cloud.request_log`` and applies faults, unless the request carries the
-harness-internal header (the harness's own helper clients). Then:
+records it in ``Cloud.request_log``, applies faults and then refuses what AWS would refuse
+(:mod:`tests.cloud.strict`), unless the request carries the harness-internal header (the
+harness's own helper clients). Then:
 
 * SSM Run Command operations are answered by :class:`tests.cloud.ssm.SsmService`;
 * EC2 calls go to moto and, when moto answers 2xx, ``Cloud.reconcile`` boots instances
@@ -54,6 +55,9 @@ class Gateway:
             fault = self._fault(req, environ)
             if fault is not None:
                 return fault(start_response)
+            refusal = self.cloud.strict.refuse(req, environ)
+            if refusal is not None:
+                return refusal(start_response)
         if req.service == "ssm" and req.operation in SSM_HANDLED:
             return self.cloud.ssm.handle(req.operation, req.json_body or {})(start_response)
         if req.service == "ec2":
