@@ -83,3 +83,44 @@ def test_spot_job_is_interrupted_and_resumed_on_a_new_instance(
     assert "resumed=1" in log
     result = s3.get_object(Bucket="jobs", Key=location.prefix + "outputs/result.json")
     assert json.loads(result["Body"].read()) == {"step": 80, "total": sum(range(81))}
+
+
+def test_stop_on_finish_on_one_time_spot_terminates_instead_and_says_why(
+    cloud: Any, runtime_bundle: RuntimeBundle, tmp_path: Path
+) -> None:
+    s3 = cloud.client("s3")
+    s3.create_bucket(Bucket="jobs")
+    runtime = upload_runtime_bundle(s3, "jobs", runtime_bundle)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("")
+    (project / "train.py").write_text("print('trained')\n")
+    bundle = build_code_bundle(project, tmp_path / "cache")
+    upload_code_bundle(s3, bundle, "jobs", "demo")
+    spec = JobSpec(
+        job_id=new_job_id("demo"),
+        project="demo",
+        script="train.py",
+        bucket="jobs",
+        code_key=code_key("demo", bundle.sha256),
+        code_sha256=bundle.sha256,
+        stop_on_finish=True,
+    )
+    location = spec.location
+    assert location is not None
+    s3.put_object(Bucket="jobs", Key=location.job_key, Body=spec.to_json().encode())
+    spot = cloud.run_instance(spot=True, tags={"runctl:managed": "true"})
+
+    command = start_job_command(runtime.url, runtime.sha256, location.uri, 0)
+    assert cloud.run_command(spot, command, timeout=120)["Status"] == "Success"
+    cloud.wait_for(lambda: cloud.state(spot) in ("shutting-down", "terminated"), timeout=90)
+
+    status = _status(s3, "jobs", location.status_key)
+    assert status is not None and status["state"] == "succeeded"
+    assert "one-time spot instance" in status["message"]
+    assert "terminating it instead" in status["message"]
+    log = s3.get_object(Bucket="jobs", Key=location.log_key(0))["Body"].read().decode()
+    assert "UnsupportedOperation" in log or "AWS cannot stop" in log
+    assert "asking EC2 to stop" in log
+    assert [c for c in cloud.calls("StopInstances", "ec2")]
+    assert [c for c in cloud.calls("TerminateInstances", "ec2")]
