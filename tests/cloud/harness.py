@@ -54,7 +54,8 @@ Instances
     ``AmazonSSMManagedInstanceCore`` attached unless ``ssm_policy=False``, and the access
     ``runctl aws setup`` gives its role (:data:`RUNCTL_ROLE_DOCUMENT`: objects under
     ``runctl/`` of any bucket, stop/terminate of ``runctl:managed`` instances); idempotent.
-    ``allow_s3(uri, read_only=False, profile=...)`` adds access to another S3 prefix.
+    ``allow_s3(uri, read_only=False, profile=...)`` adds access to another S3 prefix;
+    ``role_client(id, service)``: a client with the instance role's IMDS credentials.
     ``run_instance(image="al2023", instance_type="t3.micro", spot=False, user_data=None,
     profile="runctl-harness", az=None, tags=None, **run_instances_kwargs)`` -> instance
     id (``profile=None``: no instance profile, so not SSM-managed).
@@ -766,6 +767,22 @@ class Cloud:
         name = "allow-" + "".join(c if c.isalnum() else "-" for c in f"{bucket}-{prefix}")[:100]
         self._internal("iam").put_role_policy(
             RoleName=found.role_name, PolicyName=name, PolicyDocument=json.dumps(document)
+        )
+
+    def role_client(self, instance_id: str, service: str, region: str | None = None) -> Any:
+        """A client signed with the credentials the instance gets from its IMDS (held to its
+        role's policies, as the instance's own requests are)."""
+        runtime = self._runtime(instance_id)
+        found = runtime.credentials()
+        if found is None:
+            raise ValueError(f"{instance_id} has no instance profile with a role")
+        _, creds = found
+        return self.client(
+            service,
+            region=region,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["Token"],
         )
 
     def install_executable(self, instance_id: str, name: str, text: str) -> Path:

@@ -15,6 +15,9 @@ Request -> (action, resources, context): S3 object operations map to their IAM a
 ``arn:aws:s3:::bucket/key``; listings are ``s3:ListBucket`` on the bucket with ``s3:prefix``;
 EC2 instance actions name each ``InstanceId.N`` with ``aws:ResourceTag/*`` from its tags; STS
 GetCallerIdentity needs no permission; anything else is ``<service>:<Operation>`` on ``*``.
+
+:func:`simulate_principal_policy` serves IAM's SimulatePrincipalPolicy (which moto lacks) with the
+same evaluator, so runctl's pre-start permission check meets the policies the instance will.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
+from xml.sax.saxutils import escape
 
-from tests.cloud.protocol import Request
+from tests.cloud.protocol import QUERY, Request, Response, error_response, request_id
 
 if TYPE_CHECKING:
     from tests.cloud.harness import Cloud
@@ -151,8 +155,9 @@ def role_documents(cloud: Cloud, role_name: str) -> list[dict[str, Any]]:
     return documents
 
 
-def allowed(documents: list[dict[str, Any]], check: Check) -> bool:
-    """AWS's identity-policy verdict: no explicit Deny and at least one Allow."""
+def decide(documents: list[dict[str, Any]], check: Check) -> str:
+    """AWS's identity-policy verdict, in SimulatePrincipalPolicy's words: ``explicitDeny`` when
+    a Deny matches, else ``allowed`` when an Allow does, else ``implicitDeny``."""
     allow = False
     for document in documents:
         statements = document.get("Statement", [])
@@ -160,10 +165,15 @@ def allowed(documents: list[dict[str, Any]], check: Check) -> bool:
             if not isinstance(statement, dict) or not _applies(statement, check):
                 continue
             if statement.get("Effect") == "Deny":
-                return False
+                return "explicitDeny"
             if statement.get("Effect") == "Allow":
                 allow = True
-    return allow
+    return "allowed" if allow else "implicitDeny"
+
+
+def allowed(documents: list[dict[str, Any]], check: Check) -> bool:
+    """No explicit Deny and at least one Allow."""
+    return decide(documents, check) == "allowed"
 
 
 def _listed(value: Any) -> list[str]:
@@ -218,3 +228,58 @@ def _conditions_hold(conditions: dict[str, Any], context: dict[str, str]) -> boo
             if not ok:
                 return False
     return True
+
+
+# -- SimulatePrincipalPolicy (moto lacks it) -------------------------------------------------------
+
+
+def simulate_principal_policy(cloud: Cloud, params: dict[str, str]) -> Response:
+    """IAM's SimulatePrincipalPolicy for a role ARN, with the evaluator above: every action
+    against every resource, with the context entries given (IAM query protocol, XML)."""
+    source = params.get("PolicySourceArn", "")
+    role_name = source.rsplit("/", 1)[-1] if ":role/" in source else ""
+    if not role_name:
+        return error_response(QUERY, "InvalidInput", f"{source} is not a role ARN", 400)
+    try:
+        cloud.iam_backend().get_role(role_name)
+    except Exception:
+        return error_response(QUERY, "NoSuchEntity", f"The role {role_name} cannot be found", 404)
+    actions = _members(params, "ActionNames")
+    resources = _members(params, "ResourceArns") or ["*"]
+    context: dict[str, str] = {}
+    for index in range(1, 100):
+        key = params.get(f"ContextEntries.member.{index}.ContextKeyName")
+        if key is None:
+            break
+        value = params.get(f"ContextEntries.member.{index}.ContextKeyValues.member.1", "")
+        context[key] = value
+    documents = role_documents(cloud, role_name)
+    members = []
+    for action in actions:
+        for resource in resources:
+            decision = decide(documents, Check(action, resource, dict(context)))
+            members.append(
+                f"<member><EvalActionName>{escape(action)}</EvalActionName>"
+                f"<EvalResourceName>{escape(resource)}</EvalResourceName>"
+                f"<EvalDecision>{decision}</EvalDecision>"
+                "<MatchedStatements/><MissingContextValues/></member>"
+            )
+    body = (
+        '<SimulatePrincipalPolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+        "<SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated>"
+        f"<EvaluationResults>{''.join(members)}</EvaluationResults>"
+        "</SimulatePrincipalPolicyResult>"
+        f"<ResponseMetadata><RequestId>{request_id()}</RequestId></ResponseMetadata>"
+        "</SimulatePrincipalPolicyResponse>"
+    )
+    return Response(200, [("Content-Type", "text/xml")], body.encode())
+
+
+def _members(params: dict[str, str], name: str) -> list[str]:
+    found = []
+    for index in range(1, 1000):
+        value = params.get(f"{name}.member.{index}")
+        if value is None:
+            break
+        found.append(value)
+    return found

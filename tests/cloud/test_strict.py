@@ -21,7 +21,7 @@ def _code(info: pytest.ExceptionInfo[ClientError]) -> str:
 
 
 def _role_client(cloud: Cloud, instance_id: str, service: str) -> Any:
-    """A client with the credentials the instance gets from its IMDS, as botocore would use."""
+    """A client with the credentials the instance gets from its IMDS, read over HTTP."""
     imds = Imds(cloud.imds_endpoint(instance_id))
     base = "/latest/meta-data/iam/security-credentials/"
     role = imds.get(base).strip()
