@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from botocore.stub import Stubber
 from runctl.aws.ec2 import BlockDevice, Ec2, LaunchRejected, RunSpec
 from runctl.aws.session import client_config
 from runctl.errors import AuthError, NotFoundError
+from runctl.services.instances.placement import plan_placements
 from tests.cloud.harness import Cloud
 
 
@@ -197,3 +200,36 @@ def test_spot_max_price_is_sent_as_plain_decimal_digits(
     )
     Ec2(client).run_instances(spec(cloud, spot=True, spot_max_price=price))
     assert sent == [text]
+
+
+def test_spot_prices_are_the_current_ones_in_every_zone_however_quiet(cloud: Cloud) -> None:
+    now = datetime.now(UTC)
+    busy = {"us-east-1a": 0.05, "us-east-1b": 0.04}
+    for zone, base in busy.items():
+        changes = [(now - timedelta(hours=h), base + h / 100_000) for h in range(1, 151)]
+        cloud.set_spot_price_history("t3.micro", zone, changes)
+    # The cheapest zone's price last changed ten days ago: still its price now.
+    cloud.set_spot_price_history(
+        "t3.micro",
+        "us-east-1c",
+        [(now - timedelta(days=12), 0.02), (now - timedelta(days=10), 0.01)],
+    )
+    ec2 = Ec2(cloud.client("ec2"))
+    prices = ec2.describe_spot_price_history("t3.micro")
+    assert {z: p.usd_per_hour for z, p in prices.items()} == pytest.approx(
+        {"us-east-1a": 0.05001, "us-east-1b": 0.04001, "us-east-1c": 0.01}
+    )
+    only = ec2.describe_spot_price_history("t3.micro", ["us-east-1c", "us-east-1b"])
+    assert sorted(only) == ["us-east-1b", "us-east-1c"]
+
+    @dataclass
+    class Spot:
+        spot: bool = True
+        fallback: bool = False
+        subnet_id: str | None = None
+
+    info = ec2.describe_instance_type("t3.micro")
+    assert info is not None
+    placements = plan_placements(ec2, Spot(), info)
+    assert placements[0].availability_zone == "us-east-1c"
+    assert placements[0].spot_price == pytest.approx(0.01)

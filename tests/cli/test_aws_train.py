@@ -28,6 +28,7 @@ def test_train_wait_runs_the_script_and_ships_outputs(cloud_env: Cloud, project:
     instance_id = ready_instance(cloud)
     s3 = cloud.client("s3")
     s3.put_object(Bucket=BUCKET, Key="datasets/mnist/part-0.npz", Body=b"x" * 10)
+    cloud.allow_s3(f"s3://{BUCKET}/datasets/", read_only=True)  # as `aws setup --grant` would
     result = run(
         "aws", "train", instance_id, "train.py",
         "--data-s3", f"s3://{BUCKET}/datasets/mnist/",

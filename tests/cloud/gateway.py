@@ -7,7 +7,8 @@ records it in ``Cloud.request_log``, applies faults and then refuses what AWS wo
 harness's own helper clients). Then:
 
 * SSM Run Command operations are answered by :class:`tests.cloud.ssm.SsmService`, IAM's
-  SimulatePrincipalPolicy by :func:`tests.cloud.iam_authz.simulate_principal_policy`;
+  SimulatePrincipalPolicy by :func:`tests.cloud.iam_authz.simulate_principal_policy`,
+  DescribeSpotPriceHistory for seeded histories by :mod:`tests.cloud.spot_prices`;
 * EC2 calls go to moto and, when moto answers 2xx, ``Cloud.reconcile`` boots instances
   that are now running and powers off those that stopped or terminated (so RunInstances,
   StartInstances, StopInstances, TerminateInstances, CreateFleet, ... all drive the
@@ -63,6 +64,12 @@ class Gateway:
             return iam_authz.simulate_principal_policy(self.cloud, req.params)(start_response)
         if req.service == "ssm" and req.operation in SSM_HANDLED:
             return self.cloud.ssm.handle(req.operation, req.json_body or {})(start_response)
+        if (
+            req.service == "ec2"
+            and req.operation == "DescribeSpotPriceHistory"
+            and self.cloud.spot_prices.answers(req)
+        ):
+            return self.cloud.spot_prices.describe(req)(start_response)
         if req.service == "ec2":
             return self._buffered(environ, start_response, lambda body: self._after_ec2(req, body))
         if req.service == "ecr" and self.cloud.ecr_registry:

@@ -98,6 +98,8 @@ Spot and IMDS
     (``notice_seconds=0``: at once, synchronously). Spot instances only.
     ``rebalance(id)``: ``events/recommendations/rebalance`` gives ``{"noticeTime": ...}``.
     IMDS details: :mod:`tests.cloud.imds`.
+    ``set_spot_price_history(type, zone, [(when, usd), ...])``: a real price history for
+    DescribeSpotPriceHistory (StartTime/EndTime, pages, newest first), where moto makes one up.
 Faults (each HTTP request counts once; botocore retries are separate requests)
     ``throttle(operation, times, service=None)``: the next ``times`` calls fail with
     ``RequestLimitExceeded`` (EC2, 503), ``Throttling`` (IAM/STS query, 400),
@@ -174,6 +176,7 @@ from tests.cloud.gateway import INTERNAL_HEADER, Gateway
 from tests.cloud.instances import InstanceRuntime, iso_now
 from tests.cloud.protocol import Request
 from tests.cloud.sandbox import Toolbox, kill_marked, marked_pids
+from tests.cloud.spot_prices import SpotPriceHistory
 from tests.cloud.ssm import TERMINAL, SsmService
 from tests.cloud.strict import Strict
 
@@ -341,6 +344,7 @@ class Cloud:
         self.shutdown_grace: float = 0.0
         self.profile_propagation_delay: float = 0.0
         self.strict = Strict(self)
+        self.spot_prices = SpotPriceHistory()
         self.role_keys: dict[str, tuple[str, str]] = {}
         self.ecr_registry: str | None = None
         self._lock = threading.RLock()
@@ -436,6 +440,7 @@ class Cloud:
         shutil.rmtree(self.root / "instances", ignore_errors=True)
         self.faults.clear()
         self.strict.reset()
+        self.spot_prices.clear()
         self.role_keys.clear()
         self.request_log.clear()
         self.ecr_registry = None
@@ -620,6 +625,14 @@ class Cloud:
     ) -> None:
         """Drop the connection of the next ``times`` uploads under ``key_prefix``."""
         self.faults.add_s3_cut(key_prefix, bucket, after_bytes, times)
+
+    def set_spot_price_history(
+        self, instance_type: str, zone: str, points: list[tuple[Any, float]]
+    ) -> None:
+        """Seed the spot price history of ``instance_type`` in ``zone``: (aware datetime, USD)
+        changes. DescribeSpotPriceHistory for that type then answers as AWS does (time window,
+        pages, newest first); see :mod:`tests.cloud.spot_prices`. Reset before each test."""
+        self.spot_prices.set(instance_type, zone, points)
 
     def clear_faults(self) -> None:
         self.faults.clear()

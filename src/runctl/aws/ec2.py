@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -310,33 +310,46 @@ class Ec2:
         return sorted(r["RegionName"] for r in response.get("Regions", []))
 
     def describe_spot_price_history(
-        self, instance_type: str, availability_zones: Iterable[str] = ()
+        self,
+        instance_type: str,
+        availability_zones: Iterable[str] = (),
+        *,
+        now: datetime | None = None,
     ) -> dict[str, SpotPrice]:
-        """The latest Linux spot price of ``instance_type`` per zone (only ``availability_zones``
-        when given)."""
+        """The Linux spot price of ``instance_type`` in effect ``now`` (default: the current
+        time), per zone (only ``availability_zones`` when given).
+
+        With StartTime = EndTime = now AWS returns, per zone and product, the last price change
+        before that moment, i.e. the current price, however long ago it changed; every page is
+        read. (Without StartTime it returns the whole history, newest first, and one page of it
+        can miss a zone whose price has been quiet for days.)
+        """
         wanted = set(availability_zones)
+        moment = now or datetime.now(UTC)
         kwargs: dict[str, Any] = {
             "InstanceTypes": [instance_type],
             "ProductDescriptions": ["Linux/UNIX", "Linux/UNIX (Amazon VPC)"],
-            "MaxResults": 100,
+            "StartTime": moment,
+            "EndTime": moment,
         }
-        if len(wanted) == 1:
-            kwargs["AvailabilityZone"] = next(iter(wanted))
-        with aws_errors("DescribeSpotPriceHistory", instance_type):
-            response = self.client.describe_spot_price_history(**kwargs)
+        if wanted:
+            kwargs["Filters"] = [{"Name": "availability-zone", "Values": sorted(wanted)}]
         latest: dict[str, SpotPrice] = {}
-        for raw in response.get("SpotPriceHistory", []):
-            zone = raw.get("AvailabilityZone", "")
-            if wanted and zone not in wanted:
-                continue
-            price = SpotPrice(
-                instance_type=raw.get("InstanceType", instance_type),
-                availability_zone=zone,
-                usd_per_hour=float(raw.get("SpotPrice", "0")),
-                timestamp=raw["Timestamp"],
-            )
-            if zone not in latest or price.timestamp > latest[zone].timestamp:
-                latest[zone] = price
+        with aws_errors("DescribeSpotPriceHistory", instance_type):
+            paginator = self.client.get_paginator("describe_spot_price_history")
+            for page in paginator.paginate(**kwargs):
+                for raw in page.get("SpotPriceHistory", []):
+                    zone = raw.get("AvailabilityZone", "")
+                    if wanted and zone not in wanted:
+                        continue
+                    price = SpotPrice(
+                        instance_type=raw.get("InstanceType", instance_type),
+                        availability_zone=zone,
+                        usd_per_hour=float(raw.get("SpotPrice", "0")),
+                        timestamp=raw["Timestamp"],
+                    )
+                    if zone not in latest or price.timestamp > latest[zone].timestamp:
+                        latest[zone] = price
         return latest
 
     # -- instances --------------------------------------------------------------------------------
