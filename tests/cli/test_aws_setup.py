@@ -102,3 +102,26 @@ def test_grant_lets_the_instance_role_read_a_prefix_and_nothing_more(
         assert info.value.response["Error"]["Code"] == "AccessDenied"
     again = ok_json("aws", "setup", "--grant", "s3://team-data/datasets/", "--read-only")
     assert again["changed"] is False
+
+
+def test_create_right_after_setup_waits_for_the_instance_profile(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    cloud = cloud_env
+    cloud.profile_propagation_delay = 2.5  # IAM takes seconds (at worst minutes) to propagate
+    ok_json("aws", "setup", "--bucket", "b-propagation")
+    dry = run("aws", "create", "t3.micro", "--dry-run", "--output", "json")
+    assert dry.exit_code == 0, dry.stderr
+    assert len(cloud.calls("RunInstances")) >= 2
+
+
+def test_a_real_create_right_after_setup_is_retried_not_a_usage_error(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    cloud = cloud_env
+    cloud.profile_propagation_delay = 2.5
+    ok_json("aws", "setup", "--bucket", "b-propagation")
+    created = run("aws", "create", "t3.micro", "--output", "json")
+    assert created.exit_code == 0, created.stderr
+    assert json.loads(created.stdout)["instance_id"].startswith("i-")
+    assert len(cloud.calls("RunInstances")) >= 2
