@@ -1,5 +1,8 @@
 """The one place that builds boto3 sessions and clients.
 
+Building an :class:`AwsContext` costs nothing: boto3 is imported, and the session built, when
+the first client is asked for, so commands check their input before paying for boto3.
+
 Profile and region come from the flags, then the environment, then ``aws.region`` in the config,
 then the AWS profile's own default. Endpoints honour ``AWS_ENDPOINT_URL`` and
 ``AWS_ENDPOINT_URL_<SERVICE>`` (botocore reads both), so runctl runs against moto, LocalStack or
@@ -13,14 +16,12 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ProfileNotFound
-
 from runctl import __version__
 from runctl.errors import ConfigError
 
 if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_s3 import S3Client
@@ -35,6 +36,8 @@ USER_AGENT = f"runctl/{__version__}"
 
 def client_config(**overrides: Any) -> Config:
     """Retry, timeout and user-agent settings shared by every client."""
+    from botocore.config import Config
+
     options: dict[str, Any] = {
         "retries": {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         "connect_timeout": CONNECT_TIMEOUT,
@@ -60,6 +63,9 @@ class AwsContext:
     @property
     def session(self) -> boto3.Session:
         if self._session is None:
+            import boto3
+            from botocore.exceptions import ProfileNotFound
+
             try:
                 self._session = boto3.Session(profile_name=self.profile)
             except ProfileNotFound:
