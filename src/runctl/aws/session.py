@@ -13,6 +13,7 @@ any S3-compatible store. Retries use botocore's ``standard`` mode, which retries
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,7 @@ class AwsContext:
     config_region: str | None = None
     _session: boto3.Session | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def session(self) -> boto3.Session:
@@ -93,15 +95,20 @@ class AwsContext:
         return region
 
     def client(self, service: str, **config: Any) -> Any:
-        """A cached client for ``service`` in the resolved region."""
+        """A cached client for ``service`` in the resolved region.
+
+        Thread-safe: a boto3 session must not build clients in two threads at once, and the
+        job workflow asks for clients from worker threads (a probe beside an upload).
+        """
         key = f"{service}:{sorted(config.items())}"
-        if key not in self._clients:
-            self._clients[key] = self.session.client(
-                service,  # type: ignore[call-overload]
-                region_name=self.region_name,
-                config=client_config(**config),
-            )
-        return self._clients[key]
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self.session.client(
+                    service,  # type: ignore[call-overload]
+                    region_name=self.region_name,
+                    config=client_config(**config),
+                )
+            return self._clients[key]
 
     def ec2(self) -> EC2Client:
         return self.client("ec2")  # type: ignore[no-any-return]
