@@ -28,6 +28,7 @@ def test_train_wait_runs_the_script_and_ships_outputs(cloud_env: Cloud, project:
     instance_id = ready_instance(cloud)
     s3 = cloud.client("s3")
     s3.put_object(Bucket=BUCKET, Key="datasets/mnist/part-0.npz", Body=b"x" * 10)
+    cloud.allow_s3(f"s3://{BUCKET}/datasets/", read_only=True)  # as `aws setup --grant` would
     result = run(
         "aws", "train", instance_id, "train.py",
         "--data-s3", f"s3://{BUCKET}/datasets/mnist/",
@@ -54,6 +55,32 @@ def test_train_wait_runs_the_script_and_ships_outputs(cloud_env: Cloud, project:
         o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="runctl/demo/code/")["Contents"]
     ]
     assert len(code_keys) == 1
+
+
+def test_data_the_instance_role_may_not_read_names_the_grant_that_fixes_it(
+    cloud_env: Cloud, project: Path
+) -> None:
+    make_project(project, {"train.py": TRAIN})
+    instance_id = ready_instance(cloud_env)
+    cloud_env.client("s3").put_object(Bucket=BUCKET, Key="private/x.npz", Body=b"x")
+    result = run(
+        "aws", "train", instance_id, "train.py", "--data-s3", f"s3://{BUCKET}/private/", "--wait"
+    )
+    # Refused before the start (exit 4) once the pre-start check is wired into the start path;
+    # until then the instance meets AccessDenied while staging (exit 7) and says so in the
+    # job's status. Either way the user is told the grant that fixes it.
+    fix = f"runctl aws setup --grant s3://{BUCKET}/private/ --read-only"
+    if result.exit_code == 4:
+        assert fix in result.stderr
+        return
+    assert result.exit_code == 7, result.stderr
+    jobs = cloud_env.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runctl/demo/jobs/")
+    [status_key] = [o["Key"] for o in jobs["Contents"] if o["Key"].endswith("/status.json")]
+    status = json.loads(
+        cloud_env.client("s3").get_object(Bucket=BUCKET, Key=status_key)["Body"].read()
+    )
+    assert status["state"] == "failed" and fix in status["message"]
+    assert "AccessDenied" in status["message"]
 
 
 def test_failing_script_exits_7_with_its_code(cloud_env: Cloud, project: Path) -> None:

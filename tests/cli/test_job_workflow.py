@@ -155,6 +155,7 @@ def test_bulk_actions_let_the_job_commit_its_checkpoint_first(
     make_project(project, {"train.py": TRAINER})
     instance_id = ready_instance(cloud_env)
     store = f"s3://{BUCKET}/experiments/bulk/"
+    cloud_env.allow_s3(store)  # outside runctl/: the role needs a grant, as on AWS
     started = run("aws", "train", instance_id, "train.py", "--checkpoint-s3", store, "-o", "json",
                   "--", "--steps", str(STEPS), "--step-seconds", "0.1")  # fmt: skip
     assert started.exit_code == 0, started.stderr

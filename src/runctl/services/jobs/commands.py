@@ -261,9 +261,9 @@ def _wait_lines(offset: int, wait_seconds: float) -> list[str]:
     status_id = 'stat -c "%i %s %Y" "$d/status.json" 2>/dev/null || echo none'
     return [
         f"seen=$({status_id}); end=$((SECONDS + {int(wait_seconds)}))",
-        f"while [ \"$(stat -c %s \"$f\" 2>/dev/null || echo 0)\" -le {int(offset)} ] \\",
-        f"    && ! grep -qE '\"state\": \"({ended})\"' \"$d/status.json\" 2>/dev/null \\",
-        f"    && [ \"$({status_id})\" = \"$seen\" ] && [ \"$SECONDS\" -lt \"$end\" ]; do",
+        f'while [ "$(stat -c %s "$f" 2>/dev/null || echo 0)" -le {int(offset)} ] \\',
+        f'    && ! grep -qE \'"state": "({ended})"\' "$d/status.json" 2>/dev/null \\',
+        f'    && [ "$({status_id})" = "$seen" ] && [ "$SECONDS" -lt "$end" ]; do',
         "  sleep 0.2",
         "done",
     ]
