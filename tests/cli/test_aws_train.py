@@ -66,21 +66,22 @@ def test_data_the_instance_role_may_not_read_names_the_grant_that_fixes_it(
     result = run(
         "aws", "train", instance_id, "train.py", "--data-s3", f"s3://{BUCKET}/private/", "--wait"
     )
-    # Refused before the start (exit 4) once the pre-start check is wired into the start path;
-    # until then the instance meets AccessDenied while staging (exit 7) and says so in the
-    # job's status. Either way the user is told the grant that fixes it.
-    fix = f"runctl aws setup --grant s3://{BUCKET}/private/ --read-only"
-    if result.exit_code == 4:
-        assert fix in result.stderr
-        return
-    assert result.exit_code == 7, result.stderr
+    assert result.exit_code == 4, result.stderr
+    assert f"runctl aws setup --grant s3://{BUCKET}/private/ --read-only" in result.stderr
     jobs = cloud_env.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runctl/demo/jobs/")
-    [status_key] = [o["Key"] for o in jobs["Contents"] if o["Key"].endswith("/status.json")]
-    status = json.loads(
-        cloud_env.client("s3").get_object(Bucket=BUCKET, Key=status_key)["Body"].read()
-    )
-    assert status["state"] == "failed" and fix in status["message"]
-    assert "AccessDenied" in status["message"]
+    assert jobs.get("KeyCount", 0) == 0  # refused before anything about the job was written
+
+
+def test_stop_on_finish_on_a_one_time_spot_instance_is_refused_before_it_starts(
+    cloud_env: Cloud, project: Path
+) -> None:
+    make_project(project, {"train.py": TRAIN})
+    instance_id = ready_instance(cloud_env, spot=True)
+    result = run("aws", "train", instance_id, "train.py", "--stop-on-finish")
+    assert result.exit_code == 2, result.stderr
+    assert "one-time spot" in result.stderr and "--terminate-on-finish" in result.stderr
+    jobs = cloud_env.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runctl/demo/jobs/")
+    assert jobs.get("KeyCount", 0) == 0
 
 
 def test_failing_script_exits_7_with_its_code(cloud_env: Cloud, project: Path) -> None:

@@ -6,7 +6,8 @@ import pytest
 
 from runctl.aws.ec2 import Ec2
 from runctl.errors import UsageError
-from runctl.services.jobs.finish_policy import check_finish_action, is_one_time_spot
+from runctl.services.instances.lifecycle import is_one_time_spot
+from runctl.services.jobs.finish_policy import check_finish_action
 from tests.cloud.harness import Cloud
 
 

@@ -11,18 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runctl.errors import UsageError
+from runctl.services.instances.lifecycle import is_one_time_spot
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Ec2, Instance
-
-
-def is_one_time_spot(ec2: Ec2, instance: Instance) -> bool:
-    """True for a spot instance whose request is not ``persistent`` (AWS cannot stop those)."""
-    if instance.lifecycle != "spot":
-        return False
-    if not instance.spot_request_id:
-        return True
-    return ec2.describe_spot_request_type(instance.spot_request_id) != "persistent"
 
 
 def check_finish_action(ec2: Ec2, instance: Instance, *, stop_on_finish: bool) -> None:
