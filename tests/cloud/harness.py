@@ -179,6 +179,7 @@ from tests.cloud.sandbox import Toolbox, kill_marked, marked_pids
 from tests.cloud.spot_prices import SpotPriceHistory
 from tests.cloud.ssm import TERMINAL, SsmService
 from tests.cloud.strict import Strict
+from tests.cloud.volumes import Volumes
 
 ACCOUNT_ID = "123456789012"
 DEFAULT_PROFILE = "runctl-harness"
@@ -344,6 +345,7 @@ class Cloud:
         self.shutdown_grace: float = 0.0
         self.profile_propagation_delay: float = 0.0
         self.strict = Strict(self)
+        self.volumes = Volumes(self)
         self.spot_prices = SpotPriceHistory()
         self.role_keys: dict[str, tuple[str, str]] = {}
         self.ecr_registry: str | None = None
@@ -438,6 +440,7 @@ class Cloud:
         self.ssm.reset()
         self.runtimes.clear()
         shutil.rmtree(self.root / "instances", ignore_errors=True)
+        self.volumes.reset()
         self.faults.clear()
         self.strict.reset()
         self.spot_prices.clear()
@@ -667,6 +670,7 @@ class Cloud:
                         runtime.power_off(terminate=True)
                 elif runtime.powered:
                     runtime.power_off(terminate=False)
+            self.volumes.reconcile()
 
     def after_ec2(self, req: Request) -> None:
         """Called by the gateway after every successful EC2 call."""
@@ -687,6 +691,11 @@ class Cloud:
     def sandbox(self, instance_id: str) -> Path:
         """The instance's disk (gone once it is terminated)."""
         return self.root / "instances" / instance_id
+
+    def volume_dir(self, volume_id: str) -> Path:
+        """The volume's directory; ``data/`` is what a mount of it shows (gone with the
+        volume)."""
+        return self.volumes.volume_dir(volume_id)
 
     def imds_endpoint(self, instance_id: str) -> str:
         """Base URL of the instance's IMDS (``http://127.0.0.1:<port>/``)."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from runctl.cli.aws_clients import job_session
-from runctl.cli.output import Output
+from runctl.cli.output import Output, to_jsonable
 from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.cli.units import money
 from runctl.errors import UsageError
@@ -17,6 +17,7 @@ from runctl.services.tags import parse_tag_options
 if TYPE_CHECKING:
     from runctl.services.instances.launch import LaunchResult
     from runctl.services.jobs.session import Launched
+    from runctl.services.volumes.mounts import AttachResult
 
 CREATE_FORMATS = ("text", "json", "instance-id")
 
@@ -45,6 +46,10 @@ def create(
     ] = None,
     data_volume_size: Annotated[
         int | None, typer.Option("--data-volume-size", help="Extra gp3 volume at /mnt/data, GB.")
+    ] = None,
+    volume: Annotated[
+        str | None,
+        typer.Option("--volume", help="Attach this EBS volume (launches in its zone; /mnt/data)."),
     ] = None,
     project_name: Annotated[
         str | None, typer.Option("--project-name", help="Project (tags).")
@@ -77,6 +82,8 @@ def create(
     """Launch one instance, tagged at launch; prints what was tried and what was chosen."""
     from runctl.paths import Project
     from runctl.services.instances.launch import request_from_settings
+    from runctl.services.volumes.capacity import launch_with_volume
+    from runctl.services.volumes.specs import check_volume_option
 
     out = command_output(ctx, output, allowed=CREATE_FORMATS)
     if spot_max_price is not None and spot_max_price <= 0:
@@ -94,6 +101,14 @@ def create(
         tags=parse_tag_options(tag or []), name=name, client_token=client_token, force=force,
     )  # fmt: skip
     session = job_session(ctx, out, settings)
+    if volume is not None:
+        check_volume_option(volume, data_volume_size)
+        with out.spinner(f"launching {instance_type} beside {volume}"):
+            launched, attached = launch_with_volume(
+                session, request, volume, wait=wait, dry_run=dry_run, timeout=timeout
+            )
+        _render(out, launched, attached)
+        return
     with out.spinner(f"launching {instance_type}") as update:
         launched = session.launch_ready(
             request, wait=wait, dry_run=dry_run, timeout=timeout, on_progress=update
@@ -121,7 +136,7 @@ def _report_attempts(out: Output, result: LaunchResult) -> None:
         out.success(f"launched {result.instance.instance_id} ({chosen.describe()})")
 
 
-def _render(out: Output, launched: Launched) -> None:
+def _render(out: Output, launched: Launched, attached: AttachResult | None = None) -> None:
     result = launched.result
     for warning in result.warnings:
         out.warn(warning)
@@ -131,6 +146,10 @@ def _render(out: Output, launched: Launched) -> None:
             out.line(result.instance.instance_id)
         return
     data = launched.to_dict()
+    if attached is not None:
+        where = attached.mount.mount if attached.mount else "not mounted (no --wait)"
+        out.info(f"attached {attached.volume_id} as {attached.device}; {where}")
+        data["volume"] = to_jsonable(attached)
     out.document(data, lambda o: _print_launched(o, data))
 
 

@@ -26,6 +26,10 @@ def train(
         typer.Option("--include-pattern", help="Ship files matching this even if ignored."),
     ] = None,
     data_s3: Annotated[str | None, typer.Option("--data-s3", help="Stage this S3 prefix.")] = None,
+    data_volume: Annotated[
+        str | None,
+        typer.Option("--data-volume", help="Mount this EBS volume; RUNCTL_DATA_DIR points there."),
+    ] = None,
     output_s3: Annotated[
         str | None, typer.Option("--output-s3", help="Upload RUNCTL_OUTPUT_DIR here.")
     ] = None,
@@ -71,7 +75,8 @@ def train(
     out = command_output(ctx, output)
     request = TrainRequest(
         instance_id=instance_id, script=script, args=list(args or []), sync_code=sync_code,
-        include_patterns=list(include_pattern or []), data_s3=data_s3, output_s3=output_s3,
+        include_patterns=list(include_pattern or []), data_s3=data_s3, data_volume=data_volume,
+        output_s3=output_s3,
         checkpoint_s3=checkpoint_s3, env=parse_env_pairs(list(env or [])),
         project_name=project_name, stop_on_finish=stop_on_finish,
         terminate_on_finish=terminate_on_finish, force=force,

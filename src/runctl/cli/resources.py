@@ -32,15 +32,9 @@ PLATFORMS = ("aws", "local", "all")
 
 def _scope(project: str | None, all_users: bool, include_foreign: bool = False) -> Scope:
     """The resources a command looks at: yours (``runctl:user``) unless ``--all-users``."""
-    from runctl.job.spec import project_key
     from runctl.services.account.resources import Scope
-    from runctl.services.tags import current_user
 
-    try:
-        key = project_key(project) if project is not None else None
-    except ValueError as exc:
-        raise UsageError(f"--project {project!r}: {exc}") from None
-    return Scope(key, None if all_users else current_user(), include_foreign)
+    return Scope.of(project, all_users=all_users, include_foreign=include_foreign)
 
 
 @resources_app.command("list")
@@ -57,7 +51,8 @@ def list_(
     ] = False,
     output: OutputOption = None,
 ) -> None:
-    """Instances with state, type, lifecycle, age and cost estimates."""
+    """Instances with state, type, lifecycle, age and cost estimates; volumes and snapshots
+    with their monthly cost."""
     from runctl.services.account.resources import ResourceListing, list_instances
 
     out = command_output(ctx, output)
@@ -97,27 +92,41 @@ def _print_listing(out: Output, listing: ResourceListing) -> None:
         f"running now {money(listing.total_hourly_usd, '/h')}, "
         f"so far {money(listing.total_accumulated_usd)} (estimates; since last start)"
     )
+    if listing.volumes or listing.snapshots:
+        from runctl.cli.ebs_output import snapshot_table, volume_table
+
+        volume_table(out, listing.volumes)
+        snapshot_table(out, listing.snapshots)
+        out.info(
+            f"{len(listing.volumes)} volume(s), {len(listing.snapshots)} snapshot(s): about "
+            f"{money(listing.storage_month_usd)} a month"
+        )
     for note in listing.notes:
         out.detail(note)
 
 
 def _bulk(ctx: typer.Context, action: str, scope: Scope, *, dry_run: bool, yes: bool,
-          force: bool, output: str | None) -> None:  # fmt: skip
+          force: bool, output: str | None, include_volumes: bool = False) -> None:  # fmt: skip
     """``cleanup`` and ``stop-all``: plan, confirm, act (graceful job step unless --force)."""
+    from functools import partial
+
     from runctl.services.account.resources import bulk_action
+    from runctl.services.volumes.inventory import job_state_reader
 
     out = command_output(ctx, output)
     session = job_session(ctx, out)
-    step = session.graceful_stop
-    plan = bulk_action(session.ec2, action, scope, graceful=step, dry_run=True)
+    states = job_state_reader(session.s3) if action == "terminate" else None
+    act = partial(bulk_action, session.ec2, action, scope, graceful=session.graceful_stop,
+                  job_state=states, include_volumes=include_volumes)  # fmt: skip
+    plan = act(dry_run=True)
     if scope.user is None:
         out.warn("--all-users: acting on every user's instances")
-    if plan.acted_on and not dry_run and not yes:
-        verb = "stop" if action == "stop" else "terminate"
-        targets = ", ".join(plan.acted_on)
-        out.confirm(f"{verb} {targets}?", refusing=f"{verb} {len(plan.acted_on)} instance(s)")
+    doomed = plan.acted_on + (plan.storage.volumes + plan.storage.snapshots if plan.storage else [])
+    if doomed and not dry_run and not yes:
+        verb = "stop" if action == "stop" else "terminate or delete"
+        out.confirm(f"{verb} {', '.join(doomed)}?", refusing=f"{verb} {len(doomed)} resource(s)")
     if not dry_run:
-        plan = bulk_action(session.ec2, action, scope, graceful=step, force=force)
+        plan = act(force=force)
     out.document(plan, lambda o: _print_bulk(o, plan))
 
 
@@ -129,6 +138,13 @@ def _print_bulk(out: Output, result: BulkResult) -> None:
         out.info(f"{instance_id}: {message}")
     done = "would " + verb if result.dry_run else verb + ("ped" if verb == "stop" else "d")
     out.success(f"{done}: {', '.join(result.acted_on) or 'nothing'}")
+    storage = result.storage
+    if storage is not None:
+        for resource_id, reason in storage.skipped.items():
+            out.info(f"kept {resource_id}: {reason}")
+        deleted = storage.volumes + storage.snapshots
+        out.success(f"{'would delete' if storage.dry_run else 'deleted'}: "
+                    f"{', '.join(deleted) or 'no volume or snapshot'}")  # fmt: skip
 
 
 @resources_app.command("cleanup")
@@ -139,12 +155,18 @@ def cleanup(
     dry_run: DryRun = False,
     yes: Yes = False,
     force: Force = False,
+    include_volumes: Annotated[
+        bool,
+        typer.Option("--include-volumes", help="Also your data volumes and their snapshots."),
+    ] = False,
     output: OutputOption = None,
 ) -> None:
-    """Terminate your runctl-managed instances (never protected or foreign ones); each running
-    job commits its checkpoint first unless --force."""
+    """Terminate your runctl-managed instances and delete the volumes and snapshots runctl made
+    for jobs that ended (never protected or foreign ones); each running job commits its
+    checkpoint first unless --force."""
     scope = _scope(project, all_users)
-    _bulk(ctx, "terminate", scope, dry_run=dry_run, yes=yes, force=force, output=output)
+    _bulk(ctx, "terminate", scope, dry_run=dry_run, yes=yes, force=force, output=output,
+          include_volumes=include_volumes)  # fmt: skip
 
 
 @resources_app.command("stop-all")

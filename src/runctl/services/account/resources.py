@@ -22,6 +22,13 @@ from runctl.services.instances.lifecycle import (
     terminate_instance,
     uptime_seconds,
 )
+from runctl.services.volumes.inventory import (
+    JobState,
+    StorageCleanup,
+    cleanup_storage,
+    list_storage,
+)
+from runctl.services.volumes.manage import SnapshotRow, VolumeRow
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Ec2, Instance
@@ -52,6 +59,9 @@ class ResourceRow:
     protected: bool
 
 
+RegionListing = tuple[list["ResourceRow"], list[VolumeRow], list[SnapshotRow]]
+
+
 @dataclass
 class ResourceListing:
     rows: list[ResourceRow]
@@ -59,6 +69,10 @@ class ResourceListing:
     total_hourly_usd: float
     total_accumulated_usd: float
     notes: list[str] = field(default_factory=list)
+    volumes: list[VolumeRow] = field(default_factory=list)
+    snapshots: list[SnapshotRow] = field(default_factory=list)
+    #: What the listed volumes and snapshots cost a month (estimate).
+    storage_month_usd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,19 @@ class Scope:
         if not self.include_foreign:
             return tagging.managed_filters(self.project, self.user)
         return {f"tag:{tagging.PROJECT}": [self.project]} if self.project else {}
+
+    @classmethod
+    def of(cls, project: str | None, *, all_users: bool, include_foreign: bool = False) -> Scope:
+        """The scope of a command: the caller's (``runctl:user``) unless ``all_users``;
+        ``project`` as given on the command line (UsageError when it cannot be a key)."""
+        from runctl.errors import UsageError
+        from runctl.job.spec import project_key
+
+        try:
+            key = project_key(project) if project is not None else None
+        except ValueError as exc:
+            raise UsageError(f"--project {project!r}: {exc}") from None
+        return cls(key, None if all_users else tagging.current_user(), include_foreign)
 
     def describe(self) -> str:
         """In words, for the end of a listing (``all users`` said out loud)."""
@@ -91,37 +118,52 @@ class BulkResult:
     skipped: dict[str, str]
     #: What the graceful step did on each instance that ran a job (the checkpoint it committed).
     job_stops: dict[str, str] = field(default_factory=dict)
+    #: Volumes and snapshots cleanup deleted (``cleanup`` with a ``job_state`` reader only).
+    storage: StorageCleanup | None = None
 
 
 def list_instances(
     regions: Iterable[tuple[Ec2, PriceBook]],
     scope: Scope,
     *,
+    storage: bool = True,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ResourceListing:
     """Instances of ``scope`` in each region with state, age and cost estimates (since their
-    last start)."""
+    last start), and (with ``storage``) the scope's volumes and snapshots with their monthly
+    cost."""
     moment = now()
     targets = list(regions)
 
-    def one_region(target: tuple[Ec2, PriceBook]) -> list[ResourceRow]:
+    def one_region(target: tuple[Ec2, PriceBook]) -> RegionListing:
+        from runctl.aws.ebs import Ebs
+
         ec2, prices = target
         filters = {"instance-state-name": list(LISTED_STATES), **scope.filters()}
-        return [
+        rows = [
             _row(ec2.region, i, prices, moment) for i in ec2.describe_instances(filters=filters)
         ]
+        volumes, snapshots = list_storage(Ebs(ec2.client), scope) if storage else ([], [])
+        return rows, volumes, snapshots
 
     # Regions are independent; asking them one after another is what makes --all-regions slow.
     with ThreadPoolExecutor(max_workers=min(8, max(len(targets), 1))) as pool:
-        rows = [row for found in pool.map(one_region, targets) for row in found]
+        found = list(pool.map(one_region, targets))
+    rows = [row for region_rows, _, _ in found for row in region_rows]
+    volumes = [v for _, region_volumes, _ in found for v in region_volumes]
+    snapshots = [s for _, _, region_snapshots in found for s in region_snapshots]
     names = [ec2.region for ec2, _ in targets]
     rows.sort(key=lambda r: (r.region, r.launch_time or moment), reverse=False)
     running = [r for r in rows if r.state in ("pending", "running")]
+    storage_cost = sum(v.month_usd or 0.0 for v in volumes) + sum(x.month_usd for x in snapshots)
     return ResourceListing(
         rows=rows,
         regions=names,
         total_hourly_usd=round(sum(r.hourly_usd or 0.0 for r in running), 4),
         total_accumulated_usd=round(sum(r.accumulated_usd or 0.0 for r in rows), 4),
+        volumes=volumes,
+        snapshots=snapshots,
+        storage_month_usd=round(storage_cost, 2),
     )
 
 
@@ -157,6 +199,8 @@ def bulk_action(
     graceful: GracefulJobStop,
     dry_run: bool = False,
     force: bool = False,
+    job_state: JobState | None = None,
+    include_volumes: bool = False,
 ) -> BulkResult:
     """Stop (``stop-all``) or terminate (``cleanup``) the managed instances of ``scope`` in a
     region.
@@ -164,7 +208,8 @@ def bulk_action(
     Instances that are protected, not runctl-managed, or already in the target state are
     skipped with the reason. Each instance goes through the same stop/terminate as ``aws
     stop|terminate``: the ``graceful`` job step first (the job's checkpoint committed) unless
-    ``force``.
+    ``force``. Cleanup then deletes volumes and snapshots when given ``job_state``
+    (:func:`runctl.services.volumes.inventory.cleanup_storage`).
     """
     states = ["pending", "running"] if action == "stop" else list(LISTED_STATES)
     managed = replace(scope, include_foreign=False)
@@ -186,4 +231,11 @@ def bulk_action(
         done = act(ec2, instance_id, force=force, graceful=graceful)
         if done.job_stop is not None:
             result.job_stops[instance_id] = done.job_stop.message
+    if action == "terminate" and job_state is not None:
+        from runctl.aws.ebs import Ebs
+
+        result.storage = cleanup_storage(
+            Ebs(ec2.client), scope, job_state=job_state, include_volumes=include_volumes,
+            terminating=targets, dry_run=dry_run,
+        )  # fmt: skip
     return result
