@@ -24,7 +24,8 @@ def test_create_takes_the_zone_of_the_instance_and_tags_it(cloud_env: Cloud, wor
     assert doc["zone_source"] == f"the zone of {instance_id}"
     raw = cloud.client("ec2").describe_volumes(VolumeIds=[doc["volume_id"]])["Volumes"][0]
     assert raw["AvailabilityZone"] == "us-east-1c"
-    assert (raw["Size"], raw["VolumeType"], raw["Iops"], raw["Throughput"]) == (20, "gp3", 4000, 500)
+    shape = (raw["Size"], raw["VolumeType"], raw["Iops"], raw["Throughput"])
+    assert shape == (20, "gp3", 4000, 500)
     tags = tags_of(raw)
     assert tags["runctl:managed"] == "true" and tags["Name"] == "imagenet"
     assert tags["runctl:user"] and tags["runctl:project"] and tags["runctl:created"]
@@ -73,7 +74,7 @@ def test_attach_mount_write_detach_and_attach_elsewhere_sees_the_data(
     fstab = (cloud.sandbox(first) / "etc/fstab").read_text()
     assert f"UUID={mount['uuid']} /mnt/data ext4 defaults,nofail 0 2" in fstab
 
-    cloud.run_command(first, "echo weights > /dev/null; printf 'hello' > \"$RUNCTL_SYSTEM_ROOT/mnt/data/sample.txt\"")
+    cloud.run_command(first, 'printf hello > "$RUNCTL_SYSTEM_ROOT/mnt/data/sample.txt"')
     assert (mounted(cloud, first) / "sample.txt").read_text() == "hello"
 
     again = ok_json("aws", "ebs", "attach", volume_id, first)  # idempotent
@@ -89,7 +90,9 @@ def test_attach_mount_write_detach_and_attach_elsewhere_sees_the_data(
     assert (mounted(cloud, second, "/mnt/train") / "sample.txt").read_text() == "hello"
 
 
-def test_attach_in_another_zone_says_how_to_move_the_volume(cloud_env: Cloud, workdir: Path) -> None:
+def test_attach_in_another_zone_says_how_to_move_the_volume(
+    cloud_env: Cloud, workdir: Path
+) -> None:
     cloud = cloud_env
     instance_id = ready_instance(cloud, az="us-east-1a")
     volume_id = ok_json("aws", "ebs", "create", "--size", "1", "--availability-zone",
