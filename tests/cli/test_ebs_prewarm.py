@@ -24,8 +24,10 @@ def prewarm_project(cloud: Cloud, root: Path) -> Path:
     """A project whose config names the harness profile, and the dataset in S3 (the instance
     role may read it, as after `runctl aws setup --grant ... --read-only`)."""
     make_project(root, {})
-    text = (root / ".runctl.toml").read_text().replace(
-        "[aws]\n", '[aws]\niam_instance_profile = "runctl-harness"\n'
+    text = (
+        (root / ".runctl.toml")
+        .read_text()
+        .replace("[aws]\n", '[aws]\niam_instance_profile = "runctl-harness"\n')
     )
     (root / ".runctl.toml").write_text(text)
     s3 = cloud.client("s3")
