@@ -38,6 +38,7 @@ DEVICE_MARKER = "harness-ebs"
 BY_ID = "dev/disk/by-id"
 MOUNTS = "var/lib/harness/mounts.json"
 HIDDEN = "var/lib/harness/hidden"
+ROOT_DEVICES = ("/dev/sda1", "/dev/xvda")
 
 
 def by_id_name(volume_id: str) -> str:
@@ -160,13 +161,14 @@ class Volumes:
         """Device files for the instance's attached (non-root) volumes; gone ones removed."""
         volumes = dict(self.cloud.ec2_backend().volumes) if volumes is None else volumes
         instance = runtime.instance()
-        root_device = getattr(instance, "root_device_name", None)
+        # The root volume is the sandbox itself (moto attaches its default one as /dev/sda1).
+        roots = {getattr(instance, "root_device_name", None), *ROOT_DEVICES}
         wanted = {
             volume_id
             for volume_id, volume in volumes.items()
             if volume.attachment is not None
             and volume.attachment.instance.id == runtime.instance_id
-            and volume.attachment.device != root_device
+            and volume.attachment.device not in roots
         }
         sandbox = runtime.sandbox
         dev, by_id = sandbox / "dev", sandbox / BY_ID
