@@ -11,6 +11,14 @@ from tests.cli.jobs_helpers import make_project, ready_instance
 from tests.cloud.harness import Cloud
 
 
+def volume_beside(instance_id: str, size: int = 1) -> str:
+    """A new volume of ``size`` GiB in the instance's zone (``aws ebs create --instance-id``)."""
+    volume_id: str = ok_json(
+        "aws", "ebs", "create", "--size", str(size), "--instance-id", instance_id
+    )["volume_id"]
+    return volume_id
+
+
 def mounted(cloud: Cloud, instance_id: str, mount: str = "/mnt/data") -> Path:
     return cloud.sandbox(instance_id) / mount.lstrip("/")
 
@@ -63,7 +71,7 @@ def test_attach_mount_write_detach_and_attach_elsewhere_sees_the_data(
     cloud = cloud_env
     first = ready_instance(cloud, az="us-east-1b")
     second = ready_instance(cloud, az="us-east-1b")
-    volume_id = ok_json("aws", "ebs", "create", "--size", "8", "--instance-id", first)["volume_id"]
+    volume_id = volume_beside(first, 8)
 
     attached = ok_json("aws", "ebs", "attach", volume_id, first)
     assert attached["attached_now"] is True
@@ -108,8 +116,7 @@ def test_delete_refuses_an_attached_volume_and_deletes_a_detached_one(
 ) -> None:
     cloud = cloud_env
     instance_id = ready_instance(cloud)
-    volume_id = ok_json("aws", "ebs", "create", "--size", "1", "--instance-id",
-                        instance_id)["volume_id"]  # fmt: skip
+    volume_id = volume_beside(instance_id)
     ok_json("aws", "ebs", "attach", volume_id, instance_id, "--no-mount")
     refused = run("aws", "ebs", "delete", volume_id, "--yes")
     assert refused.exit_code == 8, refused.stderr
@@ -137,8 +144,7 @@ def test_delete_refuses_protected_and_foreign_volumes(cloud_env: Cloud, workdir:
 def test_detach_refuses_while_a_process_holds_the_mount(cloud_env: Cloud, workdir: Path) -> None:
     cloud = cloud_env
     instance_id = ready_instance(cloud)
-    volume_id = ok_json("aws", "ebs", "create", "--size", "1", "--instance-id",
-                        instance_id)["volume_id"]  # fmt: skip
+    volume_id = volume_beside(instance_id)
     ok_json("aws", "ebs", "attach", volume_id, instance_id)
     cloud.run_command(
         instance_id,
@@ -156,8 +162,7 @@ def test_snapshot_restore_copies_the_data_to_another_zone(cloud_env: Cloud, work
     cloud = cloud_env
     source_host = ready_instance(cloud, az="us-east-1a")
     target_host = ready_instance(cloud, az="us-east-1c")
-    volume_id = ok_json("aws", "ebs", "create", "--size", "2", "--instance-id",
-                        source_host)["volume_id"]  # fmt: skip
+    volume_id = volume_beside(source_host, 2)
     ok_json("aws", "ebs", "attach", volume_id, source_host)
     (mounted(cloud, source_host) / "shard-0.bin").write_bytes(b"\x01" * 1000)
     snap = ok_json("aws", "ebs", "snapshot", volume_id, "--wait", "--description", "day 1")
@@ -186,8 +191,7 @@ def test_volume_survives_termination_and_stop_start_remounts_it(
 ) -> None:
     cloud = cloud_env
     instance_id = ready_instance(cloud)
-    volume_id = ok_json("aws", "ebs", "create", "--size", "1", "--instance-id",
-                        instance_id)["volume_id"]  # fmt: skip
+    volume_id = volume_beside(instance_id)
     ok_json("aws", "ebs", "attach", volume_id, instance_id)
     (mounted(cloud, instance_id) / "keep.txt").write_text("kept")
     ec2 = cloud.client("ec2")

@@ -55,6 +55,8 @@ def test_a_replacement_in_another_zone_finds_the_data_volume_there(
                  "--data-volume", volume_id, "--auto-resume", "--output", "json")  # fmt: skip
     wait_until(lambda: "step 10\n" in log_text(cloud, first), what="training on the first")
     assert "dataset: the-mnist-shards" in log_text(cloud, first)
+    busy = run("aws", "ebs", "detach", volume_id)  # the job's data is there
+    assert busy.exit_code == 8 and "is running on" in busy.stderr and "--force" in busy.stderr
     cloud.insufficient_capacity(azs="us-east-1a", spot_only=False)  # no room left in its zone
     cloud.interrupt(first, notice_seconds=3)
     code, out, err = finish(proc, timeout=180)

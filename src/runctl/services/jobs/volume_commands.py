@@ -55,20 +55,16 @@ _HOLDERS = """\
 import os, sys
 target = os.path.realpath(sys.argv[1])
 for pid in filter(str.isdigit, os.listdir("/proc")):
-    paths = []
-    for name in ("cwd",):
-        try:
-            paths.append(os.readlink("/proc/%s/%s" % (pid, name)))
-        except OSError:
-            pass
     try:
-        for fd in os.listdir("/proc/%s/fd" % pid):
-            try:
-                paths.append(os.readlink("/proc/%s/fd/%s" % (pid, fd)))
-            except OSError:
-                pass
+        links = ["cwd"] + ["fd/" + fd for fd in os.listdir("/proc/%s/fd" % pid)]
     except OSError:
         continue
+    paths = []
+    for link in links:
+        try:
+            paths.append(os.readlink("/proc/%s/%s" % (pid, link)))
+        except OSError:
+            pass
     if any(p == target or p.startswith(target + "/") for p in paths):
         try:
             cmd = open("/proc/%s/cmdline" % pid, "rb").read().replace(b"\\0", b" ").decode()

@@ -10,7 +10,7 @@ while a job runs there with its data on the volume, unless ``force``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from runctl.errors import RunctlError, WrongStateError
 from runctl.services.volumes.manage import SOURCE_VOLUME
@@ -259,6 +259,3 @@ def job_using(session: JobSession, instance: Instance, volume: Volume) -> str | 
     live = status is not None and status.state in LIVE_JOB_STATES
     return location.job_id if live and spec.data_volume in ids else None
 
-
-def mount_dict(info: MountInfo | None) -> dict[str, Any] | None:
-    return None if info is None else dict(vars(info))
