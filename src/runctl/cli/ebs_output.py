@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from runctl.cli.output import Output, format_bytes
-from runctl.cli.units import money
+from runctl.cli.units import monthly
 
 if TYPE_CHECKING:
     from runctl.aws.ebs import Snapshot, Volume
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def volume_table(out: Output, rows: list[VolumeRow]) -> None:
     out.table(
-        ["id", "name", "state", "size", "type", "zone", "attached to", "$/month"],
+        ["id", "name", "state", "size", "type", "zone", "attached to", "cost"],
         [
             [
                 r.volume_id,
@@ -28,7 +28,7 @@ def volume_table(out: Output, rows: list[VolumeRow]) -> None:
                 r.volume_type,
                 r.availability_zone,
                 f"{r.attached_to} {r.device or ''}".strip() if r.attached_to else "-",
-                money(r.month_usd),
+                monthly(r.month_usd),
             ]
             for r in rows
         ],
@@ -37,7 +37,7 @@ def volume_table(out: Output, rows: list[VolumeRow]) -> None:
 
 def snapshot_table(out: Output, rows: list[SnapshotRow]) -> None:
     out.table(
-        ["id", "volume", "state", "size", "started", "$/month (at most)", "description"],
+        ["id", "volume", "state", "size", "started", "cost (at most)", "description"],
         [
             [
                 s.snapshot_id,
@@ -45,7 +45,7 @@ def snapshot_table(out: Output, rows: list[SnapshotRow]) -> None:
                 s.state,
                 f"{s.size_gb} GiB",
                 s.started.strftime("%Y-%m-%d %H:%M") if s.started else None,
-                money(s.month_usd),
+                monthly(s.month_usd),
                 s.description,
             ]
             for s in rows
@@ -57,7 +57,7 @@ def volumes(out: Output, rows: list[VolumeRow], scope: Scope) -> None:
     def text(o: Output) -> None:
         volume_table(o, rows)
         total = sum(r.month_usd or 0.0 for r in rows)
-        o.info(f"{len(rows)} volume(s), about {money(total)} a month; scope: {scope.describe()}")
+        o.info(f"{len(rows)} volume(s), about {monthly(total)}; scope: {scope.describe()}")
 
     out.document(
         {"volumes": rows, "month_usd": round(sum(r.month_usd or 0 for r in rows), 2)}, text

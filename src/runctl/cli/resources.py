@@ -10,7 +10,7 @@ from runctl.cli.aws_clients import ec2_for, ec2_in_regions, job_session, prices_
 from runctl.cli.output import Output
 from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output
-from runctl.cli.units import duration, money
+from runctl.cli.units import duration, money, monthly
 from runctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -95,11 +95,13 @@ def _print_listing(out: Output, listing: ResourceListing) -> None:
     if listing.volumes or listing.snapshots:
         from runctl.cli.ebs_output import snapshot_table, volume_table
 
-        volume_table(out, listing.volumes)
-        snapshot_table(out, listing.snapshots)
+        if listing.volumes:
+            volume_table(out, listing.volumes)
+        if listing.snapshots:
+            snapshot_table(out, listing.snapshots)
         out.info(
             f"{len(listing.volumes)} volume(s), {len(listing.snapshots)} snapshot(s): about "
-            f"{money(listing.storage_month_usd)} a month"
+            f"{monthly(listing.storage_month_usd)}"
         )
     for note in listing.notes:
         out.detail(note)

@@ -158,7 +158,7 @@ def mount_volume(session: JobSession, instance: Instance, volume: Volume, mount:
         already_mounted=values.get("already") == "1",
     )
     if info.formatted:
-        session.report.info(f"{volume.volume_id} was blank: made a {info.filesystem} filesystem")
+        session.report.info(f"{volume.volume_id} was blank: made an {info.filesystem} filesystem")
     return info
 
 
@@ -258,4 +258,3 @@ def job_using(session: JobSession, instance: Instance, volume: Volume) -> str | 
     ids = {volume.volume_id, volume.tags.get(SOURCE_VOLUME)}
     live = status is not None and status.state in LIVE_JOB_STATES
     return location.job_id if live and spec.data_volume in ids else None
-
