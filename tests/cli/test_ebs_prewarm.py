@@ -54,6 +54,10 @@ def test_prewarm_on_a_temporary_instance_fills_the_volume_and_terminates_it(
     prewarm_project(cloud, project)
     volume_id = new_volume()
     doc = ok_json("aws", "ebs", "pre-warm", volume_id, SOURCE, "--snapshot")
+    assert set(doc) == {
+        "volume_id", "source", "instance_id", "temporary", "files", "bytes", "copy_seconds",
+        "mb_per_s", "wall_seconds", "mount", "snapshot_id", "terminated",
+    }  # fmt: skip
     assert doc["temporary"] is True
     assert doc["files"] == len(FILES)
     assert doc["bytes"] == sum(len(v) for v in FILES.values())

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runctl.cli.aws_clients import ec2_for, ec2_in_regions, job_session, prices_for
+from runctl.cli.aws_clients import ebs_of, ec2_for, ec2_in_regions, job_session, prices_for
 from runctl.cli.output import Output
 from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output
@@ -63,7 +63,8 @@ def list_(
     if platform in ("aws", "all"):
         clients = ec2_in_regions(ctx) if all_regions else [ec2_for(ctx)]
         with out.spinner(f"listing instances in {len(clients)} region(s)"):
-            listing = list_instances(((c, prices_for(c)) for c in clients), scope)
+            pairs = ((c, prices_for(c)) for c in clients)
+            listing = list_instances(pairs, scope, storage=ebs_of)
     if platform in ("local", "all"):
         listing.notes.append("local: runs on this machine are not tracked as resources yet")
     listing.notes.append(f"scope: {scope.describe()}")
@@ -119,7 +120,7 @@ def _bulk(ctx: typer.Context, action: str, scope: Scope, *, dry_run: bool, yes: 
     session = job_session(ctx, out)
     states = job_state_reader(session.s3) if action == "terminate" else None
     act = partial(bulk_action, session.ec2, action, scope, graceful=session.graceful_stop,
-                  job_state=states, include_volumes=include_volumes)  # fmt: skip
+                  ebs=session.ebs, job_state=states, include_volumes=include_volumes)  # fmt: skip
     plan = act(dry_run=True)
     if scope.user is None:
         out.warn("--all-users: acting on every user's instances")

@@ -31,6 +31,7 @@ from runctl.services.volumes.inventory import (
 from runctl.services.volumes.manage import SnapshotRow, VolumeRow
 
 if TYPE_CHECKING:
+    from runctl.aws.ebs import Ebs
     from runctl.aws.ec2 import Ec2, Instance
     from runctl.services.instances.prices import PriceBook
 
@@ -126,24 +127,22 @@ def list_instances(
     regions: Iterable[tuple[Ec2, PriceBook]],
     scope: Scope,
     *,
-    storage: bool = True,
+    storage: Callable[[Ec2], Ebs] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ResourceListing:
     """Instances of ``scope`` in each region with state, age and cost estimates (since their
-    last start), and (with ``storage``) the scope's volumes and snapshots with their monthly
-    cost."""
+    last start), and, given ``storage`` (the region's EBS wrapper), the scope's volumes and
+    snapshots with their monthly cost."""
     moment = now()
     targets = list(regions)
 
     def one_region(target: tuple[Ec2, PriceBook]) -> RegionListing:
-        from runctl.aws.ebs import Ebs
-
         ec2, prices = target
         filters = {"instance-state-name": list(LISTED_STATES), **scope.filters()}
         rows = [
             _row(ec2.region, i, prices, moment) for i in ec2.describe_instances(filters=filters)
         ]
-        volumes, snapshots = list_storage(Ebs(ec2.client), scope) if storage else ([], [])
+        volumes, snapshots = list_storage(storage(ec2), scope) if storage else ([], [])
         return rows, volumes, snapshots
 
     # Regions are independent; asking them one after another is what makes --all-regions slow.
@@ -199,6 +198,7 @@ def bulk_action(
     graceful: GracefulJobStop,
     dry_run: bool = False,
     force: bool = False,
+    ebs: Ebs | None = None,
     job_state: JobState | None = None,
     include_volumes: bool = False,
 ) -> BulkResult:
@@ -208,7 +208,7 @@ def bulk_action(
     Instances that are protected, not runctl-managed, or already in the target state are
     skipped with the reason. Each instance goes through the same stop/terminate as ``aws
     stop|terminate``: the ``graceful`` job step first (the job's checkpoint committed) unless
-    ``force``. Cleanup then deletes volumes and snapshots when given ``job_state``
+    ``force``. Cleanup then deletes volumes and snapshots when given ``ebs`` and ``job_state``
     (:func:`runctl.services.volumes.inventory.cleanup_storage`).
     """
     states = ["pending", "running"] if action == "stop" else list(LISTED_STATES)
@@ -231,11 +231,9 @@ def bulk_action(
         done = act(ec2, instance_id, force=force, graceful=graceful)
         if done.job_stop is not None:
             result.job_stops[instance_id] = done.job_stop.message
-    if action == "terminate" and job_state is not None:
-        from runctl.aws.ebs import Ebs
-
+    if action == "terminate" and ebs is not None and job_state is not None:
         result.storage = cleanup_storage(
-            Ebs(ec2.client), scope, job_state=job_state, include_volumes=include_volumes,
+            ebs, scope, job_state=job_state, include_volumes=include_volumes,
             terminating=targets, dry_run=dry_run,
         )  # fmt: skip
     return result

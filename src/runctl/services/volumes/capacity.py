@@ -89,7 +89,7 @@ def attach_for_job(session: JobSession, volume_id: str, instance: Instance) -> J
     """A new job's data volume: attached to the job's instance (same zone) and mounted where
     it is mounted already, else at ``/mnt/data``."""
     volume = session.ebs.describe_volume(volume_id)
-    volume = _released(session, volume, instance)
+    volume = _released(session, volume, instance, detach_stopped=False)
     attached, _ = ensure_attached(session, volume, instance)
     info = mount_volume(session, instance, attached, DEFAULT_MOUNT)
     return JobVolume(volume_id, info, volume_id)
@@ -103,24 +103,28 @@ def follow_to(
     zone = instance.availability_zone or ""
     source = session.ebs.describe_volume(source_id)
     if source.availability_zone == zone:
-        volume = _released(session, source, instance)
+        volume = _released(session, source, instance, detach_stopped=True)
         snapshot_id, restored = None, False
     else:
         volume, snapshot_id, restored = _copy_in_zone(session, source, zone, job)
-        volume = _released(session, volume, instance)
+        volume = _released(session, volume, instance, detach_stopped=True)
     attached, _ = ensure_attached(session, volume, instance)
     info = mount_volume(session, instance, attached, mount)
     return JobVolume(attached.volume_id, info, source_id, snapshot_id, restored)
 
 
-def _released(session: JobSession, volume: Volume, instance: Instance) -> Volume:
+def _released(
+    session: JobSession, volume: Volume, instance: Instance, *, detach_stopped: bool
+) -> Volume:
     """The volume once the instance that held it lets go: a terminated one detaches it by
-    itself (wait), a stopped one is asked to (its filesystems are unmounted already)."""
+    itself (wait); with ``detach_stopped`` (a later attempt, whose earlier instance a spot
+    interruption may have stopped) a stopped one is asked to, its filesystems being unmounted
+    already."""
     holder = volume.attached_to
     if holder is None or holder == instance.instance_id:
         return volume
     state = session.ec2.describe_instance(holder).state
-    if state == "stopped":
+    if state == "stopped" and detach_stopped:
         session.report.info(f"detaching {volume.volume_id} from stopped instance {holder}")
         session.ebs.detach_volume(volume.volume_id, holder)
     elif state not in GONE:

@@ -74,6 +74,14 @@ def attach_volume(
     there over SSM (a blank volume gets a filesystem first)."""
     volume = session.ebs.describe_volume(volume_id)
     instance = session.ec2.describe_instance(instance_id)
+    if mount is not None and instance.state != "running":
+        raise WrongStateError(
+            f"instance {instance_id} is {instance.state}: a volume is mounted on a running "
+            "instance",
+            hint=f"start it (`runctl aws start {instance_id} --wait`), or attach only with "
+            "--no-mount",
+            resource=instance_id,
+        )
     volume, attached_now = ensure_attached(session, volume, instance, device, timeout=timeout)
     info = None
     if mount is not None:
