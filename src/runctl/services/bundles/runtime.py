@@ -75,6 +75,7 @@ RUNCTL_MODULES = (
     "aws/s3_paths",
     "aws/s3_sync",
     "aws/s3_transfer",
+    "aws/s3_uploads",
 )
 MANIFEST_NAME = "runctl-runtime.json"
 PRESIGN_SECONDS = 6 * 3600
