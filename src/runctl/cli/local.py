@@ -19,6 +19,7 @@ from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.errors import ExitCode, JobFailedError, RunctlError
 
 if TYPE_CHECKING:
+    from runctl.job.spec import JobStatus
     from runctl.services.jobs.local import LocalJobResult
 
 HELP = (
@@ -109,6 +110,7 @@ def report_local_result(out: Output, result: LocalJobResult, data: dict[str, Any
     if isinstance(result.error, RunctlError):
         raise result.error
     status = result.status
+    report_checkpoints(out, status)
     if status.state == "succeeded":
         out.document(
             data, lambda o: o.success(f"job {result.job_id} succeeded (log: {result.log_path})")
@@ -125,6 +127,16 @@ def report_local_result(out: Output, result: LocalJobResult, data: dict[str, Any
         resource=result.job_id,
         details=data,
     )
+
+
+def report_checkpoints(out: Output, status: JobStatus) -> None:
+    """Say (stderr) which checkpoint the run restored and every fallback it took on the way."""
+    for fallback in status.fallbacks_of():
+        out.warn(f"fallback: {fallback.describe()}")
+    if status.restored_checkpoint:
+        out.info(f"the run started from checkpoint {status.restored_checkpoint}")
+    elif status.fallbacks_of():
+        out.warn("no committed checkpoint could be used")
 
 
 def _stopped(out: Output, data: dict[str, object]) -> None:
