@@ -1,4 +1,4 @@
-"""The error tree and the exit-code table (PRODUCT.md section 3).
+"""The error tree and the exit-code table (docs/reference.md, "Output and exit codes").
 
 Every failure runctl reports is a :class:`RunctlError` subclass carrying its exit code, a message
 saying what failed and on which resource, and a hint saying what to do next. The CLI boundary in
@@ -97,9 +97,13 @@ class JobFailedError(RunctlError):
         self.details = details or {}
 
     def to_dict(self) -> dict[str, object]:
-        """The error document, merged over the job's own document when one is attached."""
-        data = {**self.details, **super().to_dict()}
-        data["script_exit_code"] = self.script_exit_code
+        """The job's own document (its ``verdict``, ``state`` ...) with the error's fields.
+
+        ``exit_code`` is the script's own code, as in every job document; runctl's exit code (7)
+        is the process's.
+        """
+        data = {**super().to_dict(), **self.details}
+        data["exit_code"] = self.script_exit_code
         return data
 
 

@@ -63,7 +63,7 @@ def test_failing_script_exits_7_with_its_code(cloud_env: Cloud, project: Path) -
     assert result.exit_code == 7, result.stderr
     doc = json.loads(result.stdout)
     assert doc["state"] == "failed"
-    assert doc["script_exit_code"] == 3
+    assert doc["exit_code"] == 3 and doc["verdict"] == "failed"
     assert "exited with code 3" in result.stderr
 
 

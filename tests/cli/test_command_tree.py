@@ -1,4 +1,4 @@
-"""Contract: every leaf command accepts --output after its own name (PRODUCT.md section 1)."""
+"""Contract: every leaf command accepts --output after its own name (the README)."""
 
 from __future__ import annotations
 

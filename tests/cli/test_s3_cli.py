@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from runctl.cli.app import app
+from tests.cli.spot_helpers import interruptible
 from tests.cloud.harness import Cloud
 
 BUCKET = "cli-bkt"
@@ -334,7 +335,9 @@ def test_interrupted_download_leaves_nothing_and_rerun_completes(
     out = tmp_path / "out"
     out.mkdir()
     argv = [sys.executable, "-m", "runctl", "s3", "download", f"s3://{BUCKET}/big.bin", str(out)]
-    proc = subprocess.Popen(argv, env=env.subprocess_env(), stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv, env=env.subprocess_env(), stderr=subprocess.PIPE, preexec_fn=interruptible
+    )
     deadline = time.monotonic() + 30
     while not any(out.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)

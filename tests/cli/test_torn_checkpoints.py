@@ -98,7 +98,7 @@ def test_a_checkpoint_rewritten_all_the_time_is_committed_whole_every_time(
         "--checkpoint-s3", f"s3://{BUCKET}/{store}",
         "--", "--steps", "50", "--mb", "8", "--write-seconds", "0.1", "--pause-seconds", "0.1",
     )  # fmt: skip
-    code, out, err = finish(proc)
+    code, _out, err = finish(proc)
 
     assert code == 0, err
     committed = [read_json(cloud, key) for key in manifests(cloud, store)]
@@ -145,8 +145,9 @@ def test_on_an_interruption_outputs_are_uploaded_before_the_final_status(
     make_project(project, {"train.py": INTERRUPTED_TRAINER})
     instance_id = ready_instance(cloud, spot=True)
     proc = spawn(
-        cloud, project, shared_cache, "aws", "train", instance_id, "train.py", "--wait", "-o", "json"
-    )
+        cloud, project, shared_cache,
+        "aws", "train", instance_id, "train.py", "--wait", "-o", "json",
+    )  # fmt: skip
     wait_until(lambda: "step 5" in log_text(cloud, instance_id), what="step 5")
     cloud.interrupt(instance_id, notice_seconds=15)
     code, out, err = finish(proc)

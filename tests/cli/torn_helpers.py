@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-INPLACE_TRAINER = '''
+INPLACE_TRAINER = """
 import argparse, hashlib, json, os, sys, time
 
 parser = argparse.ArgumentParser()
@@ -74,7 +74,7 @@ os.makedirs(out, exist_ok=True)
 with open(os.path.join(out, "result.json"), "w") as f:
     json.dump({"step": state["step"], "total": state["total"]}, f)
 print(f"done: total {state['total']}", flush=True)
-'''
+"""
 
 
 def expected(steps: int) -> dict[str, int]:

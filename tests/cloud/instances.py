@@ -100,7 +100,8 @@ class InstanceRuntime:
         return {
             "HOME": home,
             "RUNCTL_REMOTE_ROOT": home,
-            "PATH": self.cloud.toolbox.path,
+            # As on an AMI, /usr/local/bin comes first: tests put executables there.
+            "PATH": f"{self.sandbox / 'usr' / 'local' / 'bin'}:{self.cloud.toolbox.path}",
             "TMPDIR": str(self.sandbox / "tmp"),
             "LANG": "C.UTF-8",
             "USER": "root",

@@ -158,7 +158,8 @@ def test_an_existing_abort_rule_for_the_whole_bucket_is_enough() -> None:
 
     step = _lifecycle_step(run(iam, buckets))
 
-    assert (step.action, step.detail) == ("ok", "rule their-abort aborts unfinished uploads after 3d")
+    assert step.action == "ok"
+    assert step.detail == "rule their-abort aborts unfinished uploads after 3d"
     assert buckets.rules["b1"] == [theirs]
 
 

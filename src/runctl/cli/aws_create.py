@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from runctl.cli.aws_clients import ec2_for, prices_for, ssm_for
+from runctl.cli.aws_clients import job_session
 from runctl.cli.output import Output
 from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.cli.units import money
 from runctl.errors import UsageError
+from runctl.services.tags import parse_tag_options
 
 if TYPE_CHECKING:
     from runctl.services.instances.launch import LaunchResult
-    from runctl.services.instances.lifecycle import Readiness
-    from runctl.services.instances.prices import PriceQuote
+    from runctl.services.jobs.session import Launched
 
 CREATE_FORMATS = ("text", "json", "instance-id")
 
@@ -75,79 +75,30 @@ def create(
     output: OutputOption = None,
 ) -> None:
     """Launch one instance, tagged at launch; prints what was tried and what was chosen."""
-    import time
-
     from runctl.paths import Project
-    from runctl.services import tags as tagging
-    from runctl.services.instances import launch
-    from runctl.services.instances import lifecycle as instances
+    from runctl.services.instances.launch import request_from_settings
 
     out = command_output(ctx, output, allowed=CREATE_FORMATS)
     if spot_max_price is not None and spot_max_price <= 0:
         raise UsageError("--spot-max-price must be above 0 (USD per hour)")
-    state = get_state(ctx)
-    aws = state.config(
-        overrides={
-            "aws.use_spot": spot,
-            "aws.default_ami": ami_id,
-            "aws.key_name": key_name,
-            "aws.security_group": security_group,
-            "aws.subnet_id": subnet_id,
-            "aws.project_name": project_name,
-            "aws.iam_instance_profile": iam_instance_profile,
-        }
-    )
-    settings = aws.settings.aws
-    # The configured price applies to spot launches; a flag without --spot is a usage error.
-    max_price = settings.spot_max_price if settings.use_spot else None
-    request = launch.LaunchRequest(
-        instance_type=instance_type,
-        project=Project.find(Path.cwd(), settings.project_name).key,
-        user=tagging.current_user(),
-        spot=settings.use_spot,
-        spot_max_price=spot_max_price if spot_max_price is not None else max_price,
-        fallback=not no_fallback,
-        ami_id=settings.default_ami,
-        ami_source="--ami-id" if ami_id else "aws.default_ami",
-        key_name=settings.key_name,
-        security_group=settings.security_group,
-        subnet_id=settings.subnet_id,
-        root_volume_gb=root_volume_size,
-        data_volume_gb=data_volume_size,
-        iam_instance_profile=settings.iam_instance_profile,
-        tags=tagging.parse_tag_options(tag or []),
-        name=name,
-        client_token=client_token,
-        force=force,
-        max_instances=settings.max_instances,
-        remote_root=settings.remote_root,
-    )
-    launch.validate_request(request)
-    ec2, ssm = ec2_for(ctx), ssm_for(ctx)
-    started = time.monotonic()
+    settings = get_state(ctx).config(overrides={
+        "aws.use_spot": spot, "aws.default_ami": ami_id, "aws.key_name": key_name,
+        "aws.security_group": security_group, "aws.subnet_id": subnet_id,
+        "aws.project_name": project_name, "aws.iam_instance_profile": iam_instance_profile,
+    }).settings  # fmt: skip
+    project = Project.find(Path.cwd(), settings.aws.project_name).key
+    request = request_from_settings(
+        settings.aws, instance_type, project=project,
+        ami_from_flag=ami_id is not None, spot_max_price=spot_max_price, fallback=not no_fallback,
+        root_volume_gb=root_volume_size, data_volume_gb=data_volume_size,
+        tags=parse_tag_options(tag or []), name=name, client_token=client_token, force=force,
+    )  # fmt: skip
+    session = job_session(ctx, out, settings)
     with out.spinner(f"launching {instance_type}") as update:
-        result = launch.launch_instance(
-            ec2,
-            ssm,
-            request,
-            dry_run=dry_run,
-            confirm_running=wait,
-            timeout=timeout,
-            on_event=update,
+        launched = session.launch_ready(
+            request, wait=wait, dry_run=dry_run, timeout=timeout, on_progress=update
         )
-    for warning in result.warnings:
-        out.warn(warning)
-    _report_attempts(out, result)
-    ready: Readiness | None = None
-    if wait and result.instance is not None:
-        remaining = max(timeout - (time.monotonic() - started), 0.0)
-        with out.spinner(f"waiting for {result.instance.instance_id}: running + SSM online") as up:
-            ready = instances.wait_ready(
-                ec2, ssm, result.instance.instance_id, timeout=remaining, on_progress=up
-            )
-        result.instance = ec2.describe_instance(result.instance.instance_id)
-    price = prices_for(ec2).for_instance(result.instance) if result.instance else None
-    _render(out, result, price, ready)
+    _render(out, launched)
 
 
 def _report_attempts(out: Output, result: LaunchResult) -> None:
@@ -170,67 +121,41 @@ def _report_attempts(out: Output, result: LaunchResult) -> None:
         out.success(f"launched {result.instance.instance_id} ({chosen.describe()})")
 
 
-def launch_document(
-    result: LaunchResult, price: PriceQuote | None, ready: Readiness | None
-) -> dict[str, Any]:
-    """The JSON document of ``aws create`` (stable keys)."""
-    instance = result.instance
-    image = result.image.image if result.image else None
-    return {
-        "instance_id": instance.instance_id if instance else None,
-        "instance_type": result.instance_type.name,
-        "lifecycle": instance.lifecycle if instance else None,
-        "availability_zone": instance.availability_zone if instance else None,
-        "ami_id": instance.image_id if instance else (image.image_id if image else None),
-        "ami_name": image.name if image else None,
-        "state": instance.state if instance else None,
-        "private_ip": instance.private_ip if instance else None,
-        "public_ip": instance.public_ip if instance else None,
-        "hourly_price_usd": price.usd_per_hour if price else None,
-        "price_source": price.source if price else None,
-        "tags": dict(instance.tags) if instance else {},
-        "ssm_online": ready.ssm_online if ready else None,
-        "reused": result.reused,
-        "dry_run": result.dry_run,
-        "request_key": result.request_key,
-        "attempts": [vars(a) for a in result.attempts],
-        "warnings": result.warnings,
-    }
-
-
-def _render(
-    out: Output, result: LaunchResult, price: PriceQuote | None, ready: Readiness | None
-) -> None:
+def _render(out: Output, launched: Launched) -> None:
+    result = launched.result
+    for warning in result.warnings:
+        out.warn(warning)
+    _report_attempts(out, result)
     if out.format == "instance-id":
         if result.instance is not None:
             out.line(result.instance.instance_id)
         return
-    data = launch_document(result, price, ready)
+    data = launched.to_dict()
+    out.document(data, lambda o: _print_launched(o, data))
 
-    def text(o: Output) -> None:
-        if result.instance is None:
-            o.fields(
-                [
-                    ("instance_type", data["instance_type"]),
-                    ("ami", data["ami_id"]),
-                    ("would launch", "yes (dry run)"),
-                ]
-            )
-            return
-        hourly = money(data["hourly_price_usd"], "/h")
-        o.fields(
+
+def _print_launched(out: Output, data: dict[str, Any]) -> None:
+    if data["instance_id"] is None:
+        out.fields(
             [
-                ("instance_id", data["instance_id"]),
-                ("type", data["instance_type"]),
-                ("lifecycle", data["lifecycle"]),
-                ("zone", data["availability_zone"]),
-                ("ami", f"{data['ami_id']} {data['ami_name'] or ''}".strip()),
-                ("state", data["state"]),
-                ("private_ip", data["private_ip"]),
-                ("public_ip", data["public_ip"]),
-                ("price", f"{hourly} ({data['price_source']})"),
-                ("ssm", "online" if data["ssm_online"] else "-"),
+                ("instance_type", data["instance_type"]),
+                ("ami", data["ami_id"]),
+                ("would launch", "yes (dry run)"),
             ]
         )
-
-    out.document(data, text)
+        return
+    hourly = money(data["hourly_price_usd"], "/h")
+    out.fields(
+        [
+            ("instance_id", data["instance_id"]),
+            ("type", data["instance_type"]),
+            ("lifecycle", data["lifecycle"]),
+            ("zone", data["availability_zone"]),
+            ("ami", f"{data['ami_id']} {data['ami_name'] or ''}".strip()),
+            ("state", data["state"]),
+            ("private_ip", data["private_ip"]),
+            ("public_ip", data["public_ip"]),
+            ("price", f"{hourly} ({data['price_source']})"),
+            ("ssm", "online" if data["ssm_online"] else "-"),
+        ]
+    )

@@ -16,11 +16,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runctl.cli.aws_clients import aws_for
+from runctl.cli.aws_clients import aws_for, job_session
+from runctl.cli.job_output import (
+    LogPrinter,
+    follow_to_verdict,
+    render_started,
+    report_local_result,
+    say_started,
+)
 from runctl.cli.output import Output, format_bytes
 from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output, get_state
@@ -245,8 +252,6 @@ def resume(
     """Start the job's next attempt from its newest committed checkpoint, or the one
     --checkpoint names (here or on an instance). Put the script's arguments after `--` to
     replace the job's."""
-    from runctl.cli.aws_jobs import finish_job, follow_started, job_clients
-    from runctl.paths import cache_dir
     from runctl.services.checkpoints.resume import plan_resume, resume_on_instance
     from runctl.services.instances.lifecycle import validate_instance_id
 
@@ -262,41 +267,25 @@ def resume(
         s3_client=lambda: aws_for(ctx).s3(),
         checkpoint=checkpoint,
     )
-    out.info(
-        f"resuming job {plan.spec.job_id} from checkpoint {plan.manifest.id} "
-        f"(attempt {plan.next_attempt})"
-    )
+    out.info(f"resuming job {plan.spec.job_id} from checkpoint {plan.manifest.id} "
+             f"(attempt {plan.next_attempt})")  # fmt: skip
     if instance_id is None:
         _resume_here(ctx, out, plan, extra, force)
         return
-    settings = get_state(ctx).config().settings
-    clients = job_clients(ctx)
+    session = job_session(ctx, out)
     with out.spinner(f"starting attempt {plan.next_attempt} on {instance_id}"):
-        started = resume_on_instance(
-            clients, plan, instance_id, settings, cache_dir=cache_dir(), args=extra, force=force
-        )
-    document: dict[str, Any] = {
-        **started.to_dict(),
-        "resumed_from": plan.manifest.id,
-        "state": "running",
-        "exit_code": None,
-    }
+        started = resume_on_instance(session, plan, instance_id, args=extra, force=force)
+    say_started(out, started)
     if not wait:
-        out.info(f"follow it: runctl aws monitor {instance_id} --follow")
-        out.document(document, lambda o: o.line(started.job_id))
+        render_started(out, started, resumed_from=plan.manifest.id)
         return
-    result = follow_started(
-        ctx, out, started, timeout_minutes=timeout, remote_root=settings.aws.remote_root
-    )
-    finish_job(out, document, result)
+    follow_to_verdict(out, session, started, timeout_minutes=timeout, resumed_from=plan.manifest.id)
 
 
 def _resume_here(
     ctx: typer.Context, out: Output, plan: ResumePlan, args: list[str] | None, force: bool
 ) -> None:
     """Run the next attempt here; exit like ``runctl local`` (0, 7, 130)."""
-    from runctl.cli.aws_jobs import LogPrinter
-    from runctl.cli.local import report_local_result
     from runctl.services.checkpoints.resume import resume_here
 
     result = resume_here(

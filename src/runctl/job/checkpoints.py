@@ -1,4 +1,5 @@
-"""The checkpoint commit protocol (PRODUCT.md section 5), the same on the instance and the laptop.
+"""The checkpoint commit protocol (docs/reference.md, "Checkpoints"), the same on the instance and
+the laptop.
 
 A store (S3 prefix or local directory, see :mod:`runctl.job.stores`) holds content-addressed
 blobs and one manifest per commit (:mod:`runctl.job.manifests`). The manifest is the only thing a

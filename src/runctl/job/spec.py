@@ -1,6 +1,6 @@
 """The job's documents (``job.json``, ``status.json``), job ids, and where a job lives in S3.
 
-A job is self-describing in S3 (PRODUCT.md section 4)::
+A job is self-describing in S3 (docs/reference.md, "The job model")::
 
     s3://<bucket>/runctl/<project>/code/<sha256>.tar.gz
     s3://<bucket>/runctl/<project>/jobs/<job-id>/job.json      JobSpec
@@ -39,8 +39,23 @@ FAILED = "failed"
 INTERRUPTED = "interrupted"
 STOPPED = "stopped"
 CANCELLED = "cancelled"
-STATES = (PENDING, STARTING, RUNNING, SUCCEEDED, FAILED, INTERRUPTED, STOPPED, CANCELLED)
-TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, INTERRUPTED, STOPPED, CANCELLED})
+#: Written by runctl on the laptop: the start was refused (nothing ran) ...
+REFUSED = "refused"
+#: ... and the job's instance vanished while the job had not reported an end.
+LOST = "lost"
+STATES = (
+    PENDING,
+    STARTING,
+    RUNNING,
+    SUCCEEDED,
+    FAILED,
+    INTERRUPTED,
+    STOPPED,
+    CANCELLED,
+    REFUSED,
+    LOST,
+)
+TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, INTERRUPTED, STOPPED, CANCELLED, REFUSED, LOST})
 
 # datetime.UTC only exists from Python 3.11; this module runs on 3.9.
 UTC = timezone.utc  # noqa: UP017
@@ -118,9 +133,14 @@ def as_prefix(key: str) -> str:
     return key if not key or key.endswith("/") else key + "/"
 
 
+def code_prefix(project: str) -> str:
+    """Where a project's code bundles live: ``runctl/<project key>/code/``."""
+    return f"{ROOT_PREFIX}/{project_key(project)}/code/"
+
+
 def code_key(project: str, sha256: str) -> str:
     """The content-addressed key of a code bundle."""
-    return f"{ROOT_PREFIX}/{project_key(project)}/code/{sha256}.tar.gz"
+    return f"{code_prefix(project)}{sha256}.tar.gz"
 
 
 def runtime_key(sha256: str) -> str:

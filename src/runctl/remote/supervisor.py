@@ -2,7 +2,7 @@
 
 In order: status ``starting``; code, data and the latest committed checkpoint are fetched and a
 venv is made for ``requirements.txt`` (instance only); the script starts with the environment of
-PRODUCT.md section 4 and status goes ``running``. While it runs, the log is shipped to S3 every
+docs/reference.md (the job model); status goes ``running``. While it runs, the log goes to S3 every
 few seconds, ``RUNCTL_CHECKPOINT_DIR`` is committed every ``sync_interval_seconds``, and a stop
 may be requested: a spot notice (the IMDS watcher), ``runctl.remote.control stop`` (a
 ``stop-request`` file plus SIGUSR1), or SIGTERM/SIGINT to the runner. A stop SIGTERMs the

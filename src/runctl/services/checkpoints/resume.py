@@ -23,15 +23,14 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runctl.config import Settings
-from runctl.errors import NotFoundError, UsageError, WrongStateError
+from runctl.errors import NotFoundError, UsageError
 from runctl.job.layout import JobPaths
 from runctl.job.manifests import Manifest, latest_manifest
 from runctl.job.record import JobRecord
 from runctl.job.spec import JobLocation, JobSpec, JobStatus
 from runctl.paths import Project
-from runctl.polling import Timing
 from runctl.remote.process import Echo
 from runctl.services.checkpoints.admin import (
     CheckpointTarget,
@@ -41,10 +40,10 @@ from runctl.services.checkpoints.admin import (
 )
 from runctl.services.instances.lifecycle import validate_instance_id
 from runctl.services.jobs.local import LocalJobResult, resolve_script, run_attempt_here
-from runctl.services.jobs.start import AwsJobClients, StartedJob
+from runctl.services.jobs.start import StartedJob, ensure_not_running
 
-ACTIVE_STATES = ("running", "starting")
-STARTUP_POLL = Timing(interval=0.3, max_interval=2.0)
+if TYPE_CHECKING:
+    from runctl.services.jobs.session import JobSession
 
 
 @dataclass
@@ -56,7 +55,6 @@ class ResumePlan:
     location: JobLocation | None
     manifest: Manifest
     store_uri: str
-
     pinned: bool = False  # the checkpoint was chosen (--checkpoint), not the newest
 
     @property
@@ -122,56 +120,34 @@ def _local_job(project: Project, manifest: Manifest) -> tuple[JobSpec, JobStatus
         raise NotFoundError(f"{record.paths}: {exc}", resource=manifest.job_id) from None
 
 
-def check_not_running(plan: ResumePlan, force: bool) -> None:
-    """WrongStateError (exit 8) when the job is still running somewhere, unless ``force``."""
-    status = plan.status
-    if status is None or status.state not in ACTIVE_STATES or force:
-        return
-    where = ", ".join(status.instance_ids[-1:]) or "somewhere"
-    raise WrongStateError(
-        f"job {plan.spec.job_id} is still {status.state} on {where}",
-        hint="stop it first (`runctl aws stop ID`), or pass --force",
-        resource=plan.spec.job_id,
-    )
-
-
 def resume_on_instance(
-    clients: AwsJobClients,
+    session: JobSession,
     plan: ResumePlan,
     instance_id: str,
-    settings: Settings,
     *,
-    cache_dir: Path,
     args: Sequence[str] | None = None,
     force: bool = False,
 ) -> StartedJob:
     """Start attempt N+1 of an S3 job on ``instance_id``; its runner restores the checkpoint.
 
     Raises UsageError for a malformed instance id or a job that is not in S3, and what
-    ``resume_job`` raises (the job is still running, the instance is not ready); job.json is
-    put back if starting fails.
+    :meth:`JobSession.resume` raises (the job is still running, the instance is not ready).
     """
-    from runctl.services.jobs.resume import resume_job
-
     validate_instance_id(instance_id)
-    location = plan.location
-    if location is None:
+    if plan.location is None:
         raise UsageError(
             f"job {plan.spec.job_id} is not in S3, so no instance can resume it",
-            hint="pass the job's S3 prefix, or leave out --instance-id to resume it here",
+            hint="pass the job's S3 URI, or leave out --instance-id to resume it here",
             resource=plan.spec.job_id,
         )
-    original, updated = plan.spec, plan.spec_for_attempt(args)
-    record = JobRecord(location, s3=clients.s3)
-    if updated != original:
-        record.write_spec(updated)
+    if not plan.pinned:
+        return session.resume(plan.location, instance_id, args=args, force=force)
+    record = JobRecord(plan.location, s3=session.s3)
+    record.write_spec(plan.spec_for_attempt(None))  # the runner reads the pin from job.json
     try:
-        return resume_job(
-            clients, location, instance_id, settings, cache_dir=cache_dir, force=force
-        )
+        return session.resume(plan.location, instance_id, args=args, force=force)
     except BaseException:
-        if updated != original:
-            record.write_spec(original)
+        record.write_spec(plan.spec)
         raise
 
 
@@ -192,7 +168,7 @@ def resume_here(
     NotFoundError when the job's script is not in the project, WrongStateError when the job
     is still running (unless ``force``).
     """
-    check_not_running(plan, force)
+    ensure_not_running(plan.status, plan.spec.job_id, force=force)
     project = Project.find(cwd)
     root = project.root
     resolve_script(plan.spec.script, root, root)

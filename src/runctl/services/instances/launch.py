@@ -38,6 +38,7 @@ from runctl.aws.ec2 import (
     ProfileNotReady,
     RunSpec,
 )
+from runctl.config import AwsSettings
 from runctl.errors import CapacityError, UsageError
 from runctl.polling import Timing, poll_until
 from runctl.services import tags as tagging
@@ -142,6 +143,49 @@ class NoCapacityError(CapacityError):
 
 
 Events = Callable[[str], None]
+
+
+def request_from_settings(
+    settings: AwsSettings,
+    instance_type: str,
+    *,
+    project: str,
+    ami_from_flag: bool = False,
+    spot_max_price: float | None = None,
+    fallback: bool = True,
+    root_volume_gb: int | None = None,
+    data_volume_gb: int | None = None,
+    tags: Mapping[str, str] | None = None,
+    name: str | None = None,
+    client_token: str | None = None,
+    force: bool = False,
+) -> LaunchRequest:
+    """The launch request of ``aws create``: the resolved ``[aws]`` settings (flags already
+    applied) plus what only the command line says. The configured spot price applies to spot
+    launches only."""
+    configured_price = settings.spot_max_price if settings.use_spot else None
+    return LaunchRequest(
+        instance_type=instance_type,
+        project=project,
+        user=tagging.current_user(),
+        spot=settings.use_spot,
+        spot_max_price=spot_max_price if spot_max_price is not None else configured_price,
+        fallback=fallback,
+        ami_id=settings.default_ami,
+        ami_source="--ami-id" if ami_from_flag else "aws.default_ami",
+        key_name=settings.key_name,
+        security_group=settings.security_group,
+        subnet_id=settings.subnet_id,
+        root_volume_gb=root_volume_gb,
+        data_volume_gb=data_volume_gb,
+        iam_instance_profile=settings.iam_instance_profile,
+        tags=dict(tags or {}),
+        name=name,
+        client_token=client_token,
+        force=force,
+        max_instances=settings.max_instances,
+        remote_root=settings.remote_root,
+    )
 
 
 def validate_request(request: LaunchRequest) -> None:

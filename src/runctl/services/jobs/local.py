@@ -36,6 +36,7 @@ from runctl.remote.process import Echo
 from runctl.remote.runner import run_local
 from runctl.remote.supervisor import RunContext
 from runctl.services.bundles.code import collect_files
+from runctl.services.jobs.outcome import verdict_of
 
 PYTHON_ENV = "RUNCTL_PYTHON"
 
@@ -72,6 +73,7 @@ class LocalJobResult:
             "job_id": self.job_id,
             "project": self.project,
             "state": self.status.state,
+            "verdict": verdict_of(self.status),
             "exit_code": self.status.exit_code,
             "checkpoint_id": self.status.checkpoint_id,
             "restored_checkpoint": self.status.restored_checkpoint,

@@ -1,0 +1,116 @@
+"""What ``aws train`` was asked to run, checked here before any AWS call, and the job.json it
+becomes.
+
+Every local check fails before AWS is touched (exit 2 for bad input, 6 for a missing script, 3
+without a bucket): the instance id's shape, the S3 URIs, the finish action, the project name and
+the script, which must be inside the project whose code is shipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runctl.config import Settings
+from runctl.errors import ConfigError, UsageError
+from runctl.job.spec import CheckpointSettings, JobSpec, code_key, new_job_id
+from runctl.paths import Project
+from runctl.services.instances.lifecycle import validate_instance_id
+from runctl.services.jobs.local import check_s3_option, resolve_script
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What ``aws train`` was asked to do."""
+
+    instance_id: str
+    script: str
+    args: Sequence[str] = ()
+    sync_code: bool = True
+    include_patterns: Sequence[str] = ()
+    data_s3: str | None = None
+    output_s3: str | None = None
+    checkpoint_s3: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    project_name: str | None = None
+    stop_on_finish: bool = False
+    terminate_on_finish: bool = False
+    force: bool = False
+    launch_spec: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreparedScript:
+    """The script checked locally: the project root, the path relative to it, the project key."""
+
+    root: Path
+    relative: str
+    project: str
+
+
+def prepare_script(request: TrainRequest, settings: Settings, cwd: Path) -> PreparedScript:
+    """Every local check, before any AWS call: id, S3 options, project name, script (2 / 6)."""
+    validate_instance_id(request.instance_id)
+    check_s3_option("--data-s3", request.data_s3)
+    check_s3_option("--output-s3", request.output_s3)
+    check_s3_option("--checkpoint-s3", request.checkpoint_s3)
+    if request.stop_on_finish and request.terminate_on_finish:
+        raise UsageError("--stop-on-finish and --terminate-on-finish exclude each other")
+    project = Project.find(cwd, request.project_name or settings.aws.project_name)
+    script = resolve_script(request.script, cwd, project.root)
+    if not script.is_relative_to(project.root):
+        raise UsageError(
+            f"script {request.script} is outside the project at {project.root}",
+            hint="run runctl from the project that holds the script",
+        )
+    relative = Path(os.path.relpath(script, project.root)).as_posix()
+    return PreparedScript(root=project.root, relative=relative, project=project.key)
+
+
+def require_bucket(settings: Settings) -> str:
+    """The configured bucket, or a ConfigError saying how to set one (exit 3)."""
+    if not settings.aws.s3_bucket:
+        raise ConfigError(
+            "no S3 bucket is configured for job files",
+            hint="run `runctl aws setup`, or `runctl config set aws.s3_bucket NAME`",
+        )
+    return settings.aws.s3_bucket
+
+
+def build_spec(
+    request: TrainRequest,
+    prepared: PreparedScript,
+    settings: Settings,
+    *,
+    bucket: str,
+    region: str,
+    code_sha256: str | None,
+) -> JobSpec:
+    """job.json for a new job."""
+    checkpoint = settings.checkpoint
+    return JobSpec(
+        job_id=new_job_id(prepared.project),
+        project=prepared.project,
+        script=prepared.relative,
+        args=list(request.args),
+        env=dict(request.env),
+        bucket=bucket,
+        region=region,
+        code_key=code_key(prepared.project, code_sha256) if code_sha256 else None,
+        code_sha256=code_sha256,
+        data_s3=request.data_s3,
+        output_s3=request.output_s3,
+        checkpoint_s3=request.checkpoint_s3,
+        checkpoint=CheckpointSettings(
+            dir=checkpoint.dir,
+            sync_interval_seconds=float(checkpoint.sync_interval_seconds),
+            keep_last_n=checkpoint.keep_last_n,
+            grace_seconds=float(checkpoint.grace_seconds),
+        ),
+        stop_on_finish=request.stop_on_finish,
+        terminate_on_finish=request.terminate_on_finish,
+        launch_spec=dict(request.launch_spec),
+    )
