@@ -13,6 +13,7 @@ from typing import Any
 from tests.cli.aws_helpers import run
 from tests.cli.jobs_helpers import BUCKET, make_project, ready_instance
 from tests.cli.spot_helpers import (
+    TRAINER,
     finish,
     log_text,
     manifests,
@@ -186,3 +187,30 @@ def test_the_next_commit_aborts_the_upload_a_killed_commit_left(
     assert code == 0, err
     assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
     assert f"aborted 1 unfinished upload(s) an earlier commit left: blobs/{'f' * 64}" in err
+
+
+def test_after_a_short_notice_the_final_commit_stops_at_its_deadline_and_says_so(
+    cloud_env: Cloud, project: Path, shared_cache: Path
+) -> None:
+    cloud = cloud_env
+    make_project(project, {"train.py": TRAINER})
+    instance_id = ready_instance(cloud, spot=True)
+    store = "experiments/deadline/"
+    proc = spawn(
+        cloud, project, shared_cache,
+        "aws", "train", instance_id, "train.py", "--wait", "-o", "json",
+        "--checkpoint-s3", f"s3://{BUCKET}/{store}",
+        "--", "--steps", "300", "--step-seconds", "0.1",
+    )  # fmt: skip
+    wait_until(lambda: manifests(cloud, store), what="a periodic commit")
+    cloud.interrupt(instance_id, notice_seconds=5)  # the deadline (notice time - 5 s) is now
+    code, _out, err = finish(proc)
+
+    assert code == 7, err
+    assert (
+        "keeping state.json at its last committed version: its upload did not finish before "
+        "the commit's deadline" in err
+    )
+    assert "the spot notice's deadline came before every file was uploaded" in err
+    newest = _newest(cloud, store)
+    assert newest is not None and [f["path"] for f in newest["files"]] == ["state.json"]
