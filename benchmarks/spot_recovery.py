@@ -103,12 +103,21 @@ def _project(workdir: Path, trainer: str) -> Path:
     return project
 
 
-def _train(cloud: Cloud, workdir: Path, project: Path, *args: str) -> subprocess.Popen[str]:
+def _train_until_step_5(
+    cloud: Cloud, workdir: Path, trainer: str, *args: str
+) -> tuple[str, subprocess.Popen[str]]:
+    """``aws train ID train.py ARGS`` on a new spot instance, once its script reached step 5."""
+    project = _project(workdir, trainer)
+    cloud.client("s3").create_bucket(Bucket="bench")
+    first = cloud.run_instance(spot=True)
+    cloud.wait_state(first, "running")
     env = {**cloud.subprocess_env(), "XDG_CACHE_HOME": str(workdir / "cache")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "runctl", "aws", "train", *args],
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runctl", "aws", "train", first, "train.py", *args],
         cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    _wait_for_step(cloud, first, 5)
+    return first, proc
 
 
 def _wait_for_step(cloud: Cloud, instance_id: str, step: int) -> None:
@@ -125,15 +134,9 @@ def _wait_for_step(cloud: Cloud, instance_id: str, step: int) -> None:
 def one_round(cloud: Cloud, workdir: Path, checkpoint_mb: float) -> tuple[float, float]:
     cloud.begin_test()
     try:
-        project = _project(workdir, TRAINER)
-        cloud.client("s3").create_bucket(Bucket="bench")
-        first = cloud.run_instance(spot=True)
-        cloud.wait_state(first, "running")
-        proc = _train(
-            cloud, workdir, project, first, "train.py", "--auto-resume", "-o", "json",
-            "--", str(checkpoint_mb),
-        )  # fmt: skip
-        _wait_for_step(cloud, first, 5)
+        first, proc = _train_until_step_5(
+            cloud, workdir, TRAINER, "--auto-resume", "-o", "json", "--", str(checkpoint_mb)
+        )
         cloud.interrupt(first, notice_seconds=20)
         out, err = proc.communicate(timeout=300)
         if proc.returncode != 0:
@@ -169,17 +172,11 @@ def rewrite_round(
     the run, for the rewriter."""
     cloud.begin_test()
     try:
-        project = _project(workdir, REWRITER)
-        s3 = cloud.client("s3")
-        s3.create_bucket(Bucket="bench")
-        first = cloud.run_instance(spot=True)
-        cloud.wait_state(first, "running")
-        proc = _train(
-            cloud, workdir, project, first, "train.py", "--wait", "-o", "json",
-            "--", str(checkpoint_mb),
-        )  # fmt: skip
-        _wait_for_step(cloud, first, 5)
+        first, proc = _train_until_step_5(
+            cloud, workdir, REWRITER, "--wait", "-o", "json", "--", str(checkpoint_mb)
+        )
         cloud.interrupt(first, notice_seconds=120)
+        s3 = cloud.client("s3")
         out, err = proc.communicate(timeout=600)
         job_uri = json.loads(out)["job_uri"]
         prefix = job_uri.removeprefix("s3://bench/")

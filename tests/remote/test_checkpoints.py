@@ -14,18 +14,8 @@ import pytest
 
 from runctl.job.checkpoints import commit_checkpoint, prune_checkpoints, restore_checkpoint
 from runctl.job.manifests import latest_manifest, list_manifests, read_manifest
-from runctl.job.s3store import S3Store
 from runctl.job.snapshot import HashCache, scan_checkpoint_dir
 from runctl.job.stores import CheckpointStore, LocalStore, StoredObject, open_store
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> CheckpointStore:
-    if request.param == "local":
-        return LocalStore(tmp_path / "store")
-    s3 = request.getfixturevalue("s3")
-    bucket = request.getfixturevalue("bucket")
-    return S3Store(s3, f"s3://{bucket}/runctl/p/jobs/j/checkpoints/")
 
 
 class Recording(CheckpointStore):

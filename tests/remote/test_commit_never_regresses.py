@@ -17,7 +17,7 @@ from runctl.job.checkpoints import NOT_UPLOADED, commit_checkpoint, restore_chec
 from runctl.job.manifests import list_manifests
 from runctl.job.s3store import S3Store
 from runctl.job.snapshot import Unstable, copy_and_hash, snapshot_file
-from runctl.job.stores import CheckpointStore, LocalStore
+from runctl.job.stores import CheckpointStore
 from runctl.remote.sync import CheckpointSync
 from runctl.remote.writers import WriterWatch
 from tests.remote.test_checkpoints import Recording
@@ -48,15 +48,6 @@ with open(path, "r+b") as f:
         os.pwrite(f.fileno(), os.urandom(4096), offset)
         offset = (offset + (1 << 20)) % size
 """
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> CheckpointStore:
-    if request.param == "local":
-        return LocalStore(tmp_path / "store")
-    s3 = request.getfixturevalue("s3")
-    bucket = request.getfixturevalue("bucket")
-    return S3Store(s3, f"s3://{bucket}/runctl/p/jobs/j/checkpoints/")
 
 
 def _write(directory: Path, files: dict[str, bytes]) -> None:
