@@ -253,8 +253,8 @@ class Supervisor:
                 return self._end(code)
             fallback = self.recovery.fall_back(code)
             self._restored(self.recovery.restored)
-            if fallback is None:
-                assert started_from is not None
+            assert started_from is not None
+            if fallback is None or self.stop_event.is_set():
                 return self._end(code, not_committed=started_from)
             resumed = True
 
