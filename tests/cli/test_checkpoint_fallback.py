@@ -150,6 +150,7 @@ def test_an_instance_falls_back_and_records_it_in_status_json(
     root = make_project(tmp_path / "demo", {"train.py": TRAINER})
     instance_id = ready_instance(cloud)
     uri = f"s3://{BUCKET}/experiments/poisoned/"
+    cloud.allow_s3(uri)  # outside runctl/: a grant, as on AWS
     args = ["aws", "train", instance_id, "train.py", "--wait", "-o", "json", "--checkpoint-s3"]
     code, out, err = finish(spawn(cloud, root, shared_cache, *args, uri, "--", "--steps", "3"))
     assert code == 0, err

@@ -93,6 +93,7 @@ def test_a_checkpoint_rewritten_all_the_time_is_committed_whole_every_time(
     make_project(project, {"train.py": INPLACE_TRAINER})
     instance_id = ready_instance(cloud)
     store = "experiments/rewrite/"
+    cloud.allow_s3(f"s3://{BUCKET}/{store}")  # outside runctl/: a grant, as on AWS
     proc = spawn(
         cloud, project, shared_cache,
         "aws", "train", instance_id, "train.py", "--wait", "-o", "json",
@@ -171,6 +172,7 @@ def test_the_next_commit_aborts_the_upload_a_killed_commit_left(
     make_project(project, {"train.py": INPLACE_TRAINER})
     instance_id = ready_instance(cloud)
     store = "experiments/killed/"
+    cloud.allow_s3(f"s3://{BUCKET}/{store}")  # outside runctl/: a grant, as on AWS
     s3 = cloud.client("s3")
     left = s3.create_multipart_upload(Bucket=BUCKET, Key=f"{store}blobs/{'f' * 64}")
     s3.upload_part(
@@ -196,6 +198,7 @@ def test_after_a_short_notice_the_final_commit_stops_at_its_deadline_and_says_so
     make_project(project, {"train.py": TRAINER})
     instance_id = ready_instance(cloud, spot=True)
     store = "experiments/deadline/"
+    cloud.allow_s3(f"s3://{BUCKET}/{store}")  # outside runctl/: a grant, as on AWS
     proc = spawn(
         cloud, project, shared_cache,
         "aws", "train", instance_id, "train.py", "--wait", "-o", "json",

@@ -23,6 +23,18 @@ def setup(
     bucket: Annotated[
         str | None, typer.Option("--bucket", help="Bucket for code, logs and checkpoints.")
     ] = None,
+    grant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grant",
+            help="Also let the instance role use s3://BUCKET/PREFIX/ (for --data-s3, "
+            "--output-s3, --checkpoint-s3 outside the job bucket's runctl/). Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="The --grant prefixes are read, not written.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan only.")] = False,
     output: OutputOption = None,
 ) -> None:
@@ -30,13 +42,18 @@ def setup(
     from runctl.aws.buckets import Buckets
     from runctl.aws.iam import Iam
     from runctl.aws.sts import get_caller_identity
+    from runctl.errors import UsageError
     from runctl.services.account.setup import (
         DEFAULT_PROFILE,
         apply_setup,
         default_bucket_name,
+        parse_grant,
         plan_setup,
     )
 
+    if read_only and not grant:
+        raise UsageError("--read-only applies to --grant", hint="add --grant s3://BUCKET/PREFIX/")
+    grants = [parse_grant(uri, read_only=read_only) for uri in grant or []]
     out = command_output(ctx, output)
     state = get_state(ctx)
     resolved = state.config(overrides={"aws.s3_bucket": bucket})
@@ -56,6 +73,7 @@ def setup(
             bucket=name,
             region=region,
             profile_name=profile,
+            grants=grants,
             config_writes=writes,
         )
     with out.spinner("applying" if not dry_run else "planning"):

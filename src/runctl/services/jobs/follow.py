@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 FAST_POLL = 0.3
 SLOW_POLL = 2.0
+LONG_POLL_SECONDS = 20.0
 INSTANCE = "instance"
 S3 = "s3"
 LIVE_STATES = ("pending", "running")
@@ -93,10 +94,23 @@ class InstanceReader:
     remote_root: str = DEFAULT_REMOTE_ROOT
     timing: Timing | None = None
     source: str = INSTANCE
+    #: Each read waits this long on the instance for something new (a long poll): a quiet job
+    #: costs one SSM command per ``wait_seconds`` instead of one per poll.
+    wait_seconds: float = LONG_POLL_SECONDS
+
+    @property
+    def waits(self) -> bool:
+        return self.wait_seconds > 0
 
     def read(self, attempt: int | None, offset: int) -> Observation:
         return self._run(
-            read_command(self.job_id, attempt, offset, remote_root_default=self.remote_root)
+            read_command(
+                self.job_id,
+                attempt,
+                offset,
+                wait_seconds=self.wait_seconds,
+                remote_root_default=self.remote_root,
+            )
         )
 
     def tail(self, attempt: int | None, nbytes: int) -> Observation:
@@ -250,6 +264,8 @@ def follow(
             continue
         if deadline is not None and timing.clock() >= deadline:
             raise WaitTimeoutError(f"the job did not finish within {timeout:.0f}s")
+        if getattr(reader, "waits", False):
+            continue  # the read itself waited on the instance
         timing.sleep(delay)
         delay = FAST_POLL if seen.chunk else min(delay * 1.5, SLOW_POLL)
 

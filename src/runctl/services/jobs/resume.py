@@ -19,6 +19,7 @@ from runctl.services.instances.lifecycle import validate_instance_id
 from runctl.services.jobs.start import (
     StartedJob,
     check_instance_ready,
+    check_job_fits,
     check_probe,
     ensure_not_running,
     probe_instance,
@@ -47,7 +48,8 @@ def resume_job(
     record = JobRecord(location, s3=session.s3)
     spec, status = record.read()
     ensure_not_running(status, location.job_id, force=force)
-    check_instance_ready(session, instance_id)
+    instance = check_instance_ready(session, instance_id)
+    check_job_fits(session, instance, spec)
     with ThreadPoolExecutor(max_workers=1) as pool:
         probe = pool.submit(probe_instance, session, instance_id)
         runtime = session.runtime_bundle(location.bucket)
