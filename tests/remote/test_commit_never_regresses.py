@@ -4,6 +4,7 @@ commit left unfinished in S3 is aborted by the next one."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from runctl.job.checkpoints import NOT_UPLOADED, commit_checkpoint, restore_chec
 from runctl.job.manifests import list_manifests
 from runctl.job.s3store import S3Store
 from runctl.job.snapshot import Unstable, copy_and_hash, snapshot_file
-from runctl.job.stores import CheckpointStore
+from runctl.job.stores import CheckpointStore, LocalStore
 from runctl.remote.sync import CheckpointSync
 from runctl.remote.writers import WriterWatch
 from tests.remote.test_checkpoints import Recording
@@ -262,3 +263,21 @@ def test_the_first_commit_aborts_what_a_killed_commit_left_unfinished(
     assert [u["UploadId"] for u in pending] == [other["UploadId"]]
     aborted = [m for m in said if "unfinished upload" in m]
     assert aborted == [f"aborted 1 unfinished upload(s) an earlier commit left: blobs/{'0' * 64}"]
+
+
+def test_staging_a_killed_commit_left_is_removed_by_the_next(tmp_path: Path) -> None:
+    source = tmp_path / "ckpt"
+    _write(source, {"model": b"weights"})
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = source / f".runctl-snapshot-{gone.pid}"
+    _write(stale, {"0": b"a copy of a big file" * 1000})
+    alive = source / f".runctl-snapshot-{os.getppid()}"  # someone else's, still running
+    _write(alive, {"0": b"in use"})
+
+    result = commit_checkpoint(LocalStore(tmp_path / "store"), source, job_id="j", attempt=0)
+
+    assert result.created and result.manifest is not None
+    assert [f.path for f in result.manifest.files] == ["model"]
+    assert not stale.exists() and alive.exists()
+    assert sorted(p.name for p in source.iterdir()) == [alive.name, "model"]

@@ -52,6 +52,7 @@ from runctl.job.snapshot import (
     scan_checkpoint_dir,
     sha256_file,
     snapshot_file,
+    staging_dir,
 )
 from runctl.job.spec import UTC
 from runctl.job.stores import CheckpointStore
@@ -183,7 +184,7 @@ def commit_checkpoint(
     latest = latest_manifest(store)
     committed = latest.by_path() if latest else {}
     result = CommitResult(latest, created=False)
-    staging = directory / f"{STAGING_PREFIX}snapshot-{os.getpid()}"
+    staging = staging_dir(directory, "snapshot")
     try:
         reading = _read_directory(directory, staging, cache, dict(busy()) if busy else {})
         if busy is not None:  # a writer that started while we read: its file may be torn
@@ -343,7 +344,7 @@ def _restore_one(
             return f"blob of {item.path} ({item.sha256[:12]}) is missing"
         targets.append((item, dest))
     directory.mkdir(parents=True, exist_ok=True)
-    staging = directory / f"{STAGING_PREFIX}restore-{os.getpid()}"
+    staging = staging_dir(directory, "restore")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         wanted: dict[str, Path] = {}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,6 +75,26 @@ def scan_checkpoint_dir(directory: Path) -> list[LocalCheckpointFile]:
                 )
             )
     return found
+
+
+def staging_dir(directory: Path, purpose: str) -> Path:
+    """This process's staging directory for ``purpose`` inside ``directory``; those a killed
+    process left (its pid no longer runs) are removed first, so they never pile up."""
+    for stale in directory.glob(f"{STAGING_PREFIX}{purpose}-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return directory / f"{STAGING_PREFIX}{purpose}-{os.getpid()}"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _version(stat: os.stat_result) -> tuple[int, int, int]:
