@@ -24,8 +24,12 @@ from runctl.job.spec import as_prefix, split_s3_uri
 from runctl.services import tags as tagging
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from runctl.aws.buckets import Buckets
     from runctl.aws.iam import Iam
+    from runctl.aws.session import AwsContext
+    from runctl.config import ResolvedConfig
 
 DEFAULT_PROFILE = "runctl-instance"
 ABORT_RULE_ID = "runctl-abort-incomplete-uploads"
@@ -216,6 +220,10 @@ class SetupResult:
     changed: bool
     steps: list[SetupStep]
 
+    @property
+    def changes(self) -> list[SetupStep]:
+        return [step for step in self.steps if step.action != "ok"]
+
 
 def plan_setup(
     iam: Iam,
@@ -387,3 +395,51 @@ def apply_setup(plan: SetupPlan, *, dry_run: bool) -> SetupResult:
 def default_bucket_name(account_id: str, region: str) -> str:
     """``runctl-<account>-<region>``: unique per account and region, valid as a bucket name."""
     return f"runctl-{account_id}-{region}"
+
+
+def set_up_account(
+    aws: AwsContext,
+    resolved: ResolvedConfig,
+    *,
+    config_path: Path | None,
+    cwd: Path,
+    grants: Sequence[Grant] = (),
+    dry_run: bool = False,
+) -> SetupResult:
+    """``aws setup``: the bucket (``aws.s3_bucket``, else one named after the account and
+    region), the instance role and profile, the ``grants``, and the two names written to the
+    config file that does not have them yet (``--config``, else the project's ``.runctl.toml``).
+    """
+    from runctl.aws.buckets import Buckets
+    from runctl.aws.iam import Iam
+    from runctl.aws.sts import get_caller_identity
+    from runctl.config_file import set_value
+    from runctl.paths import PROJECT_FILE, find_project_file
+
+    region = aws.region_name
+    settings = resolved.settings.aws
+    name = settings.s3_bucket or default_bucket_name(
+        get_caller_identity(aws.sts()).account_id, region
+    )
+    profile = settings.iam_instance_profile or DEFAULT_PROFILE
+    target = config_path or find_project_file(cwd) or cwd / PROJECT_FILE
+
+    def writer(key: str, value: str) -> Callable[[], object] | None:
+        if resolved.file_for(key) is not None:
+            return None  # a config file already says it
+        return lambda: set_value(target, key, value)
+
+    writes = [
+        (key, value, writer(key, value))
+        for key, value in (("aws.s3_bucket", name), ("aws.iam_instance_profile", profile))
+    ]
+    plan = plan_setup(
+        Iam(aws.iam()),
+        Buckets(aws.s3()),
+        bucket=name,
+        region=region,
+        profile_name=profile,
+        grants=grants,
+        config_writes=writes,
+    )
+    return apply_setup(plan, dry_run=dry_run)
