@@ -18,6 +18,7 @@ from runctl.cli.output import Output
 from runctl.errors import ExitCode, JobFailedError, RunctlError
 
 if TYPE_CHECKING:
+    from runctl.job.spec import JobStatus
     from runctl.services.jobs.local import LocalJobResult
     from runctl.services.jobs.outcome import JobOutcome
     from runctl.services.jobs.session import JobSession
@@ -140,6 +141,7 @@ def report_local_result(out: Output, result: LocalJobResult, data: dict[str, Any
     if isinstance(result.error, RunctlError):
         raise result.error
     status = result.status
+    report_checkpoints(out, status)
     if status.state == "succeeded":
         out.document(
             data, lambda o: o.success(f"job {result.job_id} succeeded (log: {result.log_path})")
@@ -156,6 +158,18 @@ def report_local_result(out: Output, result: LocalJobResult, data: dict[str, Any
         resource=result.job_id,
         details=data,
     )
+
+
+def report_checkpoints(out: Output, status: JobStatus) -> None:
+    """Say (stderr) which checkpoint the attempt's script last started from and every fallback
+    it took on the way (status.json's ``restored_checkpoint`` and ``fallbacks``)."""
+    fallbacks = status.fallbacks_of()
+    for fallback in fallbacks:
+        out.warn(f"fallback: {fallback.describe()}")
+    if status.restored_checkpoint:
+        out.info(f"the run started from checkpoint {status.restored_checkpoint}")
+    elif fallbacks:
+        out.warn("no committed checkpoint could be used")
 
 
 def _stopped(out: Output, data: dict[str, object]) -> None:
