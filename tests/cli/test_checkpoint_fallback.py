@@ -169,3 +169,8 @@ def test_an_instance_falls_back_and_records_it_in_status_json(
     assert [(f["checkpoint_id"], f["kind"]) for f in status["fallbacks"]] == [(bad, "run")]
     assert f"checkpoint {bad}: {FAILED_EARLY}; retrying from the previous" in err
     assert read_json(cloud, f"{location.prefix}outputs/result.json") == {"step": 5, "total": 15}
+    # The terminal and the JSON document of aws train --wait name the fallback and the restore.
+    assert f"fallback: checkpoint {bad} given up" in err
+    assert f"the run started from checkpoint {good.id}" in err
+    assert doc["restored_checkpoint"] == good.id
+    assert [f["checkpoint_id"] for f in doc["fallbacks"]] == [bad]

@@ -111,6 +111,8 @@ def render_outcome(out: Output, outcome: JobOutcome, started: StartedJob, **extr
     when the job succeeded, 7 (with the job's document) otherwise."""
     if len(outcome.timeline) > 1 or outcome.launched:
         _print_timeline(out, outcome)
+    if outcome.status is not None:
+        report_checkpoints(out, outcome.status, every_attempt=True)
     document = {**started.to_dict(), **outcome.to_dict(), **extra}
     failure = outcome.failure()
     if failure is not None:
@@ -160,10 +162,11 @@ def report_local_result(out: Output, result: LocalJobResult, data: dict[str, Any
     )
 
 
-def report_checkpoints(out: Output, status: JobStatus) -> None:
+def report_checkpoints(out: Output, status: JobStatus, *, every_attempt: bool = False) -> None:
     """Say (stderr) which checkpoint the attempt's script last started from and every fallback
-    it took on the way (status.json's ``restored_checkpoint`` and ``fallbacks``)."""
-    fallbacks = status.fallbacks_of()
+    it took on the way (status.json's ``restored_checkpoint`` and ``fallbacks``; with
+    ``every_attempt``, the fallbacks of the whole job)."""
+    fallbacks = status.fallbacks if every_attempt else status.fallbacks_of()
     for fallback in fallbacks:
         out.warn(f"fallback: {fallback.describe()}")
     if status.restored_checkpoint:

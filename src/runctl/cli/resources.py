@@ -111,17 +111,11 @@ def _print_listing(out: Output, listing: ResourceListing) -> None:
 def _bulk(ctx: typer.Context, action: str, scope: Scope, *, dry_run: bool, yes: bool,
           force: bool, output: str | None, include_volumes: bool = False) -> None:  # fmt: skip
     """``cleanup`` and ``stop-all``: plan, confirm, act (graceful job step unless --force)."""
-    from functools import partial
-
-    from runctl.services.account.resources import bulk_action
-    from runctl.services.volumes.inventory import job_state_reader
+    from runctl.services.account.resources import act_on_scope
 
     out = command_output(ctx, output)
     session = job_session(ctx, out)
-    states = job_state_reader(session.s3) if action == "terminate" else None
-    act = partial(bulk_action, session.ec2, action, scope, graceful=session.graceful_stop,
-                  ebs=session.ebs, job_state=states, include_volumes=include_volumes)  # fmt: skip
-    plan = act(dry_run=True)
+    plan = act_on_scope(session, action, scope, dry_run=True, include_volumes=include_volumes)
     if scope.user is None:
         out.warn("--all-users: acting on every user's instances")
     doomed = plan.acted_on + (plan.storage.volumes + plan.storage.snapshots if plan.storage else [])
@@ -129,7 +123,7 @@ def _bulk(ctx: typer.Context, action: str, scope: Scope, *, dry_run: bool, yes: 
         verb = "stop" if action == "stop" else "terminate or delete"
         out.confirm(f"{verb} {', '.join(doomed)}?", refusing=f"{verb} {len(doomed)} resource(s)")
     if not dry_run:
-        plan = act(force=force)
+        plan = act_on_scope(session, action, scope, force=force, include_volumes=include_volumes)
     out.document(plan, lambda o: _print_bulk(o, plan))
 
 
@@ -139,6 +133,12 @@ def _print_bulk(out: Output, result: BulkResult) -> None:
         out.info(f"skipped {instance_id}: {reason}")
     for instance_id, message in result.job_stops.items():
         out.info(f"{instance_id}: {message}")
+    if result.uploads is not None and (result.uploads.aborted or result.uploads.spared):
+        done = "would abort" if result.dry_run else "aborted"
+        out.info(
+            f"{done} {len(result.uploads.aborted)} unfinished upload(s) under "
+            f"{result.uploads.prefix}; spared {len(result.uploads.spared)} younger than an hour"
+        )
     done = "would " + verb if result.dry_run else verb + ("ped" if verb == "stop" else "d")
     out.success(f"{done}: {', '.join(result.acted_on) or 'nothing'}")
     storage = result.storage

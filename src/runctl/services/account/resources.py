@@ -33,7 +33,9 @@ from runctl.services.volumes.manage import SnapshotRow, VolumeRow
 if TYPE_CHECKING:
     from runctl.aws.ebs import Ebs
     from runctl.aws.ec2 import Ec2, Instance
+    from runctl.aws.s3_uploads import AbortReport
     from runctl.services.instances.prices import PriceBook
+    from runctl.services.jobs.session import JobSession
 
 LISTED_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 
@@ -121,6 +123,8 @@ class BulkResult:
     job_stops: dict[str, str] = field(default_factory=dict)
     #: Volumes and snapshots cleanup deleted (``cleanup`` with a ``job_state`` reader only).
     storage: StorageCleanup | None = None
+    #: ``cleanup``: runctl's unfinished multipart uploads in the job bucket, aborted (or listed).
+    uploads: AbortReport | None = None
 
 
 def list_instances(
@@ -236,4 +240,38 @@ def bulk_action(
             ebs, scope, job_state=job_state, include_volumes=include_volumes,
             terminating=targets, dry_run=dry_run,
         )  # fmt: skip
+    return result
+
+
+def act_on_scope(
+    session: JobSession,
+    action: str,
+    scope: Scope,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    include_volumes: bool = False,
+) -> BulkResult:
+    """``resources stop-all`` (``action`` "stop") or ``cleanup`` ("terminate"): the scope's
+    instances, each through the session's graceful job step unless ``force``. ``cleanup`` also
+    deletes the volumes and snapshots runctl made for jobs that ended (with ``include_volumes``
+    the scope's data volumes and snapshots too; see :mod:`runctl.services.volumes.inventory`)
+    and aborts runctl's unfinished multipart uploads under ``runctl/`` of the job bucket (one
+    project's with ``scope.project``; those younger than an hour are spared: a commit may be
+    using them)."""
+    from runctl.services.account.uploads import abort_runctl_uploads
+    from runctl.services.volumes.inventory import job_state_reader
+
+    terminating = action == "terminate"
+    result = bulk_action(
+        session.ec2, action, scope, graceful=session.graceful_stop, dry_run=dry_run, force=force,
+        ebs=session.ebs if terminating else None,
+        job_state=job_state_reader(session.s3) if terminating else None,
+        include_volumes=include_volumes,
+    )  # fmt: skip
+    bucket = session.settings.aws.s3_bucket
+    if action == "terminate" and bucket:
+        result.uploads = abort_runctl_uploads(
+            session.s3, bucket, project=scope.project, dry_run=dry_run
+        )
     return result

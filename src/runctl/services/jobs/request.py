@@ -41,6 +41,7 @@ class TrainRequest:
     stop_on_finish: bool = False
     terminate_on_finish: bool = False
     force: bool = False
+    max_restarts: int = 3
     launch_spec: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -119,5 +120,6 @@ def build_spec(
         ),
         stop_on_finish=request.stop_on_finish,
         terminate_on_finish=request.terminate_on_finish,
+        max_restarts=request.max_restarts,
         launch_spec=dict(request.launch_spec),
     )
