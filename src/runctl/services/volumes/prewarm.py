@@ -139,15 +139,18 @@ def _launch_request(session: JobSession, volume: Volume, request: PrewarmRequest
 
 
 def _terminate_launched(session: JobSession, token: str) -> list[str]:
-    """Terminate every live instance launched with ``token``; their ids."""
+    """Terminate every live instance launched with ``token`` (the launch's own clean-up may
+    have got there first, on a Ctrl-C while it waited); the ids of all it launched."""
     from runctl.aws.ec2 import LIVE_STATES
 
     found = session.ec2.describe_instances(filters={f"tag:{tagging.REQUEST}": [token]})
-    live = [i.instance_id for i in found if i.state in (*LIVE_STATES, "pending")]
+    live = [i.instance_id for i in found if i.state in LIVE_STATES]
     if live:
         session.ec2.terminate_instances(live)
-        session.report.info(f"terminated the temporary instance {', '.join(live)}")
-    return live
+    launched = [i.instance_id for i in found]
+    if launched:
+        session.report.info(f"terminated the temporary instance {', '.join(launched)}")
+    return launched
 
 
 def _fill_on(
