@@ -13,6 +13,7 @@ any S3-compatible store. Retries use botocore's ``standard`` mode, which retries
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,21 +60,26 @@ class AwsContext:
     config_region: str | None = None
     _session: boto3.Session | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
+    # boto3 sessions are not thread-safe, and the jobs of a workflow ask for clients from
+    # several threads: the session and every client are built under this lock (clients
+    # themselves are thread-safe once built).
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def session(self) -> boto3.Session:
-        if self._session is None:
-            import boto3
-            from botocore.exceptions import ProfileNotFound
+        with self._lock:
+            if self._session is None:
+                import boto3
+                from botocore.exceptions import ProfileNotFound
 
-            try:
-                self._session = boto3.Session(profile_name=self.profile)
-            except ProfileNotFound:
-                raise ConfigError(
-                    f"AWS profile {self.profile!r} is not configured",
-                    hint="check --profile / AWS_PROFILE, or run `aws configure --profile NAME`",
-                ) from None
-        return self._session
+                try:
+                    self._session = boto3.Session(profile_name=self.profile)
+                except ProfileNotFound:
+                    raise ConfigError(
+                        f"AWS profile {self.profile!r} is not configured",
+                        hint="check --profile / AWS_PROFILE, or run `aws configure --profile NAME`",
+                    ) from None
+            return self._session
 
     @property
     def region_name(self) -> str:
@@ -95,13 +101,14 @@ class AwsContext:
     def client(self, service: str, **config: Any) -> Any:
         """A cached client for ``service`` in the resolved region."""
         key = f"{service}:{sorted(config.items())}"
-        if key not in self._clients:
-            self._clients[key] = self.session.client(
-                service,  # type: ignore[call-overload]
-                region_name=self.region_name,
-                config=client_config(**config),
-            )
-        return self._clients[key]
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self.session.client(
+                    service,  # type: ignore[call-overload]
+                    region_name=self.region_name,
+                    config=client_config(**config),
+                )
+            return self._clients[key]
 
     def ec2(self) -> EC2Client:
         return self.client("ec2")  # type: ignore[no-any-return]
