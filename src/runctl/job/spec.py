@@ -225,6 +225,8 @@ class JobSpec:
     stop_on_finish: bool = False
     terminate_on_finish: bool = False
     launch_spec: dict[str, Any] = field(default_factory=dict)
+    #: Who started the job (``runctl:user``): ``jobs list`` shows a user's own jobs by default.
+    user: str | None = None
     created: str = field(default_factory=utc_now)
     format: int = FORMAT_VERSION
 

@@ -72,7 +72,7 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
     """
     prepared = prepare_script(request, session.settings, session.cwd)
     bucket = require_bucket(session.settings)
-    check_instance_ready(session, request.instance_id)
+    instance = check_instance_ready(session, request.instance_id)
     with ThreadPoolExecutor(max_workers=1) as pool:
         probe = pool.submit(probe_instance, session, request.instance_id)
         code_sha, code_uploaded = _ship_code(session, request, prepared, bucket)
@@ -85,6 +85,7 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
         bucket=bucket,
         region=session.region,
         code_sha256=code_sha,
+        instance=instance,
     )
     assert spec.location is not None
     record = JobRecord(spec.location, s3=session.s3)
