@@ -1,8 +1,9 @@
 """How jobs look: streamed logs, a started job, a job's outcome and its timeline, a job run here.
 
 Shared by every command that starts or follows a job (``aws train``, ``aws monitor``,
-``checkpoint resume``, ``local``). The JSON documents come from the services' result objects;
-this module only decides how they read and which exit code a verdict gives.
+``jobs logs``, ``checkpoint resume``, ``local``, ``workflow train``). The JSON documents come
+from the services' result objects; this module only decides how they read and which exit code a
+verdict gives.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from runctl.cli.output import Output
 from runctl.errors import ExitCode, JobFailedError, RunctlError
 
 if TYPE_CHECKING:
+    from runctl.services.jobs.follow import FollowResult, JobWatch
     from runctl.services.jobs.local import LocalJobResult
     from runctl.services.jobs.outcome import JobOutcome
     from runctl.services.jobs.session import JobSession
@@ -51,6 +53,29 @@ class LogPrinter:
         if self.ndjson and self._pending:
             self.out.json_line({"type": "log", "line": self._pending})
             self._pending = ""
+
+
+def print_follow_end(out: Output, watch: JobWatch, result: FollowResult) -> None:
+    """The end of a followed job: an ``end`` event (NDJSON) or a line; exit 7 unless it
+    succeeded (the event already carries the verdict, so no error document follows it)."""
+    end = {
+        "type": "end",
+        "instance_id": watch.instance_id,
+        "job_id": watch.job_id,
+        "attempt": result.attempt,
+        "state": result.state,
+        "verdict": result.verdict,
+        "exit_code": result.exit_code,
+    }
+    code = result.exit_code
+    if out.is_json:
+        out.json_line(end)
+    else:
+        out.info(
+            f"job {watch.job_id} {result.state}" + ("" if code is None else f" (exit code {code})")
+        )
+    if result.verdict != "succeeded":
+        raise typer.Exit(int(ExitCode.JOB_FAILED))
 
 
 def render_started(out: Output, started: StartedJob, **extra: Any) -> None:

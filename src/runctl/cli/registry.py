@@ -22,6 +22,11 @@ LAZY_GROUPS: dict[str, LazyGroup] = {
         "aws_app",
         "EC2 instances and the jobs on them: setup, create, train, monitor, stop, terminate.",
     ),
+    "jobs": LazyGroup(
+        "runctl.cli.jobs",
+        "jobs_app",
+        "Jobs wherever they ran: list, show, logs, cancel (read from their records in S3).",
+    ),
     "s3": LazyGroup(
         "runctl.cli.s3",
         "s3_app",
