@@ -27,6 +27,11 @@ LAZY_GROUPS: dict[str, LazyGroup] = {
         "jobs_app",
         "Jobs wherever they ran: list, show, logs, cancel (read from their records in S3).",
     ),
+    "workflow": LazyGroup(
+        "runctl.cli.workflow",
+        "workflow_app",
+        "Create, train, fetch outputs, terminate: N instances, one job each (sweeps).",
+    ),
     "s3": LazyGroup(
         "runctl.cli.s3",
         "s3_app",

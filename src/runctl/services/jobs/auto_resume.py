@@ -48,7 +48,7 @@ def replacement_request(
     extra = {
         key: value
         for key, value in instance.tags.items()
-        if not key.startswith(("runctl:", "aws:")) and key != "Name"
+        if (key == tags.WORKFLOW or not key.startswith(("runctl:", "aws:"))) and key != "Name"
     }
     return LaunchRequest(
         instance_type=instance.instance_type,

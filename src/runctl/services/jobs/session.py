@@ -149,6 +149,13 @@ class JobSession:
         self.timing = timing
         self.cache = cache or cache_dir()
 
+    def with_timing(self, timing: Timing) -> JobSession:
+        """The same session (AWS context, settings, reporter) polling with ``timing``."""
+        return JobSession(
+            self.aws, self.settings, cwd=self.cwd, report=self.report, timing=timing,
+            cache=self.cache,
+        )  # fmt: skip
+
     # -- AWS access, built on first use ----------------------------------------------------------
 
     @cached_property
