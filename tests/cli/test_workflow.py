@@ -8,11 +8,9 @@ import json
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from runctl.job.spec import parse_time
 from tests.cli.aws_helpers import run
 from tests.cli.jobs_helpers import BUCKET, make_project
 from tests.cli.spot_helpers import (
@@ -27,14 +25,19 @@ from tests.cli.spot_helpers import (
 )
 from tests.cloud.harness import Cloud
 
-# Writes its arguments to its outputs, and takes long enough that two jobs run side by side
-# only if they were started side by side.
+# Writes its arguments to its outputs. With --gate=PATH it waits for that file first (the
+# harness runs an instance's processes on this host): a test opens the gate only once every job
+# is waiting there, which proves them running side by side without timing anything.
 SWEPT = """
 import json, os, sys, time
-lr = [a for a in sys.argv[1:] if a.startswith("--lr=")][0].split("=", 1)[1]
+options = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+lr = options["lr"]
+if "gate" in options:
+    print(f"lr {lr} at the gate", flush=True)
+    while not os.path.exists(options["gate"]):
+        time.sleep(0.1)
 for step in range(1, 6):
     print(f"lr {lr} step {step}", flush=True)
-    time.sleep(0.3)
 with open(os.path.join(os.environ["RUNCTL_OUTPUT_DIR"], "args.json"), "w") as f:
     json.dump(sys.argv[1:], f)
 sys.exit(3 if lr == "bad" else 0)
@@ -54,12 +57,6 @@ def workflow_args(profile: str, script: str, *extra: str) -> list[str]:
             "--iam-instance-profile", profile, *extra]  # fmt: skip
 
 
-def status_of(cloud: Cloud, job: dict[str, Any]) -> dict[str, Any]:
-    prefix = str(job["job_uri"]).removeprefix(f"s3://{BUCKET}/")
-    data: dict[str, Any] = read_json(cloud, prefix + "status.json")
-    return data
-
-
 def running_jobs(cloud: Cloud, proc: subprocess.Popen[str], count: int) -> list[str] | None:
     """The instances whose job has logged a few steps, once ``count`` have (the workflow
     process must still be running)."""
@@ -70,33 +67,42 @@ def running_jobs(cloud: Cloud, proc: subprocess.Popen[str], count: int) -> list[
 
 
 def test_a_sweep_runs_its_jobs_in_parallel_fetches_outputs_and_terminates(
-    cloud_env: Cloud, project: Path, profile: str
+    cloud_env: Cloud, project: Path, profile: str, shared_cache: Path, tmp_path: Path
 ) -> None:
     cloud = cloud_env
     make_project(project, {"train.py": SWEPT})
-    result = run(*workflow_args(profile, "train.py", "--count", "2", "--sweep", "lr=0.1,0.01",
-                                "-o", "json", "--", "--epochs", "1"))  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    doc = json.loads(result.stdout)
+    gate = tmp_path / "gate"
+    proc = spawn(cloud, project, shared_cache, *workflow_args(
+        profile, "train.py", "--count", "2", "--sweep", "lr=0.1,0.01", "-o", "json",
+        "--", f"--gate={gate}",
+    ))  # fmt: skip
+
+    def at_the_gate() -> list[str] | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"the workflow ended early: {proc.communicate()}")
+        found = [i for i in live_instance_ids(cloud) if "at the gate" in log_text(cloud, i)]
+        return found if len(found) == 2 else None
+
+    waiting = wait_until(at_the_gate, timeout=120, what="both jobs at the gate")
+    gate.touch()  # both jobs are running at once: let them finish
+    code, out, err = finish(proc, timeout=120)
+    assert code == 0, err
+    doc = json.loads(out)
     jobs = doc["jobs"]
     assert doc["succeeded"] is True and [j["verdict"] for j in jobs] == ["succeeded"] * 2
     assert [j["args"] for j in jobs] == [
-        ["--epochs", "1", "--lr=0.1"],
-        ["--epochs", "1", "--lr=0.01"],
+        [f"--gate={gate}", "--lr=0.1"],
+        [f"--gate={gate}", "--lr=0.01"],
     ]
-    assert len({j["instance_id"] for j in jobs}) == 2
+    assert sorted(j["instance_id"] for j in jobs) == sorted(waiting)
     for job in jobs:
         outputs = project / "runctl-outputs" / job["job_id"]
         assert job["outputs_dir"] == str(outputs) and job["output_files"] == 1
         assert json.loads((outputs / "args.json").read_text()) == job["args"]
         assert job["cost_usd"] is not None and job["duration_seconds"] > 0
-    # Side by side: each job started before the other one ended.
-    first, second = (status_of(cloud, job) for job in jobs)
-    assert parse_time(first["started"]) < parse_time(second["ended"])
-    assert parse_time(second["started"]) < parse_time(first["ended"])
     # Interleaved logs, each line with its job's label.
-    assert "[#1 lr=0.1] lr 0.1 step 5" in result.stderr
-    assert "[#2 lr=0.01] lr 0.01 step 5" in result.stderr
+    assert "[#1 lr=0.1] lr 0.1 step 5" in err
+    assert "[#2 lr=0.01] lr 0.01 step 5" in err
     assert live_instance_ids(cloud) == []
     # Each instance ended itself with its job (terminate-on-finish), or the workflow ended it.
     assert len(doc["launched"]) == 2 and set(doc["terminated"]) <= set(doc["launched"])

@@ -8,6 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from runctl.cli.aws_clients import job_session
+from runctl.cli.options import (
+    AmiId,
+    IamInstanceProfile,
+    NoFallback,
+    ProjectName,
+    Spot,
+    SpotMaxPrice,
+    Tags,
+)
 from runctl.cli.output import Output
 from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.cli.units import money
@@ -31,17 +40,10 @@ def create(
         bool,
         typer.Option("--allow-partial", help="Keep what could be placed when not all N fit."),
     ] = False,
-    spot: Annotated[
-        bool | None,
-        typer.Option("--spot/--on-demand", help="Spot (falls back to on-demand) or on-demand."),
-    ] = None,
-    spot_max_price: Annotated[
-        float | None, typer.Option("--spot-max-price", help="Highest spot price, USD/hour.")
-    ] = None,
-    no_fallback: Annotated[
-        bool, typer.Option("--no-fallback", help="Never fall back from spot to on-demand.")
-    ] = False,
-    ami_id: Annotated[str | None, typer.Option("--ami-id", help="AMI to boot.")] = None,
+    spot: Spot = None,
+    spot_max_price: SpotMaxPrice = None,
+    no_fallback: NoFallback = False,
+    ami_id: AmiId = None,
     key_name: Annotated[str | None, typer.Option("--key-name", help="EC2 key pair.")] = None,
     security_group: Annotated[
         str | None, typer.Option("--security-group", help="Security group id (sg-...).")
@@ -53,15 +55,9 @@ def create(
     data_volume_size: Annotated[
         int | None, typer.Option("--data-volume-size", help="Extra gp3 volume at /mnt/data, GB.")
     ] = None,
-    project_name: Annotated[
-        str | None, typer.Option("--project-name", help="Project (tags).")
-    ] = None,
-    iam_instance_profile: Annotated[
-        str | None, typer.Option("--iam-instance-profile", help="Instance profile name or ARN.")
-    ] = None,
-    tag: Annotated[
-        list[str] | None, typer.Option("--tag", help="Extra tag K=V (repeatable).")
-    ] = None,
+    project_name: ProjectName = None,
+    iam_instance_profile: IamInstanceProfile = None,
+    tag: Tags = None,
     name: Annotated[str | None, typer.Option("--name", help="Name tag.")] = None,
     client_token: Annotated[
         str | None,

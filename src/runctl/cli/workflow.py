@@ -10,6 +10,24 @@ import typer
 
 from runctl.cli.aws_clients import job_session
 from runctl.cli.job_output import LogPrinter, PrefixedLogs
+from runctl.cli.options import (
+    AmiId,
+    CheckpointS3,
+    DataS3,
+    EnvPairs,
+    IamInstanceProfile,
+    IncludePattern,
+    MaxRestarts,
+    NoFallback,
+    OutputS3,
+    ProjectName,
+    Script,
+    ScriptArgs,
+    Spot,
+    SpotMaxPrice,
+    SyncCode,
+    Tags,
+)
 from runctl.cli.output import Output
 from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output, get_state
@@ -26,17 +44,12 @@ workflow_app = typer.Typer(help=group_help("workflow"), rich_markup_mode=None, n
 @workflow_app.command("train")
 def train(
     ctx: typer.Context,
-    script: Annotated[str, typer.Argument(help="Training script, relative to here.")],
+    script: Script,
     instance_type: Annotated[
         str, typer.Option("--instance-type", "-t", help="EC2 instance type, e.g. g5.xlarge.")
     ],
-    args: Annotated[
-        list[str] | None, typer.Argument(help="Arguments for the script, after --.")
-    ] = None,
-    spot: Annotated[
-        bool | None,
-        typer.Option("--spot/--on-demand", help="Spot (falls back to on-demand) or on-demand."),
-    ] = None,
+    args: ScriptArgs = None,
+    spot: Spot = None,
     count: Annotated[
         int | None, typer.Option("--count", "-n", help="Instances, one job each.", min=1)
     ] = None,
@@ -44,41 +57,22 @@ def train(
         list[str] | None,
         typer.Option("--sweep", help="KEY=V1,V2,...: one job per value, given --KEY=V."),
     ] = None,
-    spot_max_price: Annotated[
-        float | None, typer.Option("--spot-max-price", help="Highest spot price, USD/hour.")
-    ] = None,
-    no_fallback: Annotated[
-        bool, typer.Option("--no-fallback", help="Never fall back from spot to on-demand.")
-    ] = False,
-    ami_id: Annotated[str | None, typer.Option("--ami-id", help="AMI to boot.")] = None,
-    iam_instance_profile: Annotated[
-        str | None, typer.Option("--iam-instance-profile", help="Instance profile name or ARN.")
-    ] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Extra tag K=V.")] = None,
-    sync_code: Annotated[
-        bool, typer.Option("--sync-code/--no-sync-code", help="Ship the project's code.")
-    ] = True,
-    include_pattern: Annotated[
-        list[str] | None,
-        typer.Option("--include-pattern", help="Ship files matching this even if ignored."),
-    ] = None,
-    data_s3: Annotated[str | None, typer.Option("--data-s3", help="Stage this S3 prefix.")] = None,
-    output_s3: Annotated[
-        str | None, typer.Option("--output-s3", help="Upload outputs here (per job: /JOB_ID/).")
-    ] = None,
-    checkpoint_s3: Annotated[
-        str | None, typer.Option("--checkpoint-s3", help="Commit checkpoints here (per job).")
-    ] = None,
-    env: Annotated[
-        list[str] | None, typer.Option("--env", help="K=V for the script (repeatable).")
-    ] = None,
-    project_name: Annotated[str | None, typer.Option("--project-name")] = None,
+    spot_max_price: SpotMaxPrice = None,
+    no_fallback: NoFallback = False,
+    ami_id: AmiId = None,
+    iam_instance_profile: IamInstanceProfile = None,
+    tag: Tags = None,
+    sync_code: SyncCode = True,
+    include_pattern: IncludePattern = None,
+    data_s3: DataS3 = None,
+    output_s3: OutputS3 = None,
+    checkpoint_s3: CheckpointS3 = None,
+    env: EnvPairs = None,
+    project_name: ProjectName = None,
     auto_resume: Annotated[
         bool, typer.Option("--auto-resume", help="Resume each interrupted job on a replacement.")
     ] = False,
-    max_restarts: Annotated[
-        int, typer.Option("--max-restarts", help="Replacements per job.", min=0)
-    ] = 3,
+    max_restarts: MaxRestarts = 3,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Minutes each job may run.", min=0)
     ] = None,
@@ -92,7 +86,7 @@ def train(
 ) -> None:
     """Create instances, run one job on each (interleaved logs), download their outputs and
     terminate them -- on success, failure, Ctrl-C and SIGHUP. Exits 0 only if every job
-    succeeded."""
+    succeeded. With several jobs, --output-s3 and --checkpoint-s3 get one JOB_ID/ each."""
     from runctl.services.jobs.local import parse_env_pairs
     from runctl.services.jobs.request import TrainRequest
     from runctl.services.workflow.plan import WorkflowRequest, parse_sweep

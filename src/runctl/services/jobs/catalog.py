@@ -88,9 +88,11 @@ class JobQuery:
         return JobQuery(key, self.state, self.user, self.limit)
 
     def describe(self) -> str:
-        who = f"user {self.user}" if self.user else "all users"
-        what = f"project {self.project}" if self.project else "all projects"
-        return f"{who}, {what}" + (f", state {self.state}" if self.state else "")
+        """In words, as ``resources list`` says its scope (``all users`` said out loud)."""
+        from runctl.services.account.resources import Scope
+
+        said = Scope(self.project, self.user).describe()
+        return said + (f", state {self.state}" if self.state else "")
 
 
 @dataclass
