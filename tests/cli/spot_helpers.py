@@ -56,7 +56,10 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 60, what: str = ""
 def log_text(cloud: Cloud, instance_id: str) -> str:
     """Every job log on the instance's disk, concatenated."""
     root = cloud.sandbox(instance_id)
-    return "".join(p.read_text(errors="replace") for p in sorted(root.rglob("attempt-*.log")))
+    try:
+        return "".join(p.read_text(errors="replace") for p in sorted(root.rglob("attempt-*.log")))
+    except FileNotFoundError:  # a directory renamed under the walk (code.extracting -> code)
+        return ""
 
 
 def wait_for_step(cloud: Cloud, instance_id: str, step: int, steps: int) -> None:

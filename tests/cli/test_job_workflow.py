@@ -155,6 +155,7 @@ def test_bulk_actions_let_the_job_commit_its_checkpoint_first(
     make_project(project, {"train.py": TRAINER})
     instance_id = ready_instance(cloud_env)
     store = f"s3://{BUCKET}/experiments/bulk/"
+    cloud_env.allow_s3(store)  # outside runctl/: the role needs a grant, as on AWS
     started = run("aws", "train", instance_id, "train.py", "--checkpoint-s3", store, "-o", "json",
                   "--", "--steps", str(STEPS), "--step-seconds", "0.1")  # fmt: skip
     assert started.exit_code == 0, started.stderr
@@ -186,3 +187,18 @@ def test_a_python3_too_old_is_refused_with_exit_8_and_nothing_written(
     assert "python3 >= 3.9" in result.stderr
     assert job_keys(cloud_env) == []
     assert json.loads(result.stdout)["error"] == "WrongStateError"
+
+
+@pytest.mark.slow
+def test_following_a_quiet_job_costs_one_ssm_command_per_long_poll(
+    cloud_env: Cloud, project: Path
+) -> None:
+    make_project(project, {"quiet.py": "import time\ntime.sleep(15)\nprint('done')\n"})
+    instance_id = ready_instance(cloud_env)
+    cloud_env.request_log.clear()
+    result = run("aws", "train", instance_id, "quiet.py", "--wait")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip().endswith("done")
+    sent = cloud_env.calls("SendCommand")
+    # probe + start + a handful of reads; a poll every 2 s would have sent a dozen or more.
+    assert len(sent) <= 9, len(sent)

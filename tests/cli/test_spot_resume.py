@@ -139,6 +139,7 @@ def test_stop_commits_a_checkpoint_and_start_then_train_resumes_from_it(
     make_project(project, {"train.py": TRAINER})
     instance_id = ready_instance(cloud)
     store = f"s3://{BUCKET}/experiments/exp1/"
+    cloud.allow_s3(store)  # outside runctl/: the role needs a grant, as on AWS
     proc = spawn(cloud, project, shared_cache, *train_args(instance_id, "--checkpoint-s3", store))
     assert finish(proc)[0] == 0
     wait_for_step(cloud, instance_id, 10, STEPS)
@@ -170,6 +171,7 @@ def test_cut_final_upload_resumes_from_the_previous_committed_checkpoint(
     cloud = cloud_env
     make_project(project, {"train.py": TRAINER})
     store = "experiments/cut/"
+    cloud.allow_s3(f"s3://{BUCKET}/{store}")
     first = ready_instance(cloud, spot=True)
     proc = spawn(
         cloud, project, shared_cache,
@@ -207,6 +209,7 @@ def test_corrupted_blob_is_detected_and_the_previous_checkpoint_is_used(
     cloud = cloud_env
     make_project(project, {"train.py": TRAINER})
     store = "experiments/corrupt/"
+    cloud.allow_s3(f"s3://{BUCKET}/{store}")
     first = ready_instance(cloud)
     proc = spawn(
         cloud, project, shared_cache,

@@ -480,4 +480,30 @@ def test_a_just_created_instance_profile_is_retried_until_iam_knows_it() -> None
         timing=Timing(sleep=clock.sleep, clock=clock),
     )
     assert result.instance is not None
-    assert clock.sleeps == [3.0, 3.0]
+    assert clock.sleeps == [2.0, 4.0]
+
+
+def test_an_instance_profile_iam_never_shows_is_given_up_after_two_minutes() -> None:
+    from runctl.aws.ec2 import ProfileNotReady
+
+    ec2 = FakeEc2()
+    clock = FakeClock()
+
+    def never(spec):  # type: ignore[no-untyped-def]
+        raise ProfileNotReady("p", 'IAM Instance Profile "arn:p" has no associated IAM Roles')
+
+    ec2.run_instances = never  # type: ignore[method-assign]
+    ec2.check_run_instances = never  # type: ignore[method-assign]
+    for dry_run in (False, True):
+        clock.sleeps.clear()
+        start = clock.now
+        with pytest.raises(ProfileNotReady) as info:
+            launch(
+                ec2,
+                replace(REQUEST, iam_instance_profile="p"),
+                dry_run=dry_run,
+                timing=Timing(sleep=clock.sleep, clock=clock),
+            )
+        assert info.value.exit_code == 6
+        assert clock.now - start == pytest.approx(120.0)
+        assert clock.sleeps[:5] == [2.0, 4.0, 8.0, 16.0, 20.0]

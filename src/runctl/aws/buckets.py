@@ -54,11 +54,24 @@ def head_bucket(client: S3Client, bucket: str) -> bool:
     return True
 
 
+#: GetBucketLocation's legacy answers: none for us-east-1, ``EU`` for buckets made with the old
+#: EU constraint (they live in eu-west-1). See the LocationConstraint values in
+#: https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketLocation.html
+LEGACY_LOCATIONS = {"": "us-east-1", "EU": "eu-west-1"}
+
+
+def region_of_location(constraint: str | None) -> str:
+    """The region a GetBucketLocation ``LocationConstraint`` stands for."""
+    value = constraint or ""
+    return LEGACY_LOCATIONS.get(value, value)
+
+
 def get_bucket_region(client: S3Client, bucket: str) -> str:
-    """The bucket's region (``us-east-1`` for the empty LocationConstraint)."""
+    """The bucket's region (``us-east-1`` for the empty LocationConstraint, ``eu-west-1`` for
+    ``EU``)."""
     with aws_errors("GetBucketLocation", bucket):
         raw = client.get_bucket_location(Bucket=bucket)
-    return str(raw.get("LocationConstraint") or "us-east-1")
+    return region_of_location(raw.get("LocationConstraint"))
 
 
 def create_bucket(client: S3Client, bucket: str, region: str, *, tags: Mapping[str, str]) -> None:

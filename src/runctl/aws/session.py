@@ -60,26 +60,22 @@ class AwsContext:
     config_region: str | None = None
     _session: boto3.Session | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
-    # boto3 sessions are not thread-safe, and the jobs of a workflow ask for clients from
-    # several threads: the session and every client are built under this lock (clients
-    # themselves are thread-safe once built).
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def session(self) -> boto3.Session:
-        with self._lock:
-            if self._session is None:
-                import boto3
-                from botocore.exceptions import ProfileNotFound
+        if self._session is None:
+            import boto3
+            from botocore.exceptions import ProfileNotFound
 
-                try:
-                    self._session = boto3.Session(profile_name=self.profile)
-                except ProfileNotFound:
-                    raise ConfigError(
-                        f"AWS profile {self.profile!r} is not configured",
-                        hint="check --profile / AWS_PROFILE, or run `aws configure --profile NAME`",
-                    ) from None
-            return self._session
+            try:
+                self._session = boto3.Session(profile_name=self.profile)
+            except ProfileNotFound:
+                raise ConfigError(
+                    f"AWS profile {self.profile!r} is not configured",
+                    hint="check --profile / AWS_PROFILE, or run `aws configure --profile NAME`",
+                ) from None
+        return self._session
 
     @property
     def region_name(self) -> str:
@@ -99,7 +95,11 @@ class AwsContext:
         return region
 
     def client(self, service: str, **config: Any) -> Any:
-        """A cached client for ``service`` in the resolved region."""
+        """A cached client for ``service`` in the resolved region.
+
+        Thread-safe: a boto3 session must not build clients in two threads at once, and the
+        job workflow asks for clients from worker threads (a probe beside an upload).
+        """
         key = f"{service}:{sorted(config.items())}"
         with self._lock:
             if key not in self._clients:

@@ -87,14 +87,22 @@ def fetch_data(client: Any, data_s3: str, data_dir: Path, log: JobLog) -> None:
     from runctl.aws.s3 import S3Uri
     from runctl.aws.s3_copy import download_path
     from runctl.aws.s3_sync import sync
+    from runctl.errors import AuthError
 
     data_dir.mkdir(parents=True, exist_ok=True)
     log.note(f"staging data {data_s3} -> {data_dir}")
     uri = S3Uri.parse(data_s3)
-    if uri.is_prefix:
-        report = sync(client, str(uri), str(data_dir)).transfer
-    else:
-        report = download_path(client, uri, data_dir / uri.name)
+    try:
+        if uri.is_prefix:
+            report = sync(client, str(uri), str(data_dir)).transfer
+        else:
+            report = download_path(client, uri, data_dir / uri.name)
+    except AuthError as exc:
+        # On an instance the identity is the instance role, not the user: say how to grant it.
+        raise StagingError(
+            f"{exc.message}: the instance role may not read {data_s3}; on your machine run "
+            f"`runctl aws setup --grant {data_s3} --read-only`, then train again"
+        ) from exc
     log.note(f"data: {report.files} files, {report.bytes} bytes in {report.seconds:.1f}s")
 
 

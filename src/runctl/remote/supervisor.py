@@ -31,6 +31,7 @@ from runctl.job.layout import JobPaths
 from runctl.job.record import JobRecord
 from runctl.job.spec import JobSpec, JobStatus, utc_now
 from runctl.job.stores import CheckpointStore, open_store
+from runctl.remote.finish import apply_finish_action, finish_action
 from runctl.remote.imds import ImdsClient, SpotNotice, SpotWatcher
 from runctl.remote.process import Echo, JobLog, ScriptProcess
 from runctl.remote.staging import (
@@ -427,28 +428,22 @@ class Supervisor:
         self.set_status(state=state, exit_code=code, ended=utc_now(), message=message)
 
     def _apply_finish_action(self) -> None:
-        if not self.ctx.on_instance or self.ctx.ec2_client is None:
+        action = finish_action(self.spec.stop_on_finish, self.spec.terminate_on_finish)
+        if not self.ctx.on_instance or self.ctx.ec2_client is None or action is None:
             return
-        action = (
-            "terminate"
-            if self.spec.terminate_on_finish
-            else "stop"
-            if self.spec.stop_on_finish
-            else None
-        )
-        if action is None or self.ctx.instance_id in ("local", "unknown"):
+        if self.ctx.instance_id in ("local", "unknown"):
             return
-        self.say(f"{action}-on-finish: asking EC2 to {action} {self.ctx.instance_id}")
-        self._ship_log()
-        try:
-            ec2 = self.ctx.ec2_client()
-            if action == "terminate":
-                ec2.terminate_instances(InstanceIds=[self.ctx.instance_id])
-            else:
-                ec2.stop_instances(InstanceIds=[self.ctx.instance_id])
-        except Exception as exc:  # botocore errors: report, the job itself is done
-            self.say(f"could not {action} {self.ctx.instance_id}: {exc}")
+
+        def say(message: str) -> None:  # shipped at once: the instance may be gone next
+            self.say(message)
             self._ship_log()
+
+        def record(note: str) -> None:
+            self.set_status(message=f"{self.status.message}; {note}")
+
+        apply_finish_action(
+            self.ctx.ec2_client(), self.ctx.instance_id, action, say, before_terminate=record
+        )
 
 
 def _empty_dir(directory: Path) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from runctl.aws.ec2 import (
     LIVE_STATES,
@@ -58,12 +58,14 @@ from runctl.services.instances.placement import Placement, plan_placements
 if TYPE_CHECKING:
     from runctl.aws.ssm import Ssm
 
+T = TypeVar("T")
 DEFAULT_ROOT_GB = 30
 DEFAULT_GPU_ROOT_GB = 100
 DATA_DEVICE = "/dev/sdf"
-#: A new instance profile can be unknown to EC2 for ~10 s; retry that long, no longer.
-PROFILE_RETRIES = 6
-PROFILE_RETRY_SECONDS = 3.0
+#: A new instance profile (or its role) can stay unknown to EC2 for a while: IAM is eventually
+#: consistent, and other tools wait up to about two minutes. Retry with backoff that long.
+PROFILE_WAIT_SECONDS = 120.0
+PROFILE_TIMING = Timing(interval=2.0, max_interval=20.0, backoff=2.0)
 #: Refusals that concern the whole market (a quota), not one zone.
 MARKET_CODES = frozenset(
     {
@@ -216,7 +218,8 @@ def launch_instances(
     )
     if dry_run:
         first = placements[0]
-        ec2.check_run_instances(_spec_for(base, first, request, "dry-run"))
+        dry_spec = _spec_for(base, first, request, "dry-run")
+        when_profile_ready(lambda: ec2.check_run_instances(dry_spec), timing, emit)
         result.attempts.append(
             Attempt(
                 first.market,
@@ -326,7 +329,8 @@ class _Fleet:
         self.tokens.append(token)
         self.emit(f"launching {spec.instance_type} ({placement.describe()})")
         try:
-            instance = _run_when_profile_ready(self.ec2, spec, self.timing)
+            instance = when_profile_ready(lambda: self.ec2.run_instances(spec), self.timing,
+                                          self.emit)  # fmt: skip
         except LaunchRejected as exc:
             record.outcome, record.code, record.message = "no-capacity", exc.code, exc.aws_message
             record.cleaned_up = _clean_up(self.ec2, self.key, [token])
@@ -367,15 +371,26 @@ class _Fleet:
         self.emit(f"{placement.describe()}: {record.code}")
 
 
-def _run_when_profile_ready(ec2: Ec2, spec: RunSpec, timing: Timing | None) -> Instance:
-    """RunInstances, retried while a just-created instance profile propagates through IAM."""
+def when_profile_ready(
+    call: Callable[[], T], timing: Timing | None = None, emit: Events | None = None
+) -> T:
+    """``call()`` (a RunInstances, real or dry run), retried with backoff for up to
+    :data:`PROFILE_WAIT_SECONDS` while EC2 does not yet know the instance profile; then the
+    last ProfileNotReady (exit 6) goes up."""
     timing = timing or Timing()
-    for _ in range(PROFILE_RETRIES):
+    deadline = timing.clock() + PROFILE_WAIT_SECONDS
+    interval = PROFILE_TIMING.interval
+    while True:
         try:
-            return ec2.run_instances(spec)
-        except ProfileNotReady:
-            timing.sleep(PROFILE_RETRY_SECONDS)
-    return ec2.run_instances(spec)
+            return call()
+        except ProfileNotReady as exc:
+            remaining = deadline - timing.clock()
+            if remaining <= 0:
+                raise
+            if emit is not None:
+                emit(f"instance profile {exc.resource} is not visible to EC2 yet; retrying")
+            timing.sleep(min(interval, remaining))
+            interval = min(interval * PROFILE_TIMING.backoff, PROFILE_TIMING.max_interval)
 
 
 def _spec_for(base: RunSpec, placement: Placement, request: LaunchRequest, token: str) -> RunSpec:

@@ -137,7 +137,7 @@ def stop_instance(
         if wait:
             wait_for_state(ec2, instance_id, "stopped", timeout=timeout, timing=timing)
         return ActionResult(instance_id, "stop", previous, previous, False, f"already {previous}")
-    if instance.lifecycle == "spot" and not _is_persistent_spot(ec2, instance):
+    if is_one_time_spot(ec2, instance):
         raise WrongStateError(
             f"instance {instance_id} is a one-time spot instance, which AWS cannot stop",
             hint=f"terminate it instead: runctl aws terminate {instance_id}",
@@ -386,7 +386,10 @@ def uptime_seconds(instance: Instance, now: datetime) -> float | None:
     return max((now - instance.launch_time).total_seconds(), 0.0)
 
 
-def _is_persistent_spot(ec2: Ec2, instance: Instance) -> bool:
-    if not instance.spot_request_id:
+def is_one_time_spot(ec2: Ec2, instance: Instance) -> bool:
+    """True for a spot instance whose request is not ``persistent`` (AWS cannot stop those)."""
+    if instance.lifecycle != "spot":
         return False
-    return ec2.describe_spot_request_type(instance.spot_request_id) == "persistent"
+    if not instance.spot_request_id:
+        return True
+    return ec2.describe_spot_request_type(instance.spot_request_id) != "persistent"

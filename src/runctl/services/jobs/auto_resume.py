@@ -21,7 +21,7 @@ from runctl.job.record import JobRecord
 from runctl.job.spec import INTERRUPTED, LOST, seconds_between, utc_now
 from runctl.services import tags
 from runctl.services.jobs.follow import FollowResult
-from runctl.services.jobs.outcome import AttemptRecord, JobOutcome, verdict_of
+from runctl.services.jobs.outcome import AttemptRecord, JobOutcome
 from runctl.services.jobs.start import StartedJob
 
 if TYPE_CHECKING:
@@ -79,8 +79,8 @@ def attempt_record(started: StartedJob, instance: Instance, result: FollowResult
         attempt=started.attempt,
         instance_id=started.instance_id,
         lifecycle=instance.lifecycle,
-        state=LOST if result.lost else (status.state if status else "unknown"),
-        exit_code=status.exit_code if status else None,
+        state=result.state,
+        exit_code=result.exit_code,
         started=status.started if status else None,
         ended=status.ended if status else None,
         notice=status.notice if status else None,
@@ -134,9 +134,9 @@ def run_to_end(
         job_uri=started.location.uri,
         instance_id=started.instance_id,
         script=first.script,
-        verdict=verdict_of(status, lost=result.lost) or LOST,
-        state=LOST if result.lost else (status.state if status else LOST),
-        exit_code=status.exit_code if status else None,
+        verdict=result.verdict or LOST,
+        state=result.state,
+        exit_code=result.exit_code,
         attempt=result.attempt,
         checkpoint_id=status.checkpoint_id if status else None,
         reason=status.reason if status else None,

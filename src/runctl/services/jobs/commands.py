@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from importlib import resources
 
 from runctl.job.layout import DEFAULT_REMOTE_ROOT, ROOT_ENV
+from runctl.job.spec import TERMINAL_STATES
 from runctl.remote.control import (
     DEFAULT_STOP_TIMEOUT,
     STOP_REASONS,
@@ -220,10 +221,16 @@ def read_command(
     *,
     limit: int = CHUNK_BYTES,
     tail: bool = False,
+    wait_seconds: float = 0,
     remote_root_default: str = DEFAULT_REMOTE_ROOT,
 ) -> str:
     """Bash that prints the job's id, attempt, log size, status.json and a base64 log chunk:
-    ``limit`` bytes from ``offset``, or with ``tail`` the last ``limit`` bytes."""
+    ``limit`` bytes from ``offset``, or with ``tail`` the last ``limit`` bytes.
+
+    With ``wait_seconds`` it first waits on the instance (checking every 0.2 s) until the log
+    grows past ``offset`` or status.json changes, at most that long, unless the job has already
+    ended: one command then covers a quiet stretch that would otherwise take a command a poll.
+    """
     window = (
         f'tail -c {int(limit)} "$f"'
         if tail
@@ -243,6 +250,7 @@ def read_command(
             "| sed -n 's/^attempt-\\([0-9]*\\)\\.log$/\\1/p' | sort -n | tail -n 1); fi",
             "attempt=${attempt:-0}",
             'f="$d/logs/attempt-$attempt.log"',
+            *_wait_lines(offset, wait_seconds),
             'size=$(stat -c %s "$f" 2>/dev/null || echo 0)',
             'echo "RUNCTL-JOB $job $attempt $size"',
             "printf 'RUNCTL-STATUS '",
@@ -253,6 +261,22 @@ def read_command(
             "echo",
         ]
     )
+
+
+def _wait_lines(offset: int, wait_seconds: float) -> list[str]:
+    """Bash that waits for new log bytes or a new status (see :func:`read_command`)."""
+    if wait_seconds <= 0:
+        return []
+    ended = "|".join(sorted(TERMINAL_STATES))
+    status_id = 'stat -c "%i %s %Y" "$d/status.json" 2>/dev/null || echo none'
+    return [
+        f"seen=$({status_id}); end=$((SECONDS + {int(wait_seconds)}))",
+        f'while [ "$(stat -c %s "$f" 2>/dev/null || echo 0)" -le {int(offset)} ] \\',
+        f'    && ! grep -qE \'"state": "({ended})"\' "$d/status.json" 2>/dev/null \\',
+        f'    && [ "$({status_id})" = "$seen" ] && [ "$SECONDS" -lt "$end" ]; do',
+        "  sleep 0.2",
+        "done",
+    ]
 
 
 def snapshot_command(remote_root_default: str = DEFAULT_REMOTE_ROOT) -> str:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 FAST_POLL = 0.3
 SLOW_POLL = 2.0
+LONG_POLL_SECONDS = 20.0
 INSTANCE = "instance"
 S3 = "s3"
 LIVE_STATES = ("pending", "running")
@@ -93,10 +94,23 @@ class InstanceReader:
     remote_root: str = DEFAULT_REMOTE_ROOT
     timing: Timing | None = None
     source: str = INSTANCE
+    #: Each read waits this long on the instance for something new (a long poll): a quiet job
+    #: costs one SSM command per ``wait_seconds`` instead of one per poll.
+    wait_seconds: float = LONG_POLL_SECONDS
+
+    @property
+    def waits(self) -> bool:
+        return self.wait_seconds > 0
 
     def read(self, attempt: int | None, offset: int) -> Observation:
         return self._run(
-            read_command(self.job_id, attempt, offset, remote_root_default=self.remote_root)
+            read_command(
+                self.job_id,
+                attempt,
+                offset,
+                wait_seconds=self.wait_seconds,
+                remote_root_default=self.remote_root,
+            )
         )
 
     def tail(self, attempt: int | None, nbytes: int) -> Observation:
@@ -250,6 +264,8 @@ def follow(
             continue
         if deadline is not None and timing.clock() >= deadline:
             raise WaitTimeoutError(f"the job did not finish within {timeout:.0f}s")
+        if getattr(reader, "waits", False):
+            continue  # the read itself waited on the instance
         timing.sleep(delay)
         delay = FAST_POLL if seen.chunk else min(delay * 1.5, SLOW_POLL)
 
@@ -336,13 +352,7 @@ class JobWatch:
     def primary(self) -> JobReader:
         """SSM while the instance runs; else the S3 copy (NotFoundError when it is unknown)."""
         if self.instance is not None and self.instance.state == "running":
-            return InstanceReader(
-                self.session.ssm_client,
-                self.instance.instance_id,
-                self.job_id,
-                self.session.remote_root,
-                self.session.timing,
-            )
+            return self._instance_reader(self.instance)
         reader = self.s3_reader()
         if reader is None:
             where = (
@@ -357,6 +367,18 @@ class JobWatch:
             )
         return reader
 
+    def _instance_reader(
+        self, instance: Instance, wait_seconds: float = LONG_POLL_SECONDS
+    ) -> InstanceReader:
+        return InstanceReader(
+            self.session.ssm_client,
+            instance.instance_id,
+            self.job_id,
+            self.session.remote_root,
+            self.session.timing,
+            wait_seconds=wait_seconds,
+        )
+
     def read_all(self, on_log: Callable[[bytes], None], attempt: int | None = None) -> Glance:
         """Everything an attempt (default: the newest) has logged so far, without waiting: the
         S3 copy in one read, then what the instance wrote since, while it runs."""
@@ -368,7 +390,7 @@ class JobWatch:
             offset = len(seen.chunk)
             attempt = seen.attempt
         if self.instance is not None and self.instance.state == "running":
-            reader = self.primary()
+            reader = self._instance_reader(self.instance, wait_seconds=0)  # nothing to wait for
             try:
                 while True:
                     fresh = reader.read(attempt, offset)

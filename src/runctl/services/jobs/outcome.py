@@ -117,6 +117,8 @@ class JobOutcome:
 
     def _failure_message(self) -> str:
         job = self.job_id
+        if self.verdict == FAILED and self.exit_code is None:
+            return f"job {job} failed before its script ran: {self.message or self.reason}"
         if self.verdict == FAILED:
             return f"job {job} failed: the script exited with code {self.exit_code}"
         if self.verdict == LOST:

@@ -20,6 +20,7 @@ from runctl.services.jobs.request import instance_spec
 from runctl.services.jobs.start import (
     StartedJob,
     check_instance_ready,
+    check_job_fits,
     check_probe,
     ensure_not_running,
     probe_instance,
@@ -50,6 +51,7 @@ def resume_job(
     spec, status = record.read()
     ensure_not_running(status, location.job_id, force=force)
     instance = check_instance_ready(session, instance_id)
+    check_job_fits(session, instance, spec)
     with ThreadPoolExecutor(max_workers=1) as pool:
         probe = pool.submit(probe_instance, session, instance_id)
         runtime = session.runtime_bundle(location.bucket)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
     from runctl.aws.ec2 import Ec2, Instance
+    from runctl.aws.iam import Iam
     from runctl.aws.session import AwsContext
     from runctl.aws.ssm import Ssm
     from runctl.job.spec import JobLocation
@@ -169,6 +170,12 @@ class JobSession:
         from runctl.aws.ssm import Ssm
 
         return Ssm(self.aws.ssm())
+
+    @cached_property
+    def iam(self) -> Iam:
+        from runctl.aws.iam import Iam
+
+        return Iam(self.aws.iam())
 
     @property
     def s3(self) -> S3Client:

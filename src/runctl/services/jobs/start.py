@@ -73,6 +73,7 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
     prepared = prepare_script(request, session.settings, session.cwd)
     bucket = require_bucket(session.settings)
     instance = check_instance_ready(session, request.instance_id)
+    check_job_fits(session, instance, request)
     with ThreadPoolExecutor(max_workers=1) as pool:
         probe = pool.submit(probe_instance, session, request.instance_id)
         code_sha, code_uploaded = _ship_code(session, request, prepared, bucket)
@@ -209,6 +210,19 @@ def check_instance_ready(session: JobSession, instance_id: str) -> Instance:
             f"cannot run commands on {instance_id}: {why}", hint=hint, resource=instance_id
         )
     return instance
+
+
+def check_job_fits(session: JobSession, instance: Instance, job: TrainRequest | JobSpec) -> None:
+    """What the job asks of its instance, checked before anything is written: a finish action
+    AWS can carry out (UsageError, exit 2) and the instance role's access to the job's own S3
+    URIs (AuthError, exit 4, naming the ``aws setup --grant`` that fixes it)."""
+    from runctl.services.account.access import check_instance_s3_access, s3_needs
+    from runctl.services.jobs.finish_policy import check_finish_action
+
+    check_finish_action(session.ec2, instance, stop_on_finish=job.stop_on_finish)
+    needs = s3_needs(data_s3=job.data_s3, output_s3=job.output_s3, checkpoint_s3=job.checkpoint_s3)
+    for warning in check_instance_s3_access(session.iam, instance, needs, region=session.region):
+        session.report.info(f"warning: {warning}")
 
 
 def probe_instance(session: JobSession, instance_id: str) -> dict[str, object]:
