@@ -55,7 +55,7 @@ def train(
     ] = None,
     sweep: Annotated[
         list[str] | None,
-        typer.Option("--sweep", help="KEY=V1,V2,...: one job per value, given --KEY=V."),
+        typer.Option("--sweep", help="KEY=V1,V2,...: one job per value (--KEY=V); repeat: a grid."),
     ] = None,
     spot_max_price: SpotMaxPrice = None,
     no_fallback: NoFallback = False,

@@ -8,10 +8,10 @@ may be requested: a spot notice (the IMDS watcher), ``runctl.remote.control stop
 ``stop-request`` file plus SIGUSR1), or SIGTERM/SIGINT to the runner. A stop SIGTERMs the
 script's process group, waits the grace period, SIGKILLs, commits the final checkpoint and marks
 the job ``interrupted`` (spot, shutdown), ``stopped`` (asked for) or ``cancelled`` (asked for with
-the reason ``cancel``: ``jobs cancel``). Whenever the script ends the
-checkpoint is committed once more, outputs are uploaded, the log shipped, and status.json written
-last with the script's exit code as the verdict: 0 ``succeeded``, else ``failed``. Then, on an
-instance, ``stop_on_finish``/``terminate_on_finish`` are applied to the instance itself.
+the reason ``cancel``: ``jobs cancel``). Whenever the script ends the checkpoint is committed once
+more, outputs are uploaded, the log shipped, and status.json written last with the script's exit
+code as the verdict: 0 ``succeeded``, else ``failed``. Then, on an instance,
+``stop_on_finish``/``terminate_on_finish`` are applied to the instance itself.
 """
 
 from __future__ import annotations

@@ -89,13 +89,26 @@ def hangup_as_interrupt() -> Iterator[None]:
 
 @contextmanager
 def shielded() -> Iterator[None]:
-    """Hold Ctrl-C, SIGHUP and SIGTERM back within the block (they are delivered after it):
-    the last terminations of a teardown are sent whatever the user presses."""
+    """Hold Ctrl-C, SIGHUP and SIGTERM back within the block and deliver them after it: the
+    last terminations of a teardown are sent whatever the user presses.
+
+    The handlers are swapped for ones that only note the signal: blocking it in the main thread
+    (``pthread_sigmask``) is not enough, since the kernel then hands it to another thread and
+    Python still runs the handler in the main thread.
+    """
     if not _in_main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, ENDING_SIGNALS)
+    held: list[int] = []
+
+    def hold(signum: int, _frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in ENDING_SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for ending, old in previous.items():
+            signal.signal(ending, old)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)
