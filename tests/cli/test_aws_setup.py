@@ -125,3 +125,36 @@ def test_a_real_create_right_after_setup_is_retried_not_a_usage_error(
     assert created.exit_code == 0, created.stderr
     assert json.loads(created.stdout)["instance_id"].startswith("i-")
     assert len(cloud.calls("RunInstances")) >= 2
+
+
+def test_setup_adds_the_abort_incomplete_uploads_rule_beside_existing_rules(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    s3 = cloud_env.client("s3")
+    ok_json("aws", "setup", "--bucket", "fresh-bucket")
+    s3.create_bucket(Bucket="their-bucket")
+    theirs = {"ID": "expire-tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}}
+    theirs["Expiration"] = {"Days": 3}  # type: ignore[assignment]
+    s3.put_bucket_lifecycle_configuration(
+        Bucket="their-bucket",
+        LifecycleConfiguration={"Rules": [theirs]},  # type: ignore[list-item]
+    )
+
+    added = ok_json("aws", "setup", "--bucket", "their-bucket")
+    again = ok_json("aws", "setup", "--bucket", "their-bucket")
+
+    expected = {
+        "ID": "runctl-abort-incomplete-uploads",
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+    }
+    fresh = s3.get_bucket_lifecycle_configuration(Bucket="fresh-bucket")["Rules"]
+    assert fresh == [expected]
+    rules = s3.get_bucket_lifecycle_configuration(Bucket="their-bucket")["Rules"]
+    assert sorted(r["ID"] for r in rules) == ["expire-tmp", "runctl-abort-incomplete-uploads"]
+    assert next(r for r in rules if r["ID"] == "expire-tmp")["Expiration"] == {"Days": 3}
+    lifecycle = [s for s in added["steps"] if s["resource"] == "bucket-lifecycle"]
+    assert [s["action"] for s in lifecycle] == ["create"]
+    assert "7 days" in lifecycle[0]["detail"]
+    assert {s["action"] for s in again["steps"] if s["resource"] == "bucket-lifecycle"} == {"ok"}

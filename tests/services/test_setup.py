@@ -76,6 +76,13 @@ class FakeIam:
 @dataclass
 class FakeBuckets:
     buckets: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def get_lifecycle_rules(self, bucket: str) -> list[dict[str, Any]]:
+        return list(self.rules.get(bucket, []))
+
+    def put_lifecycle_rules(self, bucket: str, rules: list[dict[str, Any]]) -> None:
+        self.rules[bucket] = list(rules)
 
     def head_bucket(self, bucket: str) -> bool:
         return bucket in self.buckets
@@ -211,3 +218,47 @@ def test_a_bad_grant_is_a_usage_error(bad: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_grant(bad, read_only=False)
     assert info.value.exit_code == 2 and "--grant" in info.value.message
+
+
+def _lifecycle_step(result: Any) -> Any:
+    (step,) = [s for s in result.steps if s.resource == "bucket-lifecycle"]
+    return step
+
+
+def test_an_existing_abort_rule_for_the_whole_bucket_is_enough() -> None:
+    iam, buckets = FakeIam(), FakeBuckets(buckets={"b1": "eu-west-1"})
+    theirs = {
+        "ID": "their-abort",
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 3},
+    }
+    buckets.rules["b1"] = [theirs]
+
+    step = _lifecycle_step(run(iam, buckets))
+
+    assert step.action == "ok"
+    assert step.detail == "rule their-abort aborts unfinished uploads after 3d"
+    assert buckets.rules["b1"] == [theirs]
+
+
+def test_a_narrower_or_disabled_abort_rule_gets_ours_beside_it() -> None:
+    iam, buckets = FakeIam(), FakeBuckets(buckets={"b1": "eu-west-1"})
+    narrow = {
+        "ID": "tmp-only",
+        "Status": "Enabled",
+        "Filter": {"Prefix": "tmp/"},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+    }
+    ours_changed = {
+        "ID": "runctl-abort-incomplete-uploads",
+        "Status": "Disabled",
+        "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+    }
+    buckets.rules["b1"] = [narrow, ours_changed]
+
+    step = _lifecycle_step(run(iam, buckets))
+
+    assert step.action == "update"
+    assert buckets.rules["b1"] == [narrow, {**ours_changed, "Status": "Enabled"}]

@@ -1,4 +1,5 @@
-"""Bucket-level S3 operations ``aws setup`` needs: exists?, create (in the right region), guard.
+"""Bucket-level S3 operations ``aws setup`` needs: exists?, create (in the right region), guard,
+and the bucket's lifecycle rules.
 
 Object transfers live in ``runctl.aws.s3*``; this module only manages the bucket itself.
 """
@@ -31,6 +32,12 @@ class Buckets:
 
     def create_bucket(self, bucket: str, region: str, *, tags: Mapping[str, str]) -> None:
         create_bucket(self.client, bucket, region, tags=tags)
+
+    def get_lifecycle_rules(self, bucket: str) -> list[dict[str, Any]]:
+        return get_lifecycle_rules(self.client, bucket)
+
+    def put_lifecycle_rules(self, bucket: str, rules: list[dict[str, Any]]) -> None:
+        put_lifecycle_rules(self.client, bucket, rules)
 
 
 def head_bucket(client: S3Client, bucket: str) -> bool:
@@ -109,4 +116,24 @@ def create_bucket(client: S3Client, bucket: str, region: str, *, tags: Mapping[s
         client.put_bucket_tagging(
             Bucket=bucket,
             Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+        )
+
+
+def get_lifecycle_rules(client: S3Client, bucket: str) -> list[dict[str, Any]]:
+    """The bucket's lifecycle rules as S3 returns them (empty when it has none)."""
+    try:
+        response = client.get_bucket_lifecycle_configuration(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchLifecycleConfiguration":
+            return []
+        raise translate(exc, "GetBucketLifecycleConfiguration", bucket) from exc
+    return [dict(rule) for rule in response.get("Rules", [])]
+
+
+def put_lifecycle_rules(client: S3Client, bucket: str, rules: list[dict[str, Any]]) -> None:
+    """Set the bucket's lifecycle rules: the whole configuration, so pass every rule to keep."""
+    with aws_errors("PutBucketLifecycleConfiguration", bucket):
+        client.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={"Rules": rules},  # type: ignore[typeddict-item]
         )

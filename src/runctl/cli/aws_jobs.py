@@ -71,7 +71,7 @@ def train(
         include_patterns=list(include_pattern or []), data_s3=data_s3, output_s3=output_s3,
         checkpoint_s3=checkpoint_s3, env=parse_env_pairs(list(env or [])),
         project_name=project_name, stop_on_finish=stop_on_finish,
-        terminate_on_finish=terminate_on_finish, force=force,
+        terminate_on_finish=terminate_on_finish, force=force, max_restarts=max_restarts,
     )  # fmt: skip
     session = job_session(ctx, out)
     with out.spinner(f"starting {script} on {instance_id}"):

@@ -1,4 +1,4 @@
-"""``runctl checkpoint list|info|resume|cleanup``: committed checkpoints, here and in S3.
+"""``runctl checkpoint list|info|resume|download|cleanup``: committed checkpoints, here and in S3.
 
 TARGET is a job (``s3://B/runctl/P/jobs/ID/``), an ``s3://`` checkpoint store prefix, a local
 store (``runctl local --checkpoint-s3 DIR``) or a plain checkpoint directory; see
@@ -6,7 +6,9 @@ store (``runctl local --checkpoint-s3 DIR``) or a plain checkpoint directory; se
 list (one object per checkpoint, newest first), ``info`` and ``cleanup`` one object. ``resume``
 starts the job's next attempt from the newest checkpoint: on ``--instance-id`` (``--wait``
 follows it and exits with its verdict like ``aws train --wait``) or, without it, here through
-``runctl local``'s runner (exit 0, 7 with the script's exit code, 130 when stopped).
+``runctl local``'s runner (exit 0, 7 with the script's exit code, 130 when stopped); with
+``--checkpoint`` from an older checkpoint. ``download`` restores a checkpoint's files, verified,
+into a directory (one JSON object: the checkpoint, its files, the fallbacks taken).
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ Target = Annotated[
     ),
 ]
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+Checkpoint = Annotated[
+    str | None,
+    typer.Option("--checkpoint", help="Id, sequence number or id prefix (default: the newest)."),
+]
 
 
 def _open(ctx: typer.Context, target: str) -> CheckpointTarget:
@@ -102,15 +108,7 @@ def _when(mtime: float) -> str:
 
 @checkpoint_app.command("info")
 def info(
-    ctx: typer.Context,
-    target: Target,
-    checkpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--checkpoint", help="Id, sequence number or id prefix (default: the newest)."
-        ),
-    ] = None,
-    output: OutputOption = None,
+    ctx: typer.Context, target: Target, checkpoint: Checkpoint = None, output: OutputOption = None
 ) -> None:
     """One checkpoint's manifest: its files with sizes and sha256, attempt, time, job id."""
     from runctl.services.checkpoints.admin import checkpoint_info
@@ -141,6 +139,38 @@ def _print_detail(o: Output, detail: CheckpointDetail) -> None:
             for f in detail.files
         ],
     )
+
+
+@checkpoint_app.command("download")
+def download(
+    ctx: typer.Context,
+    source: Target,
+    directory: Annotated[
+        Path, typer.Argument(help="Where the files go (created when missing).", show_default=False)
+    ],
+    checkpoint: Checkpoint = None,
+    output: OutputOption = None,
+) -> None:
+    """Restore a committed checkpoint's files into DIRECTORY, each verified against its sha256."""
+    from runctl.services.checkpoints.download import download_checkpoint
+
+    out = command_output(ctx, output)
+    result = download_checkpoint(_open(ctx, source), directory, checkpoint)
+
+    def text(o: Output) -> None:
+        for checkpoint_id, why in result.given_up:
+            o.warn(f"checkpoint {checkpoint_id} given up: {why}")
+        manifest = result.manifest
+        o.table(
+            ["file", "size", "sha256"],
+            [[f.path, format_bytes(f.size), f.sha256] for f in manifest.files],
+        )
+        o.success(
+            f"checkpoint {manifest.id}: {len(manifest.files)} file(s), "
+            f"{format_bytes(manifest.total_size)}, verified, in {directory}"
+        )
+
+    out.document(result.to_dict(), text)
 
 
 @checkpoint_app.command("cleanup")
@@ -216,10 +246,12 @@ def resume(
     force: Annotated[
         bool, typer.Option("--force", help="Resume even if the job looks still running.")
     ] = False,
+    checkpoint: Checkpoint = None,
     output: OutputOption = None,
 ) -> None:
-    """Start the job's next attempt from its newest committed checkpoint (here or on an
-    instance). Put the script's arguments after `--` to replace the job's."""
+    """Start the job's next attempt from its newest committed checkpoint, or the one
+    --checkpoint names (here or on an instance). Put the script's arguments after `--` to
+    replace the job's."""
     from runctl.services.checkpoints.resume import plan_resume, resume_on_instance
     from runctl.services.instances.lifecycle import validate_instance_id
 
@@ -229,7 +261,12 @@ def resume(
     if timeout is not None and not (instance_id and wait):
         raise UsageError("--timeout applies to --instance-id with --wait")
     extra = [*(args or []), *ctx.args] or None
-    plan = plan_resume(_open(ctx, target), cwd=Path.cwd(), s3_client=lambda: aws_for(ctx).s3())
+    plan = plan_resume(
+        _open(ctx, target),
+        cwd=Path.cwd(),
+        s3_client=lambda: aws_for(ctx).s3(),
+        checkpoint=checkpoint,
+    )
     out.info(f"resuming job {plan.spec.job_id} from checkpoint {plan.manifest.id} "
              f"(attempt {plan.next_attempt})")  # fmt: skip
     if instance_id is None:

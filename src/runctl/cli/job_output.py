@@ -20,6 +20,7 @@ from runctl.cli.output import Output
 from runctl.errors import ExitCode, JobFailedError, RunctlError
 
 if TYPE_CHECKING:
+    from runctl.job.spec import JobStatus
     from runctl.services.jobs.follow import FollowResult, JobWatch
     from runctl.services.jobs.local import LocalJobResult
     from runctl.services.jobs.outcome import JobOutcome
@@ -176,6 +177,8 @@ def render_outcome(out: Output, outcome: JobOutcome, started: StartedJob, **extr
     when the job succeeded, 7 (with the job's document) otherwise."""
     if len(outcome.timeline) > 1 or outcome.launched:
         _print_timeline(out, outcome)
+    if outcome.status is not None:
+        report_checkpoints(out, outcome.status, every_attempt=True)
     document = {**started.to_dict(), **outcome.to_dict(), **extra}
     failure = outcome.failure()
     if failure is not None:
@@ -206,6 +209,7 @@ def report_local_result(out: Output, result: LocalJobResult, data: dict[str, Any
     if isinstance(result.error, RunctlError):
         raise result.error
     status = result.status
+    report_checkpoints(out, status)
     if status.state == "succeeded":
         out.document(
             data, lambda o: o.success(f"job {result.job_id} succeeded (log: {result.log_path})")
@@ -222,6 +226,19 @@ def report_local_result(out: Output, result: LocalJobResult, data: dict[str, Any
         resource=result.job_id,
         details=data,
     )
+
+
+def report_checkpoints(out: Output, status: JobStatus, *, every_attempt: bool = False) -> None:
+    """Say (stderr) which checkpoint the attempt's script last started from and every fallback
+    it took on the way (status.json's ``restored_checkpoint`` and ``fallbacks``; with
+    ``every_attempt``, the fallbacks of the whole job)."""
+    fallbacks = status.fallbacks if every_attempt else status.fallbacks_of()
+    for fallback in fallbacks:
+        out.warn(f"fallback: {fallback.describe()}")
+    if status.restored_checkpoint:
+        out.info(f"the run started from checkpoint {status.restored_checkpoint}")
+    elif fallbacks:
+        out.warn("no committed checkpoint could be used")
 
 
 def _stopped(out: Output, data: dict[str, object]) -> None:

@@ -40,7 +40,7 @@ LAZY_GROUPS: dict[str, LazyGroup] = {
     "checkpoint": LazyGroup(
         "runctl.cli.checkpoint",
         "checkpoint_app",
-        "Committed checkpoints in a local directory or S3: list, inspect, resume, prune.",
+        "Committed checkpoints in a local directory or S3: list, inspect, resume, download, prune.",
     ),
     "resources": LazyGroup(
         "runctl.cli.resources",

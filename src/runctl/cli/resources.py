@@ -104,12 +104,11 @@ def _print_listing(out: Output, listing: ResourceListing) -> None:
 def _bulk(ctx: typer.Context, action: str, scope: Scope, *, dry_run: bool, yes: bool,
           force: bool, output: str | None) -> None:  # fmt: skip
     """``cleanup`` and ``stop-all``: plan, confirm, act (graceful job step unless --force)."""
-    from runctl.services.account.resources import bulk_action
+    from runctl.services.account.resources import act_on_scope
 
     out = command_output(ctx, output)
     session = job_session(ctx, out)
-    step = session.graceful_stop
-    plan = bulk_action(session.ec2, action, scope, graceful=step, dry_run=True)
+    plan = act_on_scope(session, action, scope, dry_run=True)
     if scope.user is None:
         out.warn("--all-users: acting on every user's instances")
     if plan.acted_on and not dry_run and not yes:
@@ -117,7 +116,7 @@ def _bulk(ctx: typer.Context, action: str, scope: Scope, *, dry_run: bool, yes: 
         targets = ", ".join(plan.acted_on)
         out.confirm(f"{verb} {targets}?", refusing=f"{verb} {len(plan.acted_on)} instance(s)")
     if not dry_run:
-        plan = bulk_action(session.ec2, action, scope, graceful=step, force=force)
+        plan = act_on_scope(session, action, scope, force=force)
     out.document(plan, lambda o: _print_bulk(o, plan))
 
 
@@ -127,6 +126,12 @@ def _print_bulk(out: Output, result: BulkResult) -> None:
         out.info(f"skipped {instance_id}: {reason}")
     for instance_id, message in result.job_stops.items():
         out.info(f"{instance_id}: {message}")
+    if result.uploads is not None and (result.uploads.aborted or result.uploads.spared):
+        done = "would abort" if result.dry_run else "aborted"
+        out.info(
+            f"{done} {len(result.uploads.aborted)} unfinished upload(s) under "
+            f"{result.uploads.prefix}; spared {len(result.uploads.spared)} younger than an hour"
+        )
     done = "would " + verb if result.dry_run else verb + ("ped" if verb == "stop" else "d")
     out.success(f"{done}: {', '.join(result.acted_on) or 'nothing'}")
 

@@ -106,7 +106,7 @@ def train(
             instance_id="", script=script, args=list(args or []), sync_code=sync_code,
             include_patterns=list(include_pattern or []), data_s3=data_s3, output_s3=output_s3,
             checkpoint_s3=checkpoint_s3, env=parse_env_pairs(list(env or [])),
-            project_name=project_name,
+            project_name=project_name, max_restarts=max_restarts,
         ),
         count=count, sweeps=[parse_sweep(s) for s in sweep or []],
         download_dir=None if no_download else download_dir, auto_resume=auto_resume,

@@ -25,7 +25,9 @@ from runctl.services.instances.lifecycle import (
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Ec2, Instance
+    from runctl.aws.s3_uploads import AbortReport
     from runctl.services.instances.prices import PriceBook
+    from runctl.services.jobs.session import JobSession
 
 LISTED_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 
@@ -91,6 +93,8 @@ class BulkResult:
     skipped: dict[str, str]
     #: What the graceful step did on each instance that ran a job (the checkpoint it committed).
     job_stops: dict[str, str] = field(default_factory=dict)
+    #: ``cleanup``: runctl's unfinished multipart uploads in the job bucket, aborted (or listed).
+    uploads: AbortReport | None = None
 
 
 def list_instances(
@@ -186,4 +190,25 @@ def bulk_action(
         done = act(ec2, instance_id, force=force, graceful=graceful)
         if done.job_stop is not None:
             result.job_stops[instance_id] = done.job_stop.message
+    return result
+
+
+def act_on_scope(
+    session: JobSession, action: str, scope: Scope, *, dry_run: bool = False, force: bool = False
+) -> BulkResult:
+    """``resources stop-all`` (``action`` "stop") or ``cleanup`` ("terminate"): the scope's
+    instances, each through the session's graceful job step unless ``force``. ``cleanup`` also
+    aborts runctl's unfinished multipart uploads under ``runctl/`` of the job bucket (one
+    project's with ``scope.project``; those younger than an hour are spared: a commit may be
+    using them)."""
+    from runctl.services.account.uploads import abort_runctl_uploads
+
+    result = bulk_action(
+        session.ec2, action, scope, graceful=session.graceful_stop, dry_run=dry_run, force=force
+    )
+    bucket = session.settings.aws.s3_bucket
+    if action == "terminate" and bucket:
+        result.uploads = abort_runctl_uploads(
+            session.s3, bucket, project=scope.project, dry_run=dry_run
+        )
     return result

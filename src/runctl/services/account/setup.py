@@ -1,5 +1,9 @@
 """``aws setup``: the bucket, the instance role and the instance profile runctl's instances need.
 
+The bucket also gets a lifecycle rule aborting multipart uploads left unfinished for 7 days (a
+killed upload's parts are otherwise stored and billed forever), beside the rules it has; see
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpu-abort-incomplete-mpu-lifecycle-config.html
+
 Planning and doing are one pipeline: :func:`plan_setup` inspects what exists and returns the steps,
 each with the action that would bring it in line; :func:`apply_setup` runs them (a dry run just
 shows the plan). A second run finds everything in place and changes nothing.
@@ -28,6 +32,14 @@ if TYPE_CHECKING:
     from runctl.config import ResolvedConfig
 
 DEFAULT_PROFILE = "runctl-instance"
+ABORT_RULE_ID = "runctl-abort-incomplete-uploads"
+ABORT_AFTER_DAYS = 7
+ABORT_RULE: dict[str, Any] = {
+    "ID": ABORT_RULE_ID,
+    "Status": "Enabled",
+    "Filter": {"Prefix": ""},
+    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_AFTER_DAYS},
+}
 ROLE_SUFFIX = "-role"
 INLINE_POLICY = "runctl-bucket-access"
 GRANT_POLICY_PREFIX = "runctl-grant-"
@@ -274,10 +286,42 @@ def _plan_bucket(plan: SetupPlan, buckets: Buckets, tags: dict[str, str]) -> Non
             SetupStep("bucket", bucket, "create", detail),
             lambda: buckets.create_bucket(bucket, region, tags=tags),
         )
+        _plan_abort_rule(plan, buckets, [])
         return
     actual = buckets.get_bucket_region(bucket)
     note = "exists" if actual == region else f"exists in {actual} (instances run in {region})"
     plan.add(SetupStep("bucket", bucket, "ok", note))
+    _plan_abort_rule(plan, buckets, buckets.get_lifecycle_rules(bucket))
+
+
+def _covers_bucket(rule: dict[str, Any]) -> bool:
+    """True for an enabled rule, for every key, aborting unfinished uploads within 7 days."""
+    days = (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation")
+    scope = rule.get("Filter", {"Prefix": rule.get("Prefix", "")})
+    whole = scope in ({}, {"Prefix": ""})
+    return rule.get("Status") == "Enabled" and whole and days is not None and days <= 7
+
+
+def _plan_abort_rule(plan: SetupPlan, buckets: Buckets, rules: list[dict[str, Any]]) -> None:
+    """The lifecycle rule aborting unfinished multipart uploads, added beside existing rules."""
+    name, bucket = "abort-incomplete-uploads", plan.bucket
+    covering = next((r for r in rules if _covers_bucket(r)), None)
+    if covering is not None:
+        days = covering["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+        detail = f"rule {covering.get('ID', '(unnamed)')} aborts unfinished uploads after {days}d"
+        plan.add(SetupStep("bucket-lifecycle", name, "ok", detail))
+        return
+    others = [r for r in rules if r.get("ID") != ABORT_RULE_ID]
+    action = "update" if len(others) < len(rules) else "create"
+    plan.add(
+        SetupStep(
+            "bucket-lifecycle",
+            name,
+            action,
+            f"abort multipart uploads unfinished after {ABORT_AFTER_DAYS} days",
+        ),
+        lambda: buckets.put_lifecycle_rules(bucket, [*others, ABORT_RULE]),
+    )
 
 
 def _plan_role(plan: SetupPlan, iam: Iam, tags: dict[str, str]) -> None:

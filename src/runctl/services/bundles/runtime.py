@@ -75,6 +75,7 @@ RUNCTL_MODULES = (
     "aws/s3_paths",
     "aws/s3_sync",
     "aws/s3_transfer",
+    "aws/s3_uploads",
 )
 MANIFEST_NAME = "runctl-runtime.json"
 #: The runtime bundle's URL is fetched once, by the start command, seconds after it is made: it

@@ -145,6 +145,7 @@ def run_to_end(
         launched=launched,
         terminated=_terminate_launched(session, launched) if gave_up else [],
         gave_up=gave_up,
+        status=status,
     )
 
 

@@ -23,7 +23,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,8 @@ class LocalJobResult:
             "verdict": verdict_of(self.status),
             "exit_code": self.status.exit_code,
             "checkpoint_id": self.status.checkpoint_id,
+            "restored_checkpoint": self.status.restored_checkpoint,
+            "fallbacks": [asdict(f) for f in self.status.fallbacks_of()],
             "message": self.status.message,
             "started": self.status.started,
             "ended": self.status.ended,

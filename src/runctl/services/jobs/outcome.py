@@ -75,6 +75,8 @@ class JobOutcome:
     launched: list[str] = field(default_factory=list)
     terminated: list[str] = field(default_factory=list)
     gave_up: str | None = None
+    #: The last status.json seen: which checkpoint the script started from, every fallback.
+    status: JobStatus | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -98,6 +100,8 @@ class JobOutcome:
             "launched": list(self.launched),
             "terminated": list(self.terminated),
             "gave_up": self.gave_up,
+            "restored_checkpoint": self.status.restored_checkpoint if self.status else None,
+            "fallbacks": [vars(f) for f in self.status.fallbacks] if self.status else [],
         }
 
     def failure(self) -> JobFailedError | None:

@@ -45,6 +45,7 @@ class TrainRequest:
     stop_on_finish: bool = False
     terminate_on_finish: bool = False
     force: bool = False
+    max_restarts: int = 3
     launch_spec: Mapping[str, Any] = field(default_factory=dict)
     #: The job's id when the caller chose it (``workflow train`` names its jobs up front).
     job_id: str | None = None
@@ -126,6 +127,7 @@ def build_spec(
         ),
         stop_on_finish=request.stop_on_finish,
         terminate_on_finish=request.terminate_on_finish,
+        max_restarts=request.max_restarts,
         launch_spec=launch_spec,
         user=current_user(),
     )

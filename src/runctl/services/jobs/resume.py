@@ -72,6 +72,7 @@ def resume_job(
         instance_ids=[*(status.instance_ids if status else []), instance_id],
         created=status.created if status else now,
         checkpoint_id=status.checkpoint_id if status else None,
+        fallbacks=list(status.fallbacks) if status else [],  # counted over the whole job
         updated=now,
     )
     try:
