@@ -86,6 +86,7 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
         bucket=bucket,
         region=session.region,
         code_sha256=code_sha,
+        instance=instance,
     )
     assert spec.location is not None
     record = JobRecord(spec.location, s3=session.s3)
