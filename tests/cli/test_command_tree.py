@@ -43,5 +43,6 @@ def test_commands_of_the_spec_are_registered() -> None:
         "checkpoint list", "checkpoint info", "checkpoint resume", "checkpoint cleanup",
         "aws ebs create", "aws ebs list", "aws ebs attach", "aws ebs detach", "aws ebs delete",
         "aws ebs snapshot", "aws ebs snapshot-list", "aws ebs restore", "aws ebs pre-warm",
+        "jobs list", "jobs show", "jobs logs", "jobs cancel", "workflow train",
     ):  # fmt: skip
         assert name in names, name

@@ -236,6 +236,8 @@ class JobSpec:
     restore_checkpoint: str | None = None
     restore_attempt: int | None = None
     launch_spec: dict[str, Any] = field(default_factory=dict)
+    #: Who started the job (``runctl:user``): ``jobs list`` shows a user's own jobs by default.
+    user: str | None = None
     created: str = field(default_factory=utc_now)
     format: int = FORMAT_VERSION
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from runctl.job.record import JobRecord
 from runctl.job.spec import PENDING, JobLocation, JobSpec, JobStatus, utc_now
 from runctl.services.instances.lifecycle import validate_instance_id
+from runctl.services.jobs.request import instance_spec
 from runctl.services.jobs.start import (
     StartedJob,
     check_instance_ready,
@@ -58,9 +59,10 @@ def resume_job(
 ) -> StartedJob:
     """Start the next attempt of the job at ``location`` on ``instance_id``.
 
-    ``args`` replace the script's arguments in job.json (later attempts keep them; put back if
-    the start fails). Raises NotFoundError when the job does not exist in S3, WrongStateError
-    when it is still running (unless ``force``) or the instance cannot take it.
+    ``args`` replace the script's arguments in job.json (later attempts keep them), and its
+    ``launch_spec`` records the new instance (both put back if the start fails). Raises
+    NotFoundError when the job does not exist in S3, WrongStateError when it is still running
+    (unless ``force``) or the instance cannot take it.
     """
     validate_instance_id(instance_id)
     record = JobRecord(location, s3=session.s3)
@@ -80,6 +82,9 @@ def resume_job(
         mount = _follow_data_volume(session, spec, instance, location)
         if mount != spec.data_dir:
             changes["data_dir"] = mount
+    launch_spec = {**spec.launch_spec, **instance_spec(instance)}
+    if launch_spec != spec.launch_spec:
+        changes["launch_spec"] = launch_spec
     if changes:
         spec = replace(spec, **changes)
         record.write_spec(spec)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from runctl.aws.ebs import Snapshot, Volume
     from runctl.aws.ec2 import Instance
     from runctl.job.spec import JobLocation
-    from runctl.services.instances.launch import LaunchRequest
+    from runctl.services.instances.launch_request import LaunchRequest
     from runctl.services.jobs.session import JobSession, Launched
 
 

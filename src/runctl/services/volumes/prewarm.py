@@ -114,7 +114,7 @@ def _fill_on_temporary(
 
 
 def _launch_request(session: JobSession, volume: Volume, request: PrewarmRequest) -> Any:
-    from runctl.services.instances.launch import LaunchRequest
+    from runctl.services.instances.launch_request import LaunchRequest
 
     settings = session.settings.aws
     project = volume.tags.get(tagging.PROJECT) or settings.project_name or "runctl"

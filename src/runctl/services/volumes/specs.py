@@ -277,10 +277,16 @@ def check_prewarm(
     return source
 
 
-def check_volume_option(volume_id: str, data_volume_gb: int | None) -> None:
-    """``aws create --volume``: a volume id, and not with ``--data-volume-size`` (both would be
-    ``/mnt/data``)."""
+def check_volume_option(volume_id: str, data_volume_gb: int | None, count: int = 1) -> None:
+    """``aws create --volume``: a volume id, for one instance (a volume attaches to one), and not
+    with ``--data-volume-size`` (both would be ``/mnt/data``)."""
     check_volume_id(volume_id, "--volume")
+    if count != 1:
+        raise UsageError(
+            f"--volume attaches one volume to one instance; --count is {count}",
+            hint="launch the others without --volume, or give each its own volume later with "
+            "`runctl aws ebs attach`",
+        )
     if data_volume_gb:
         raise UsageError(
             "--volume and --data-volume-size both give /mnt/data; pass one of them",
