@@ -82,3 +82,13 @@ def job_session(ctx: typer.Context, out: Output, settings: Settings | None = Non
     state = get_state(ctx)
     chosen = settings or state.config().settings
     return JobSession(state.aws(), chosen, cwd=Path.cwd(), report=out)
+
+
+def aws_in_region(ctx: typer.Context, region: str | None) -> AwsContext:
+    """The invocation's AWS context, or one for ``region`` (a command's own ``--region``)."""
+    if region is None:
+        return aws_for(ctx)
+    from runctl.aws.session import AwsContext
+
+    state = get_state(ctx)
+    return AwsContext(profile=state.profile, region=region)
