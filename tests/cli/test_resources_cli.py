@@ -26,6 +26,7 @@ ROW_KEYS = [
     "price_source",
     "managed",
     "protected",
+    "job",
 ]
 
 

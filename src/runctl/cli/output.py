@@ -109,6 +109,10 @@ class Output:
             table.add_row(*("" if cell is None else escape(str(cell)) for cell in row))
         self._stdout().print(table)
 
+    def render(self, renderable: Any) -> None:
+        """A rich renderable (tables grouped into a screen) on stdout (text mode)."""
+        self._stdout().print(renderable)
+
     def mark_line(self, mark: str, text: str) -> None:
         """One line of data on stdout led by ``mark`` (rich markup: a coloured ✓ or ✗); the
         text is taken literally."""

@@ -60,6 +60,8 @@ class ResourceRow:
     price_source: str
     managed: bool
     protected: bool
+    #: The job the instance runs or last ran (its ``runctl:job`` tag).
+    job: str | None = None
 
 
 RegionListing = tuple[list["ResourceRow"], list[VolumeRow], list[SnapshotRow]]
@@ -191,6 +193,7 @@ def _row(region: str, instance: Instance, prices: PriceBook, now: datetime) -> R
         price_source=quote.source if quote else "not running",
         managed=tagging.is_managed(instance.tags),
         protected=tagging.is_protected(instance.tags),
+        job=instance.tags.get(tagging.JOB),
     )
 
 

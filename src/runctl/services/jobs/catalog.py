@@ -215,6 +215,35 @@ def list_jobs(session: JobSession, query: JobQuery, *, now: datetime | None = No
     return JobListing(rows, bucket, query.describe(), truncated)
 
 
+def jobs_since(
+    session: JobSession,
+    since: datetime,
+    *,
+    user: str | None,
+    also: Sequence[str] = (),
+    now: datetime | None = None,
+) -> list[JobRow]:
+    """The jobs of ``user`` (None: everyone's) started at or after ``since`` (the UTC start
+    their id carries), plus the jobs named in ``also`` (ids, e.g. of the jobs live instances
+    run, whenever they started), newest first. ConfigError without a bucket."""
+    bucket = require_bucket(session.settings)
+    stamp = since.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    chosen: list[JobLocation] = []
+    for location in _job_locations(session, bucket, None):
+        match = JOB_ID_RE.match(location.job_id)
+        if match is None or match["stamp"] < stamp:
+            break  # newest first: every later one started earlier
+        chosen.append(location)
+    known = {location.job_id for location in chosen}
+    for job_id in dict.fromkeys(also):
+        if job_id not in known and JOB_ID_RE.match(job_id):
+            chosen.append(job_location(job_id, session.settings))
+    records = _read_records(session, chosen)
+    if user is not None:
+        records = [r for r in records if r[1].user == user or r[1].job_id in also]
+    return _rows(session, records, _price_book(session), now or datetime.now(UTC))
+
+
 def show_job(
     session: JobSession, location: JobLocation, *, now: datetime | None = None
 ) -> JobDetail:
