@@ -1,5 +1,5 @@
 """The job runner end to end: the real start command, run with bash in a sandbox whose python3
-has no boto3, against the harness's moto server and an IMDS, exactly as the harness runs SSM commands."""
+has no boto3, against the harness's moto server and an IMDS, as the harness runs SSM commands."""
 
 from __future__ import annotations
 
