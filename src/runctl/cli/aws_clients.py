@@ -92,3 +92,21 @@ def aws_in_region(ctx: typer.Context, region: str | None) -> AwsContext:
 
     state = get_state(ctx)
     return AwsContext(profile=state.profile, region=region)
+
+
+def job_sessions_everywhere(ctx: typer.Context, out: Output) -> list[JobSession]:
+    """A job session in each enabled region (the invocation's own first), sharing one boto3
+    session's credentials and models."""
+    from runctl.aws.session import AwsContext
+    from runctl.services.jobs.session import JobSession
+
+    home = job_session(ctx, out)
+    state = get_state(ctx)
+    sessions = [home]
+    for region in home.ec2.describe_regions():
+        if region == home.region:
+            continue
+        # One boto3 session: its parsed service models are shared, not loaded per region.
+        aws = AwsContext(profile=state.profile, region=region, _session=home.aws.session)
+        sessions.append(JobSession(aws, home.settings, cwd=Path.cwd(), report=out))
+    return sessions

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
+
+from runctl.errors import UsageError
 
 
 def duration(seconds: float | None) -> str | None:
@@ -41,3 +45,12 @@ def cost_fields(cost: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("price source", str(cost["price_source"])),
         ("storage source", str(cost["storage_source"])),
     ]
+
+
+def parse_age(text: str, option: str = "--older-than") -> timedelta:
+    """``30d``, ``12h``, ``45m`` or ``90s`` as a timedelta; UsageError (exit 2) otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*([dhms])\s*", text)
+    if match is None:
+        raise UsageError(f"{option} {text!r} is not an age", hint="e.g. 30d, 12h, 45m or 90s")
+    unit = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}[match[2]]
+    return timedelta(**{unit: int(match[1])})
