@@ -50,6 +50,7 @@ def render_status(
     usage: Mapping[str, Mapping[str, Any] | None] | None = None,
     last_lines: Mapping[str, str] | None = None,
     footer: str | None = None,
+    problems: Mapping[str, str] | None = None,
 ) -> RenderableType:
     """The status screen; with ``usage`` (snapshots by instance id) and ``last_lines`` (by job
     id) the columns ``top`` adds."""
@@ -126,6 +127,8 @@ def render_status(
             )
         parts.append(volumes)
     parts.append(Text(summary_line(report)))
+    for where, message in (problems or {}).items():
+        parts.append(Text(f"{where}: {message}", style="yellow"))
     if footer:
         parts.append(Text(footer, style="dim"))
     return Group(*parts)

@@ -37,5 +37,45 @@ def status(
         out.detail(note)
 
 
+def top(
+    ctx: typer.Context,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between refreshes.", min=1)
+    ] = 5.0,
+    project: ProjectOption = None,
+    all_users: AllUsers = False,
+    output: OutputOption = None,
+) -> None:
+    """A live dashboard: status plus CPU/GPU/memory per instance and each job's last log line
+    (q or Ctrl-C to leave); prints status once when stdout is not a terminal."""
+    import sys
+    from datetime import datetime
+
+    from rich.console import Console, RenderableType
+
+    from runctl.cli.dashboard import render_status
+    from runctl.cli.live import run_live, terminal_keys
+    from runctl.services.account.resources import Scope
+    from runctl.services.overview.top import TopFrame, TopPoller
+
+    out = command_output(ctx, output)
+    if out.is_json or not sys.stdout.isatty() or not sys.stdin.isatty():
+        status(ctx, project=project, all_users=all_users, output=output)
+        return
+    poller = TopPoller(job_session(ctx, out), Scope.of(project, all_users=all_users))
+
+    def render(frame: TopFrame, footer: str) -> RenderableType:
+        return render_status(frame.report, usage=frame.usage, last_lines=frame.last_lines,
+                             footer=footer, problems=frame.errors)  # fmt: skip
+
+    try:
+        with terminal_keys() as keys:
+            run_live(Console(), poller.poll, render, interval=interval, keys=keys,
+                     clock=datetime.now)  # fmt: skip
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how one leaves top
+
+
 def register(app: typer.Typer) -> None:
     app.command("status")(status)
+    app.command("top")(top)
