@@ -108,3 +108,16 @@ def test_doctor_without_credentials_fails_with_exit_4(
     assert found["credentials"]["status"] == "failed"
     assert found["bucket"]["status"] == "skipped"
     assert result.exit_code == 4
+
+
+def test_doctor_refuses_a_malformed_region_before_any_call(cloud_env: Cloud, workdir: Path) -> None:
+    cloud_env.request_log.clear()
+    result = run("doctor", "--region", "us east 1")
+    assert result.exit_code == 2 and "is not a region name" in result.stderr
+    assert list(cloud_env.request_log) == []
+    # A well-formed name of no region: AWS has no endpoint there, moto answers a 500 page;
+    # either way the check fails, says why, and the rest still runs.
+    result = run("doctor", "--region", "xx-nowhere-9", "-o", "json")
+    found = checks(result.stdout)
+    assert found["region"]["status"] == "failed" and found["region"]["detail"]
+    assert result.exit_code != 0

@@ -31,6 +31,13 @@ def write_job(cloud: Cloud, bucket: str, job: str, user: str, state: str, ended:
     s3.put_object(Bucket=bucket, Key=prefix + "outputs/model.bin", Body=b"x" * 2048)
 
 
+def with_home_bucket(cloud: Cloud, workdir: Path) -> str:
+    """The job bucket, configured in ``workdir``; returns the calling user's name."""
+    cloud.client("s3").create_bucket(Bucket=HOME_BUCKET)
+    (workdir / ".runctl.toml").write_text(f'[aws]\ns3_bucket = "{HOME_BUCKET}"\n')
+    return current_user()
+
+
 def leave_things_in_a_second_region(cloud: Cloud, me: str) -> dict[str, str]:
     """Per owner: an instance, a volume and an unfinished upload in ``FAR``."""
     cloud.seed_region(FAR)
@@ -65,9 +72,7 @@ def test_cleanup_all_regions_dry_run_finds_what_was_left_and_nothing_of_another_
     cloud_env: Cloud, workdir: Path
 ) -> None:
     cloud = cloud_env
-    me = current_user()
-    cloud.client("s3").create_bucket(Bucket=HOME_BUCKET)
-    (workdir / ".runctl.toml").write_text(f'[aws]\ns3_bucket = "{HOME_BUCKET}"\n')
+    me = with_home_bucket(cloud, workdir)
     left = leave_things_in_a_second_region(cloud, me)
 
     home_only = ok_json("resources", "cleanup", "--dry-run")
@@ -102,9 +107,7 @@ def test_list_and_summary_show_every_kind_and_old_job_prefixes(
     cloud_env: Cloud, workdir: Path
 ) -> None:
     cloud = cloud_env
-    me = current_user()
-    cloud.client("s3").create_bucket(Bucket=HOME_BUCKET)
-    (workdir / ".runctl.toml").write_text(f'[aws]\ns3_bucket = "{HOME_BUCKET}"\n')
+    me = with_home_bucket(cloud, workdir)
     write_job(cloud, HOME_BUCKET, "demo-20250101-000000-aaaa", me, "succeeded",
               "2025-01-02T00:00:00.000Z")  # fmt: skip
     write_job(cloud, HOME_BUCKET, "demo-20250101-000001-bbbb", "somebody-else", "succeeded",

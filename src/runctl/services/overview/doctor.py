@@ -13,11 +13,12 @@ command exits with the first one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from runctl.errors import AuthError, ExitCode, RunctlError
+from runctl.errors import AuthError, ExitCode, RunctlError, UsageError
 from runctl.services import tags as tagging
 from runctl.services.account.access import READ_WRITE_ACTIONS, S3Need, role_s3_access
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from runctl.config import Settings
 
 PASSED, FAILED, UNKNOWN, SKIPPED = "passed", "failed", "unknown", "skipped"
+REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 
 
 @dataclass
@@ -281,13 +283,16 @@ class Doctor:
 
 
 def run_doctor(aws: AwsContext, settings: Settings, *, instance_type: str | None) -> DoctorReport:
-    """Every check, in order; later checks are skipped when credentials or the region fail."""
+    """Every check, in order; later checks are skipped when credentials or the region fail.
+    UsageError (before any AWS call) for a region that cannot be one."""
     from runctl.aws.ec2 import Ec2
     from runctl.aws.iam import Iam
     from runctl.aws.quotas import ServiceQuotas
     from runctl.aws.ssm import Ssm
 
     region = aws.region_name
+    if not REGION_NAME.fullmatch(region):
+        raise UsageError(f"{region!r} is not a region name", hint="e.g. --region us-east-1")
     chosen = instance_type or settings.aws.default_instance_type
     report = DoctorReport(region, chosen)
     doctor = Doctor(
@@ -326,4 +331,7 @@ def _run(name: str, check: Callable[[], Check | list[Check]]) -> list[Check]:
             fix = err.hint or "configure AWS credentials"
             return [_failed(name, err.message, fix, err.exit_code)]
         return [_from_error(name, err)]
+    except Exception as exc:  # a diagnosis goes on past an answer it cannot parse
+        said = f"unexpected {type(exc).__name__}: {str(exc)[:200]}"
+        return [_failed(name, said, "re-run with --debug, or report it", ExitCode.INTERNAL)]
     return found if isinstance(found, list) else [found]
