@@ -85,3 +85,6 @@ def test_status_without_a_bucket_still_shows_instances(cloud_env: Cloud, workdir
     data = ok_json("status")
     assert [i["instance_id"] for i in data["instances"]] == [created["instance_id"]]
     assert data["month"] is None and any("jobs not shown" in n for n in data["notes"])
+    text = run("status")
+    assert text.exit_code == 0 and "no job running now" in text.stdout
+    assert created["instance_id"] in text.stdout

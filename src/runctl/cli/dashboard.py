@@ -88,7 +88,9 @@ def render_status(
         if usage is not None:
             cells += usage_cells(usage.get(r.instance_id))
         instances.add_row(*(_cell(c) for c in cells))
-    parts: list[RenderableType] = [instances]
+    parts: list[RenderableType] = [
+        instances if report.instances else Text(f"no instance ({report.scope}) in {report.region}")
+    ]
     job_columns = ["job", "project", "state", "instance", "running for", "cost so far"]
     if last_lines is not None:
         job_columns.append("last log line")
@@ -105,7 +107,7 @@ def render_status(
         if last_lines is not None:
             cells.append(last_lines.get(row.job_id, ""))
         jobs.add_row(*(_cell(c) for c in cells))
-    parts.append(jobs)
+    parts.append(jobs if report.running_jobs else Text("no job running now"))
     if report.volumes:
         volumes = _table(
             "volumes", ["volume", "name", "state", "size", "zone", "attached to", "cost"]
