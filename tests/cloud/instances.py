@@ -115,6 +115,7 @@ class InstanceRuntime:
             "AWS_REGION": self.cloud.region,
             SESSION_VAR: self.cloud.session_token,
             INSTANCE_VAR: self.instance_id,
+            **({"DOCKER_HOST": self.cloud.docker_host} if self.cloud.docker_host else {}),
         }
 
     # -- power -------------------------------------------------------------------------
@@ -142,6 +143,7 @@ class InstanceRuntime:
                 self.terminated = True
         if was_powered or terminate:
             kill_marked(self.cloud.session_token, self.instance_id, self.cloud.shutdown_grace)
+            self.cloud.remove_containers([self.instance_id])
             self.cloud.ssm.on_power_off(self.instance_id)
         if terminate:
             for timer in self.timers:
