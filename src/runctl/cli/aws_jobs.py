@@ -62,6 +62,14 @@ def train(
     max_restarts: Annotated[
         int, typer.Option("--max-restarts", help="Replacements --auto-resume may launch.", min=0)
     ] = 3,
+    docker: Annotated[
+        bool,
+        typer.Option("--docker", help="Run in a container built from the Dockerfile (ECR)."),
+    ] = False,
+    docker_image: Annotated[
+        str | None,
+        typer.Option("--docker-image", help="Run in this image instead (implies --docker)."),
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Start a training job on an instance; with --wait, follow it and exit with its verdict."""
@@ -75,6 +83,7 @@ def train(
         checkpoint_s3=checkpoint_s3, env=parse_env_pairs(list(env or [])),
         project_name=project_name, stop_on_finish=stop_on_finish,
         terminate_on_finish=terminate_on_finish, force=force, max_restarts=max_restarts,
+        docker=docker or docker_image is not None, docker_image=docker_image,
     )  # fmt: skip
     session = job_session(ctx, out)
     with out.spinner(f"starting {script} on {instance_id}"):

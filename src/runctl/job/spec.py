@@ -232,6 +232,10 @@ class JobSpec:
     restore_checkpoint: str | None = None
     restore_attempt: int | None = None
     launch_spec: dict[str, Any] = field(default_factory=dict)
+    # ``aws train --docker``: the script runs in this image (pinned by digest when runctl pushed
+    # it), logged in to ECR in ``docker_ecr_region`` first (None: pulled without a login).
+    docker_image: str | None = None
+    docker_ecr_region: str | None = None
     created: str = field(default_factory=utc_now)
     format: int = FORMAT_VERSION
 

@@ -41,6 +41,9 @@ class TrainRequest:
     force: bool = False
     max_restarts: int = 3
     launch_spec: Mapping[str, Any] = field(default_factory=dict)
+    #: Run the script in a container: ``docker_image``, else one built from the Dockerfile.
+    docker: bool = False
+    docker_image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,10 @@ def build_spec(
     bucket: str,
     region: str,
     code_sha256: str | None,
+    docker_image: str | None = None,
+    docker_ecr_region: str | None = None,
 ) -> JobSpec:
-    """job.json for a new job."""
+    """job.json for a new job (in a container when ``docker_image`` is given)."""
     checkpoint = settings.checkpoint
     return JobSpec(
         job_id=new_job_id(prepared.project),
@@ -115,4 +120,6 @@ def build_spec(
         terminate_on_finish=request.terminate_on_finish,
         max_restarts=request.max_restarts,
         launch_spec=dict(request.launch_spec),
+        docker_image=docker_image,
+        docker_ecr_region=docker_ecr_region,
     )
