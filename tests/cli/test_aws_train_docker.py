@@ -238,3 +238,20 @@ def _newest_has_ckpt(cloud: Cloud, store: str) -> bool:
     return bool(committed) and "ckpt.pt" in [
         f["path"] for f in read_json(cloud, committed[-1])["files"]
     ]
+
+
+def test_an_instance_with_nvidia_gpus_asks_docker_for_them(
+    docker_cloud: Cloud, project: Path
+) -> None:
+    """With ``nvidia-smi`` on the instance the container is run with ``--gpus all``; the test
+    daemon has no NVIDIA runtime, so Docker itself refuses, and the job fails saying so."""
+    cloud = docker_cloud
+    make_project(project, {"train.py": CONTRACT, "Dockerfile": "FROM runctl-test/python:1\n"})
+    instance_id = ready_instance(cloud)
+    cloud.install_executable(instance_id, "nvidia-smi", "#!/bin/sh\necho 'GPU 0: NVIDIA A10G'\n")
+    result = run("aws", "train", instance_id, "train.py", "--docker", "--wait", "-o", "json")
+    assert result.exit_code == 7, result.stderr
+    log = log_text(cloud, instance_id)
+    (command,) = [line for line in log.splitlines() if "$ docker run" in line]
+    assert " --gpus all " in command
+    assert "could not select device driver" in log and "gpu" in log

@@ -132,6 +132,8 @@ def test_build_then_push_with_a_tag_and_repository(
     pushed = ok_json("docker", "push", "--tag", "v2", "--repository", "runctl/other")
     assert pushed["uri"] == f"{registry.address}/runctl/other:v2"
     assert pushed["pushed"] is True
+    both = ok_json("docker", "build", "--push", "--tag", "v2", "--repository", "runctl/other")
+    assert both["build"]["image"] == "runctl/other:v2" and both["pushed"] is False
 
 
 def test_a_failing_run_fails_the_build_naming_its_line(docker_project: Path) -> None:

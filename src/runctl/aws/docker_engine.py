@@ -177,7 +177,7 @@ class DockerEngine:
                     if match:
                         step = text.strip()
                 if "error" in event or "errorDetail" in event:
-                    raise _build_error(event, step)
+                    raise build_error(event, step)
                 aux = event.get("aux")
                 if isinstance(aux, dict) and aux.get("ID"):
                     image_id = str(aux["ID"])
@@ -247,7 +247,7 @@ class DockerEngine:
             text = str(exc.explanation or exc)
             if "manifest unknown" in text or "not found" in text.lower():
                 return None
-            raise _registry_error(text, reference) from None
+            raise registry_error(text, reference) from None
         digest = (found.get("Descriptor") or {}).get("digest")
         return str(digest) if digest else None
 
@@ -271,7 +271,7 @@ class DockerEngine:
             for event in events:
                 if "error" in event or "errorDetail" in event:
                     detail = event.get("errorDetail") or {}
-                    raise _registry_error(str(detail.get("message") or event["error"]), reference)
+                    raise registry_error(str(detail.get("message") or event["error"]), reference)
                 layer = event.get("id")
                 if layer and event.get("status"):
                     progress = event.get("progressDetail") or {}
@@ -287,13 +287,14 @@ class DockerEngine:
                 if isinstance(aux, dict) and aux.get("Digest"):
                     digest = str(aux["Digest"])
         except APIError as exc:
-            raise _registry_error(str(exc.explanation or exc), reference) from None
+            raise registry_error(str(exc.explanation or exc), reference) from None
         if digest is None:
             raise RunctlError(f"pushing {reference} ended without a digest", resource=reference)
         return digest
 
 
-def _build_error(event: Mapping[str, Any], step: str | None) -> ImageBuildError:
+def build_error(event: Mapping[str, Any], step: str | None) -> ImageBuildError:
+    """The ImageBuildError for an error event of a build stream, naming ``step``."""
     detail = event.get("errorDetail") or {}
     message = str(detail.get("message") or event.get("error") or "unknown error").strip()
     where = f" at {step}" if step else ""
@@ -304,7 +305,8 @@ def _build_error(event: Mapping[str, Any], step: str | None) -> ImageBuildError:
     )
 
 
-def _registry_error(message: str, reference: str) -> RunctlError:
+def registry_error(message: str, reference: str) -> RunctlError:
+    """The runctl error for a registry's refusal of ``reference`` (see the module)."""
     lowered = message.lower()
     if any(word in lowered for word in _DENIED):
         return AuthError(

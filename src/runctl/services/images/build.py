@@ -194,12 +194,13 @@ def build_image(
 
 def instruction_lines(text: str) -> list[int]:
     """The 1-based line on which each instruction of a Dockerfile starts, in order (what the
-    builder counts as steps): comments and blank lines skipped, ``\\`` continuations joined."""
+    builder counts as steps): comments and blank lines skipped (inside a ``\\`` continuation
+    too, as Docker's parser does), continuations joined."""
     starts: list[int] = []
     continued = False
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        if not continued and (not line or line.startswith("#")):
+        if not line or line.startswith("#"):
             continue
         if not continued:
             starts.append(number)
