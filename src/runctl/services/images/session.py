@@ -84,10 +84,11 @@ class ImageSession:
         return Ecr(self.aws.client("ecr"))
 
     def code_tag(self, project: Project) -> str:
-        """The default tag: the sha256 of the project's code bundle."""
-        from runctl.services.bundles.code import build_code_bundle
+        """The default tag: the sha256 of the project's code bundle (packed again only when a
+        file changed)."""
+        from runctl.services.bundles.fingerprint import cached_code_sha
 
-        return build_code_bundle(project.root, self.cache / "code").sha256
+        return cached_code_sha(project.root, self.cache / "code")
 
     def plan(self, options: ImageOptions, *, for_build: bool = True) -> ImagePlan:
         """``options`` resolved and checked (UsageError / NotFoundError) before anything runs."""
