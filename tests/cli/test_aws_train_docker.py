@@ -255,3 +255,49 @@ def test_an_instance_with_nvidia_gpus_asks_docker_for_them(
     (command,) = [line for line in log.splitlines() if "$ docker run" in line]
     assert " --gpus all " in command
     assert "could not select device driver" in log and "gpu" in log
+
+
+WORKERS = """
+import os, signal, subprocess, sys, time
+worker = '''
+import os, signal, sys, time
+def on_term(*_):
+    open(os.path.join(os.environ["RUNCTL_OUTPUT_DIR"], "worker-got-sigterm"), "w").close()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+print("worker ready", flush=True)
+while True:
+    time.sleep(0.1)
+'''
+child = subprocess.Popen([sys.executable, "-c", worker])
+print("main running", flush=True)
+def on_term(*_):
+    child.wait(timeout=5)
+    sys.exit(143)
+signal.signal(signal.SIGTERM, on_term)
+while True:
+    time.sleep(0.1)
+"""
+
+
+def test_a_stop_reaches_every_process_the_script_started_in_its_container(
+    docker_cloud: Cloud, project: Path, shared_cache: Path
+) -> None:
+    """As ``killpg`` does for a plain script, SIGTERM reaches the script's children too (a
+    DataLoader's workers), not only the process ``docker-init`` started."""
+    cloud = docker_cloud
+    make_project(project, {"train.py": WORKERS, "Dockerfile": "FROM runctl-test/python:1\n"})
+    instance_id = ready_instance(cloud)
+    started = spawn(
+        cloud, project, shared_cache, "aws", "train", instance_id, "train.py", "--docker", "-o",
+        "json",
+    )  # fmt: skip
+    code, out, err = finish(started)
+    assert code == 0, err
+    outputs = json.loads(out)["job_uri"].removeprefix(f"s3://{BUCKET}/") + "outputs/"
+    wait_until(lambda: "worker ready" in log_text(cloud, instance_id), what="the worker")
+    stop = spawn(cloud, project, shared_cache, "aws", "stop", instance_id, "--wait", "-o", "json")
+    code, _, err = finish(stop)
+    assert code == 0, err
+    listed = cloud.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=outputs).get("Contents", [])
+    assert [o["Key"] for o in listed] == [outputs + "worker-got-sigterm"]
