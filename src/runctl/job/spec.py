@@ -232,6 +232,8 @@ class JobSpec:
     restore_checkpoint: str | None = None
     restore_attempt: int | None = None
     launch_spec: dict[str, Any] = field(default_factory=dict)
+    #: Who started the job (``runctl:user``): ``jobs list`` shows a user's own jobs by default.
+    user: str | None = None
     # ``aws train --docker``: the script runs in this image (pinned by digest when runctl pushed
     # it), logged in to ECR in ``docker_ecr_region`` first (None: pulled without a login).
     docker_image: str | None = None

@@ -37,6 +37,7 @@ from runctl.remote.runner import run_local
 from runctl.remote.supervisor import RunContext
 from runctl.services.bundles.code import collect_files
 from runctl.services.jobs.outcome import verdict_of
+from runctl.services.tags import current_user
 
 PYTHON_ENV = "RUNCTL_PYTHON"
 
@@ -172,6 +173,7 @@ def run_local_job(
             keep_last_n=config.keep_last_n,
             grace_seconds=config.grace_seconds,
         ),
+        user=current_user(),
     )
     paths = JobPaths(found.jobs_dir / job_id)
     return run_attempt_here(

@@ -3,7 +3,9 @@ becomes.
 
 Every local check fails before AWS is touched (exit 2 for bad input, 6 for a missing script, 3
 without a bucket): the instance id's shape, the S3 URIs, the finish action, the project name and
-the script, which must be inside the project whose code is shipped.
+the script, which must be inside the project whose code is shipped. job.json records who started
+the job (``user``) and the instance it runs on (``launch_spec``: type, market, zone, image), so
+``jobs list`` can price it after the instance is gone.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runctl.config import Settings
 from runctl.errors import ConfigError, UsageError
@@ -20,6 +22,10 @@ from runctl.job.spec import CheckpointSettings, JobSpec, code_key, new_job_id
 from runctl.paths import Project
 from runctl.services.instances.lifecycle import validate_instance_id
 from runctl.services.jobs.local import check_s3_option, resolve_script
+from runctl.services.tags import current_user
+
+if TYPE_CHECKING:
+    from runctl.aws.ec2 import Instance
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,8 @@ class TrainRequest:
     force: bool = False
     max_restarts: int = 3
     launch_spec: Mapping[str, Any] = field(default_factory=dict)
+    #: The job's id when the caller chose it (``workflow train`` names its jobs up front).
+    job_id: str | None = None
     #: Run the script in a container: ``docker_image``, else one built from the Dockerfile.
     docker: bool = False
     docker_image: str | None = None
@@ -55,9 +63,13 @@ class PreparedScript:
     project: str
 
 
-def prepare_script(request: TrainRequest, settings: Settings, cwd: Path) -> PreparedScript:
-    """Every local check, before any AWS call: id, S3 options, project name, script (2 / 6)."""
-    validate_instance_id(request.instance_id)
+def prepare_script(
+    request: TrainRequest, settings: Settings, cwd: Path, *, check_instance: bool = True
+) -> PreparedScript:
+    """Every local check, before any AWS call: id (unless ``check_instance`` is off, for a job
+    whose instance does not exist yet), S3 options, project name, script (2 / 6)."""
+    if check_instance:
+        validate_instance_id(request.instance_id)
     check_s3_option("--data-s3", request.data_s3)
     check_s3_option("--output-s3", request.output_s3)
     check_s3_option("--checkpoint-s3", request.checkpoint_s3)
@@ -92,13 +104,16 @@ def build_spec(
     bucket: str,
     region: str,
     code_sha256: str | None,
+    instance: Instance | None = None,
     docker_image: str | None = None,
     docker_ecr_region: str | None = None,
 ) -> JobSpec:
-    """job.json for a new job (in a container when ``docker_image`` is given)."""
+    """job.json for a new job (on ``instance``, recorded in its launch spec; in a container when
+    ``docker_image`` is given)."""
     checkpoint = settings.checkpoint
+    launch_spec = {**request.launch_spec, **(instance_spec(instance) if instance else {})}
     return JobSpec(
-        job_id=new_job_id(prepared.project),
+        job_id=request.job_id or new_job_id(prepared.project),
         project=prepared.project,
         script=prepared.relative,
         args=list(request.args),
@@ -119,7 +134,19 @@ def build_spec(
         stop_on_finish=request.stop_on_finish,
         terminate_on_finish=request.terminate_on_finish,
         max_restarts=request.max_restarts,
-        launch_spec=dict(request.launch_spec),
+        launch_spec=launch_spec,
+        user=current_user(),
         docker_image=docker_image,
         docker_ecr_region=docker_ecr_region,
     )
+
+
+def instance_spec(instance: Instance) -> dict[str, Any]:
+    """What job.json's ``launch_spec`` records of the instance an attempt runs on."""
+    return {
+        "instance_id": instance.instance_id,
+        "instance_type": instance.instance_type,
+        "lifecycle": instance.lifecycle,
+        "availability_zone": instance.availability_zone,
+        "image_id": instance.image_id,
+    }

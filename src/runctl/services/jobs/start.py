@@ -102,6 +102,7 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
         bucket=bucket,
         region=session.region,
         code_sha256=code_sha,
+        instance=instance,
         docker_image=image.reference if image else None,
         docker_ecr_region=image.ecr_region if image else None,
     )
