@@ -7,9 +7,9 @@ docker (:func:`~runctl.services.jobs.commands.probe_command`) while the code and
 go to S3 (content-addressed, uploaded only when absent). A container job's image is built and
 pushed, or looked up, once the instance is known to take it, and the instance role's right to
 pull it is checked (:mod:`runctl.services.jobs.job_image`). Only when the instance can take the
-job are
-job.json and a ``pending`` status.json written; one SSM command starts the detached runner; the
-instance is tagged with the job last, so a refused job never becomes an instance's current job.
+job are job.json and a ``pending`` status.json written; one SSM command starts the detached
+runner; the instance is tagged with the job last, so a refused job never becomes an instance's
+current job.
 A start that the runner still refuses (another start won a race) leaves the job ``refused``.
 """
 
@@ -73,7 +73,9 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
     """Start ``request`` as a new job on its instance.
 
     Raises UsageError/NotFoundError for bad input (before any AWS call), ConfigError without a
-    bucket, WrongStateError when the instance is not ready, busy or has no usable python3.
+    bucket, WrongStateError when the instance is not ready, busy, has no usable python3 or (a
+    container job) no docker, AuthError when its role may not reach the job's S3 URIs or image,
+    ImageBuildError when the job's image does not build.
     """
     from runctl.services.jobs.job_image import (
         check_docker_options,
