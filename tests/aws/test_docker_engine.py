@@ -81,7 +81,16 @@ def test_pushes_report_layers_and_the_registry_knows_the_digest(
     auth = RegistryAuth("AWS", "token", registry.address)
     engine.login(auth)
     repository = f"{registry.address}/runctl/engine"
-    engine.tag(docker_images.busybox, repository, "v1")
+    # a layer of its own: the session's registry may already hold the base image's layers
+    own = engine.build(
+        context(f"FROM {docker_images.busybox}\nRUN echo {repository} > /own\n"),
+        dockerfile="Dockerfile",
+        tag="runctl-test/own:1",
+    )
+    engine.tag(own, repository, "v1")
+    # the base's layers already in another repository: the registry lends them ("Mounted from")
+    engine.tag(docker_images.busybox, f"{registry.address}/runctl/engine-base", "v1")
+    engine.push(f"{registry.address}/runctl/engine-base", "v1", auth)
     assert engine.registry_digest(f"{repository}:v1", auth) is None
     events: list[LayerProgress] = []
     digest = engine.push(repository, "v1", auth, events.append)
@@ -89,6 +98,7 @@ def test_pushes_report_layers_and_the_registry_knows_the_digest(
     assert engine.registry_digest(f"{repository}:v1", auth) == digest
     assert f"{repository}@{digest}" in engine.repo_digests(f"{repository}:v1")
     assert any(e.uploaded for e in events) and all(e.layer for e in events)
+    assert {e.layer for e in events if e.done} == {e.layer for e in events}
     again: list[LayerProgress] = []
     assert engine.push(repository, "v1", auth, again.append) == digest
     assert {e.status for e in again if e.done} == {"Layer already exists"}

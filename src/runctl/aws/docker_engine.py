@@ -52,7 +52,8 @@ def sdk_installed() -> bool:
 @dataclass(frozen=True)
 class LayerProgress:
     """One push event of one layer: ``status`` (Preparing, Waiting, Pushing, Pushed, Layer
-    already exists), bytes ``current`` of ``total`` while pushing."""
+    already exists, ``Mounted from <repository>`` when the registry lends the layer from another
+    of its repositories), bytes ``current`` of ``total`` while pushing."""
 
     layer: str
     status: str
@@ -61,7 +62,9 @@ class LayerProgress:
 
     @property
     def done(self) -> bool:
-        return self.status in ("Pushed", "Layer already exists", "Mounted from")
+        return self.status in ("Pushed", "Layer already exists") or self.status.startswith(
+            "Mounted from"
+        )
 
     @property
     def uploaded(self) -> bool:
