@@ -129,7 +129,8 @@ def test_spot_interruption_in_a_container_commits_and_resumes_in_a_new_container
         "--", "--steps", str(steps), "--step-seconds", "0.1",
     )  # fmt: skip
     wait_for_step(cloud, first, 12, steps)
-    cloud.interrupt(first, notice_seconds=8)
+    # a notice long enough that a loaded machine's container teardown and final commit fit in it
+    cloud.interrupt(first, notice_seconds=20)
     code, out, err = finish(proc, timeout=240)
     assert code == 0, err
     doc = json.loads(out)
@@ -143,7 +144,9 @@ def test_spot_interruption_in_a_container_commits_and_resumes_in_a_new_container
     saved = int(err.split("SIGTERM: saved step ")[1].split()[0])
     assert saved >= 12
     resumed = log_text(cloud, doc["instance_id"])
-    assert f"attempt 1 resumed=1 from step {saved}" in resumed
+    assert f"restored checkpoint {interrupted['checkpoint_id']} " in resumed
+    commits = [line for line in err.splitlines() if "committed" in line or "deadline" in line]
+    assert f"attempt 1 resumed=1 from step {saved}" in resumed, commits
     prefix = doc["job_uri"].removeprefix(f"s3://{BUCKET}/")
     assert read_json(cloud, f"{prefix}outputs/result.json") == {
         "step": steps,
