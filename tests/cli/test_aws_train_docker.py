@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.aws_helpers import run
+from tests.cli.aws_helpers import ok_json, run
 from tests.cli.jobs_helpers import BUCKET, make_project, ready_instance
 from tests.cli.spot_helpers import (
     TRAINER,
@@ -154,6 +154,26 @@ def test_spot_interruption_in_a_container_commits_and_resumes_in_a_new_container
     }
     wait_until(lambda: first not in live_instance_ids(cloud), what="the first instance gone")
     assert containers_of(dockerd, doc["job_id"]) == []
+
+
+def test_a_data_volume_is_mounted_into_the_container_as_its_data_dir(
+    docker_cloud: Cloud, project: Path
+) -> None:
+    cloud = docker_cloud
+    make_project(project, {"train.py": CONTRACT, "Dockerfile": "FROM runctl-test/python:1\n"})
+    instance_id = ready_instance(cloud)
+    volume_id = ok_json("aws", "ebs", "create", "--size", "2", "--instance-id", instance_id)[
+        "volume_id"
+    ]
+    ok_json("aws", "ebs", "attach", volume_id, instance_id)
+    (cloud.sandbox(instance_id) / "mnt/data/shard-0.bin").write_bytes(b"x")
+    result = run("aws", "train", instance_id, "train.py", "--docker", "--data-volume", volume_id,
+                 "--wait", "--output", "json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    contract = json.loads(result.stderr.split("contract ", 1)[1].splitlines()[0])
+    mount = (cloud.sandbox(instance_id) / "mnt/data").resolve()
+    assert contract["RUNCTL_DATA_DIR"] == str(mount)
+    assert "data ['shard-0.bin']" in result.stderr  # the volume's files, read in the container
 
 
 def test_bad_docker_options_are_refused_before_any_aws_call(

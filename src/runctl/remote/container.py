@@ -336,7 +336,7 @@ class JobContainer:
         """Run ``command`` (the script's, with this host's paths) in a new container."""
         ctx = self.ctx
         workdir = os.path.realpath(ctx.workdir)
-        directories = [ctx.workdir, ctx.paths.data_dir, ctx.checkpoint_dir, ctx.paths.output_dir]
+        directories = [ctx.workdir, ctx.data_path, ctx.checkpoint_dir, ctx.paths.output_dir]
         container_env = container_environment(contract, dict(os.environ))
         name = f"runctl-{ctx.spec.job_id}-{ctx.attempt}-{secrets.token_hex(3)}"
         argv = run_argv(

@@ -97,6 +97,7 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
     image = resolve_job_image(session, request, prepared, code_sha)
     if image is not None:
         check_image_access(session, instance, image)
+    data_dir = _mount_data_volume(session, request, instance)
     spec = build_spec(
         request,
         prepared,
@@ -104,6 +105,7 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
         bucket=bucket,
         region=session.region,
         code_sha256=code_sha,
+        data_dir=data_dir,
         instance=instance,
         docker_image=image.reference if image else None,
         docker_ecr_region=image.ecr_region if image else None,
@@ -164,6 +166,21 @@ def start_attempt(
         runtime_uploaded=runtime.uploaded,
         docker_image=spec.docker_image,
     )
+
+
+def _mount_data_volume(
+    session: JobSession, request: TrainRequest, instance: Instance
+) -> str | None:
+    """``--data-volume``: attach and mount it on the job's instance; its mount point."""
+    if request.data_volume is None:
+        return None
+    from runctl.services.volumes.capacity import attach_for_job
+
+    data = attach_for_job(session, request.data_volume, instance)
+    session.report.info(
+        f"data volume {data.volume_id} mounted at {data.mount.mount} on {instance.instance_id}"
+    )
+    return data.mount.mount
 
 
 def _ship_code(
