@@ -113,7 +113,19 @@ def test_list_and_summary_show_every_kind_and_old_job_prefixes(
     write_job(cloud, HOME_BUCKET, "demo-20250101-000001-bbbb", "somebody-else", "succeeded",
               "2025-01-02T00:00:00.000Z")  # fmt: skip
     ok_json("aws", "create", "t3.micro", "--project-name", "demo")
+    ecr = cloud.client("ecr")
+    for who in (me, "somebody-else"):
+        name = f"runctl/demo-{who}"
+        ecr.create_repository(repositoryName=name, tags=owned(who))
+        manifest = {"schemaVersion": 2,
+                    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                    "config": {"digest": f"sha256:{'a' * 64}", "size": 7},
+                    "layers": [{"digest": f"sha256:{'b' * 64}", "size": 1024}]}  # fmt: skip
+        ecr.put_image(repositoryName=name, imageManifest=json.dumps(manifest), imageTag="v1")
     listing = ok_json("resources", "list", "--all-regions", "--older-than", "30d")
+    assert [(i["repository"], i["tags"]) for i in listing["images"]] == [
+        (f"runctl/demo-{me}", ["v1"])
+    ]
     assert [p["job_id"] for p in listing["stale_prefixes"]] == ["demo-20250101-000000-aaaa"]
     assert listing["stale_prefixes"][0]["size_bytes"] > 2048
     assert ok_json("resources", "list")["stale_prefixes"] == []  # only with --older-than
@@ -124,9 +136,12 @@ def test_list_and_summary_show_every_kind_and_old_job_prefixes(
     assert kinds[("instance", "demo")]["count"] == 1
     assert kinds[("instance", "demo")]["hourly_usd"] == 0.0104
     assert kinds[("job prefix", "demo")]["count"] == 1
+    assert kinds[("image", "demo")]["count"] == 1
     assert summary["hourly_usd"] == 0.0104
     text = run("resources", "summary")
-    assert text.exit_code == 0 and "instance" in text.stdout and "demo" in text.stdout
+    assert text.exit_code == 0 and "instance" in text.stdout and "image" in text.stdout
+    listed = run("resources", "list")
+    assert listed.exit_code == 0 and f"runctl/demo-{me}@sha256:" in listed.stdout
 
     done = ok_json("resources", "cleanup", "--older-than", "30d", "--yes")
     gone = "s3://home-bucket/runctl/demo/jobs/demo-20250101-000000-aaaa/"

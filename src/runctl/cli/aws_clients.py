@@ -12,6 +12,10 @@ from runctl.cli.output import Output
 from runctl.cli.state import get_state
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mypy_boto3_ecr import ECRClient
+
     from runctl.aws.ebs import Ebs
     from runctl.aws.ec2 import Ec2
     from runctl.aws.session import AwsContext
@@ -58,6 +62,14 @@ def ebs_of(ec2: Ec2) -> Ebs:
     from runctl.aws.ebs import Ebs
 
     return Ebs(ec2.client)
+
+
+def ecr_of(ctx: typer.Context) -> Callable[[Ec2], ECRClient]:
+    """The ECR client of an EC2 wrapper's region (one boto3 session for every region)."""
+    from runctl.aws.session import client_config
+
+    aws = aws_for(ctx)
+    return lambda ec2: aws.session.client("ecr", region_name=ec2.region, config=client_config())
 
 
 def ssm_for(ctx: typer.Context) -> Ssm:

@@ -11,11 +11,12 @@ from runctl.cli.aws_clients import (
     ebs_of,
     ec2_for,
     ec2_in_regions,
+    ecr_of,
     job_session,
     job_sessions_everywhere,
     prices_for,
 )
-from runctl.cli.output import Output
+from runctl.cli.output import Output, format_bytes
 from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.cli.units import duration, money, monthly, parse_age
@@ -91,6 +92,7 @@ def _listing(ctx: typer.Context, out: Output, platform: str, scope: Scope, all_r
             listing = list_resources(
                 [(c, prices_for(c)) for c in clients], scope, storage=ebs_of,
                 s3=aws_for(ctx).s3(), bucket=bucket, every_bucket=all_regions, older_than=age,
+                registry=ecr_of(ctx),
             )  # fmt: skip
     if platform in ("local", "all"):
         listing.notes.append("local: runs on this machine are not tracked as resources yet")
@@ -173,6 +175,13 @@ def _print_listing(out: Output, listing: ResourceListing) -> None:
             ["unfinished upload", "project", "job", "user", "initiated"],
             [[f"s3://{u.bucket}/{u.key}", u.project, u.job, u.user,
               u.initiated.strftime("%Y-%m-%d %H:%M")] for u in listing.uploads],
+        )  # fmt: skip
+    if listing.images:
+        out.table(
+            ["image", "tags", "size", "pushed", "storage"],
+            [[f"{i.repository}@{i.digest[:19]}", ", ".join(i.tags), format_bytes(i.size_bytes),
+              i.pushed_at.strftime("%Y-%m-%d %H:%M") if i.pushed_at else None,
+              monthly(i.month_usd)] for i in listing.images],
         )  # fmt: skip
     if listing.stale_prefixes:
         out.table(

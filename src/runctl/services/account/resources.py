@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from runctl.services import tags as tagging
+from runctl.services.account.images import ImageRow
 from runctl.services.account.leftovers import LeftoverCleanup, StalePrefix, UploadRow
 from runctl.services.instances.lifecycle import (
     GracefulJobStop,
@@ -84,6 +85,8 @@ class ResourceListing:
     uploads: list[UploadRow] = field(default_factory=list)
     #: Prefixes of jobs that ended more than ``--older-than`` ago.
     stale_prefixes: list[StalePrefix] = field(default_factory=list)
+    #: Container images in runctl's ECR repositories.
+    images: list[ImageRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

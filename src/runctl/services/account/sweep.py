@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from runctl.errors import RunctlError
 from runctl.services.account.leftovers import find_leftovers, runctl_buckets
 from runctl.services.account.resources import (
     BulkResult,
@@ -28,6 +29,7 @@ from runctl.services.account.resources import (
 from runctl.services.volumes.inventory import StorageCleanup
 
 if TYPE_CHECKING:
+    from mypy_boto3_ecr import ECRClient
     from mypy_boto3_s3 import S3Client
 
     from runctl.aws.ebs import Ebs
@@ -45,10 +47,13 @@ def list_resources(
     bucket: str | None,
     every_bucket: bool,
     older_than: timedelta | None,
+    registry: Callable[[Ec2], ECRClient] | None = None,
 ) -> ResourceListing:
     """Every kind in ``regions`` and the runctl buckets (the configured one; with
-    ``every_bucket`` every one tagged ``runctl:managed``), the regions and buckets read at the
-    same time."""
+    ``every_bucket`` every one tagged ``runctl:managed``) and, given ``registry`` (a region's
+    ECR client), the images of runctl's repositories; regions, buckets and registries read at
+    the same time."""
+    from runctl.services.account.images import list_images
 
     def leftovers() -> Any:
         if s3 is None:
@@ -56,10 +61,17 @@ def list_resources(
         buckets = runctl_buckets(s3, bucket, every=every_bucket)
         return find_leftovers(s3, buckets, scope, older_than=older_than)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=2 + len(regions)) as pool:
         in_buckets = pool.submit(leftovers)
+        images = [pool.submit(list_images, registry(ec2), scope) for ec2, _ in regions
+                  if registry is not None]  # fmt: skip
         listing = list_instances(regions, scope, storage=storage)
         found = in_buckets.result()
+        for registry_images in images:
+            try:
+                listing.images += registry_images.result()
+            except RunctlError as exc:
+                listing.notes.append(f"images: {exc.message}")
     if found is not None:
         listing.uploads, listing.stale_prefixes = found.uploads, found.stale
         listing.notes += found.notes
@@ -164,6 +176,8 @@ def summarize(listing: ResourceListing) -> ResourceSummary:
         add("snapshot", s.project, size_gb=s.size_gb, month_usd=s.month_usd)
     for u in listing.uploads:
         add("upload", u.project)
+    for i in listing.images:
+        add("image", i.project, size_gb=round(i.size_bytes / GIB, 4), month_usd=i.month_usd)
     for p in listing.stale_prefixes:
         add("job prefix", p.project, size_gb=round(p.size_bytes / GIB, 4),
             month_usd=round(p.size_bytes / GIB * S3_GB_MONTH, 4))  # fmt: skip
