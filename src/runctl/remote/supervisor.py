@@ -85,6 +85,9 @@ class RunContext:
     imds: ImdsClient | None = None
     venvs_dir: Path | None = None
     log_interval: float = LOG_INTERVAL
+    #: Called (in the watcher's thread) after a spot notice has asked for the stop: the
+    #: laptop-closed recovery launches the successor there (runctl.remote.succession).
+    on_notice: Callable[[SpotNotice], None] | None = None
 
 
 class Supervisor:
@@ -448,9 +451,15 @@ class Supervisor:
     def _start_watcher(self) -> SpotWatcher | None:
         if self.ctx.imds is None:
             return None
+
+        def on_spot(notice: SpotNotice) -> None:
+            self.request_stop(SPOT, notice)
+            if self.ctx.on_notice is not None:
+                self.ctx.on_notice(notice)
+
         watcher = SpotWatcher(
             self.ctx.imds,
-            lambda notice: self.request_stop(SPOT, notice),
+            on_spot,
             interval=self.spec.spot_poll_seconds,
             log=self.say,
         )

@@ -49,6 +49,9 @@ class TrainRequest:
     launch_spec: Mapping[str, Any] = field(default_factory=dict)
     #: The job's id when the caller chose it (``workflow train`` names its jobs up front).
     job_id: str | None = None
+    #: ``--auto-resume --detach``: the job's runners launch its successors themselves
+    #: (runctl.remote.succession), so recovery needs no process on the laptop.
+    recover_on_instance: bool = False
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,10 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
         instance=instance,
     )
     assert spec.location is not None
+    if request.recover_on_instance:
+        from runctl.services.jobs.recovery_plan import recovery_plan
+
+        spec = replace(spec, recovery=recovery_plan(session, instance, spec, runtime))
     record = JobRecord(spec.location, s3=session.s3)
     record.write_spec(spec)
     now = utc_now()
