@@ -167,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
             ec2_client=aws.ec2,
             imds=imds,
             venvs_dir=root.venvs_dir,
+            on_end=lambda status: _note_end(attempts, status),
         )
         supervisor = Supervisor(ctx)
         if spec.recovery and imds is not None and instance_id:
@@ -181,9 +182,6 @@ def run(args: argparse.Namespace) -> int:
             status = supervisor.run()
         finally:
             restore()
-        _note_attempt(attempts, args.attempt, ended=status.ended, state=status.state,
-                      reason=status.reason or status.message, checkpoint_id=status.checkpoint_id,
-                      restored_checkpoint=status.restored_checkpoint)  # fmt: skip
         sys.stdout.write(status.to_json())
         return 0
     except Exception as exc:
@@ -212,6 +210,15 @@ def _previous_ended(
         with contextlib.suppress(Exception):
             aws.ec2().terminate_instances(InstanceIds=[instance_id])
     return False
+
+
+def _note_end(attempts: AttemptLog, status: JobStatus) -> None:
+    """The attempt's end in the attempt log: written before a finish action ends the instance."""
+    _note_attempt(
+        attempts, status.attempt, ended=status.ended, state=status.state,
+        reason=status.reason or status.message, checkpoint_id=status.checkpoint_id,
+        restored_checkpoint=status.restored_checkpoint,
+    )  # fmt: skip
 
 
 def _note_attempt(attempts: AttemptLog, attempt: int, **changes: Any) -> None:

@@ -88,6 +88,8 @@ class RunContext:
     #: Called (in the watcher's thread) after a spot notice has asked for the stop: the
     #: laptop-closed recovery launches the successor there (runctl.remote.succession).
     on_notice: Callable[[SpotNotice], None] | None = None
+    #: Called with the final status once it is written, before any finish action.
+    on_end: Callable[[JobStatus], None] | None = None
 
 
 class Supervisor:
@@ -513,6 +515,8 @@ class Supervisor:
     def _finish(self, state: str, code: int | None, message: str) -> None:
         self._ship_log()
         self.set_status(state=state, exit_code=code, ended=utc_now(), message=message)
+        if self.ctx.on_end is not None:
+            self.ctx.on_end(self.status)
 
     def _apply_finish_action(self) -> None:
         action = finish_action(self.spec.stop_on_finish, self.spec.terminate_on_finish)

@@ -1,0 +1,99 @@
+"""Recovery with the laptop closed: ``aws train --auto-resume --detach``, then no runctl process.
+
+The job's runner launches its own successor on each spot notice with the instance role's
+credentials (the harness authorizes RunInstances, PassRole and tagging at launch as EC2 does,
+against exactly the policy ``runctl aws setup`` puts on the role), the successor boots, runs its
+user data and resumes the job from the committed checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from runctl.services.account.recovery_grant import RECOVERY_POLICY, recovery_policy
+from tests.cli.jobs_helpers import BUCKET, make_project, ready_instance
+from tests.cli.spot_helpers import (
+    TRAINER,
+    finish,
+    live_instance_ids,
+    log_text,
+    read_json,
+    spawn,
+    wait_for_step,
+    wait_until,
+)
+from tests.cli.test_spot_resume import STEPS, expected, result_of, train_args
+from tests.cloud.harness import DEFAULT_PROFILE, Cloud
+
+NOTICE_SECONDS = 6
+
+
+def detached_job(cloud: Cloud, project: Path, cache: Path, *extra: str) -> tuple[str, dict]:
+    """Start the job detached with laptop-closed recovery; the runctl process has ended."""
+    make_project(project, {"train.py": TRAINER})
+    first = ready_instance(cloud, spot=True)
+    cloud.put_role_policy(RECOVERY_POLICY, recovery_policy(DEFAULT_PROFILE, region=cloud.region))
+    args = train_args(first, "--auto-resume", "--detach", *extra)
+    code, out, err = finish(spawn(cloud, project, cache, *args))
+    assert code == 0, err
+    return first, json.loads(out)
+
+
+def successor_of(cloud: Cloud, instance_id: str) -> str:
+    """Interrupt ``instance_id``; once its notice has expired, the one live instance, which
+    runs the next attempt."""
+    cloud.interrupt(instance_id, notice_seconds=NOTICE_SECONDS)
+    cloud.wait_state(instance_id, "terminated")
+    live = wait_until(lambda: live_instance_ids(cloud), what="the successor")
+    assert len(live) == 1 and live[0] != instance_id, live
+    wait_until(lambda: "resumed=1" in log_text(cloud, live[0]), what="the next attempt", timeout=90)
+    return str(live[0])
+
+
+def test_two_interruptions_with_the_laptop_closed_end_like_an_uninterrupted_run(
+    cloud_env: Cloud, project: Path, shared_cache: Path
+) -> None:
+    cloud = cloud_env
+    first, doc = detached_job(cloud, project, shared_cache, "--terminate-on-finish")
+    prefix = str(doc["job_uri"]).removeprefix(f"s3://{BUCKET}/")
+    assert read_json(cloud, f"{prefix}job.json")["recovery"]["run_instances"]
+    wait_for_step(cloud, first, 8, STEPS)
+    second = successor_of(cloud, first)
+    third = successor_of(cloud, second)
+
+    def ended() -> dict | None:
+        assert len(live_instance_ids(cloud)) <= 1  # never two after a notice expired
+        status = read_json(cloud, f"{prefix}status.json")
+        return status if status["state"] in ("succeeded", "failed") else None
+
+    status = wait_until(ended, timeout=120, what="the job's end")
+    assert status["state"] == "succeeded"
+    assert status["attempt"] == 2
+    assert status["instance_ids"] == [first, second, third]
+    assert result_of(cloud, doc) == expected()
+    wait_until(lambda: not live_instance_ids(cloud), what="--terminate-on-finish")
+    launched_by = {i: cloud.ec2_backend().get_instance(i).get_tags() for i in (second, third)}
+    for instance_id, tags in launched_by.items():
+        owned = {t["key"]: t["value"] for t in tags}
+        assert owned["runctl:managed"] == "true" and owned["runctl:job"] == doc["job_id"]
+        assert owned["runctl:successor-of"] in (first, second), instance_id
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "runctl", "jobs", "show", doc["job_id"], "--output", "json"],
+        cwd=project, env={**cloud.subprocess_env(), "XDG_CACHE_HOME": str(shared_cache)},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    attempts = json.loads(shown.stdout)["attempt_log"]
+    assert [a["attempt"] for a in attempts] == [0, 1, 2]
+    assert [a["instance_id"] for a in attempts] == [first, second, third]
+    assert [a["state"] for a in attempts] == ["interrupted", "interrupted", "succeeded"]
+    assert [a["launched_by"] for a in attempts] == ["user", first, second]
+    for entry in attempts:
+        assert entry["market"] == "spot" and entry["availability_zone"]
+        assert entry["started"] and entry["ended"] and entry["reason"]
+    assert attempts[0]["restored_checkpoint"] is None
+    assert attempts[1]["restored_checkpoint"] and attempts[2]["restored_checkpoint"]
+    assert attempts[0]["successor"] == f"attempt 1 on {second}"
