@@ -198,5 +198,9 @@ def cancel(
     result = cancel_job(session, target)
     out.document(
         result.to_dict(),
-        lambda o: o.success(f"{result.message}; {result.instance_id} keeps running"),
+        lambda o: o.success(
+            f"{result.message}; {result.instance_id} keeps running"
+            if result.instance_left_running
+            else result.message
+        ),
     )

@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
             successor = Succession(spec, args.attempt, instance_id, s3=s3, ec2=aws.ec2,
                                    zone=imds.availability_zone(), say=supervisor.say)  # fmt: skip
             ctx.on_notice = lambda notice: successor.on_notice(notice.time)
+            threading.Thread(target=successor.prepare, name="runctl-ec2", daemon=True).start()
         restore = install_signal_handlers(
             supervisor,
             {signal.SIGUSR1: STOP, signal.SIGTERM: SHUTDOWN, signal.SIGINT: SHUTDOWN},

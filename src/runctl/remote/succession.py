@@ -39,6 +39,7 @@ Python 3.9, standard library and boto3 only (shipped in the runtime bundle).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shlex
 import time
@@ -169,6 +170,13 @@ class Succession:
         self.say = say
         self.log = AttemptLog(location, s3)
         self.launched: str | None = None
+        self._client: Any = None
+
+    def prepare(self) -> None:
+        """Build the EC2 client now (loading its service model takes about a second), so that
+        a notice does not wait for it; run in a background thread at the attempt's start."""
+        with contextlib.suppress(Exception):
+            self._client = self._client or self.ec2()
 
     def on_notice(self, deadline: datetime) -> None:
         """Claim the next attempt and launch its instance (everything that fails is logged)."""
@@ -200,7 +208,8 @@ class Succession:
             params = run_params(recovery, market, zone, token=token, name=name,
                                 predecessor=self.instance_id, data=data)  # fmt: skip
             try:
-                raw = self.ec2().run_instances(**params)["Instances"][0]
+                client = self._client = self._client or self.ec2()
+                raw = client.run_instances(**params)["Instances"][0]
             except Exception as exc:
                 code = aws_error_code(exc)
                 if code not in CAPACITY_CODES:
@@ -240,7 +249,7 @@ def wait_for_previous(
     attempt: int,
     wait_until: str,
     *,
-    poll: float = 1.0,
+    poll: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], float] = time.time,
 ) -> tuple[bool, str]:
