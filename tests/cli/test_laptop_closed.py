@@ -97,3 +97,71 @@ def test_two_interruptions_with_the_laptop_closed_end_like_an_uninterrupted_run(
     assert attempts[0]["restored_checkpoint"] is None
     assert attempts[1]["restored_checkpoint"] and attempts[2]["restored_checkpoint"]
     assert attempts[0]["successor"] == f"attempt 1 on {second}"
+
+
+def test_max_restarts_holds_across_instances(
+    cloud_env: Cloud, project: Path, shared_cache: Path
+) -> None:
+    cloud = cloud_env
+    first, doc = detached_job(cloud, project, shared_cache, "--max-restarts", "1")
+    prefix = str(doc["job_uri"]).removeprefix(f"s3://{BUCKET}/")
+    wait_for_step(cloud, first, 5, STEPS)
+    second = successor_of(cloud, first)
+    cloud.interrupt(second, notice_seconds=NOTICE_SECONDS)
+    cloud.wait_state(second, "terminated")
+    status = read_json(cloud, f"{prefix}status.json")
+    assert (status["state"], status["attempt"]) == ("interrupted", 1)
+    assert live_instance_ids(cloud) == []  # no third instance
+    last = read_json(cloud, f"{prefix}attempts/1.json")
+    assert last["successor"] == "no successor: --max-restarts 1 reached"
+    missing = cloud.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}attempts/2")
+    assert missing.get("KeyCount") == 0  # attempt 2 was never claimed
+
+
+def test_terminating_the_jobs_instance_stops_recovery(
+    cloud_env: Cloud, project: Path, shared_cache: Path
+) -> None:
+    cloud = cloud_env
+    first, doc = detached_job(cloud, project, shared_cache)
+    prefix = str(doc["job_uri"]).removeprefix(f"s3://{BUCKET}/")
+    wait_for_step(cloud, first, 5, STEPS)
+    code, _out, err = finish(
+        spawn(cloud, project, shared_cache, "aws", "terminate", first, "--yes")
+    )
+    assert code == 0, err
+    cloud.wait_state(first, "terminated")
+    status = read_json(cloud, f"{prefix}status.json")
+    assert status["state"] == "stopped" and status["checkpoint_id"]
+    assert live_instance_ids(cloud) == []
+    assert cloud.calls("RunInstances", "ec2") == []  # nothing launched a successor
+
+
+def test_without_the_grant_the_runner_says_why_no_successor_was_launched(
+    cloud_env: Cloud, project: Path, shared_cache: Path
+) -> None:
+    cloud = cloud_env
+    make_project(project, {"train.py": TRAINER})
+    first = ready_instance(cloud, spot=True)
+    code, out, err = finish(
+        spawn(cloud, project, shared_cache, *train_args(first, "--auto-resume", "--detach"))
+    )
+    assert code == 0, err
+    prefix = str(json.loads(out)["job_uri"]).removeprefix(f"s3://{BUCKET}/")
+    wait_for_step(cloud, first, 5, STEPS)
+    cloud.interrupt(first, notice_seconds=NOTICE_SECONDS)
+    cloud.wait_state(first, "terminated")
+    assert live_instance_ids(cloud) == []
+    note = read_json(cloud, f"{prefix}attempts/0.json")["successor"]
+    assert note.startswith("no successor:") and "UnauthorizedOperation" in note
+
+
+def test_the_grant_check_names_what_a_role_lacks(cloud: Cloud) -> None:
+    from runctl.aws.iam import Iam
+    from runctl.services.account.recovery_grant import check_recovery_grant
+
+    profile = cloud.create_instance_profile()
+    iam = Iam(cloud.client("iam"))
+    gaps = check_recovery_grant(iam, profile.role_arn, region=cloud.region)
+    assert {g.action for g in gaps} == {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole"}
+    cloud.put_role_policy(RECOVERY_POLICY, recovery_policy(profile.role_name, region=cloud.region))
+    assert check_recovery_grant(iam, profile.role_arn, region=cloud.region) == []
