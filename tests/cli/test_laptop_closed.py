@@ -165,3 +165,43 @@ def test_the_grant_check_names_what_a_role_lacks(cloud: Cloud) -> None:
     assert {g.action for g in gaps} == {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole"}
     cloud.put_role_policy(RECOVERY_POLICY, recovery_policy(profile.role_name, region=cloud.region))
     assert check_recovery_grant(iam, profile.role_arn, region=cloud.region) == []
+
+
+def test_a_detached_workflow_recovers_its_jobs_on_their_own(
+    cloud_env: Cloud, project: Path, shared_cache: Path
+) -> None:
+    cloud = cloud_env
+    make_project(project, {"train.py": TRAINER})
+    cloud.client("s3").create_bucket(Bucket=BUCKET)
+    profile = cloud.create_instance_profile()
+    cloud.put_role_policy(RECOVERY_POLICY, recovery_policy(profile.role_name, region=cloud.region))
+    steps = 100
+    code, out, err = finish(spawn(
+        cloud, project, shared_cache, "workflow", "train", "train.py", "--instance-type",
+        "t3.micro", "--iam-instance-profile", profile.name, "--spot", "--count", "2",
+        "--auto-resume", "--detach", "-o", "json",
+        "--", "--steps", str(steps), "--step-seconds", "0.1",
+    ))  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [j["state"] for j in doc["jobs"]] == ["running", "running"]
+    assert doc["terminated"] == [] and doc["left_running"] == []
+    victim = doc["jobs"][0]["instance_id"]
+    wait_for_step(cloud, victim, 5, steps)
+    cloud.interrupt(victim, notice_seconds=NOTICE_SECONDS)
+    wait_until(
+        lambda: [i for i in live_instance_ids(cloud) if i not in doc["launched"]],
+        what="the victim's successor",
+    )
+    for job in doc["jobs"]:
+        prefix = str(job["job_uri"]).removeprefix(f"s3://{BUCKET}/")
+        status = wait_until(
+            lambda p=prefix: (
+                (s := read_json(cloud, f"{p}status.json"))["state"] == "succeeded" and s
+            ),
+            timeout=120,
+            what=f"job {job['job_id']}",
+        )
+        assert read_json(cloud, f"{prefix}outputs/result.json") == expected(steps)
+        assert status["attempt"] == (1 if job["instance_id"] == victim else 0)
+    wait_until(lambda: not live_instance_ids(cloud), what="every instance ended itself")
