@@ -107,16 +107,19 @@ def one_round(cloud: Cloud, workdir: Path, mode: str, notice: float) -> float:
         cloud.wait_state(first, "running")
         env = {**cloud.subprocess_env(), "XDG_CACHE_HOME": str(workdir / "cache")}
         args = ["--auto-resume", "-o", "json"] + (["--detach"] if mode == "closed" else [])
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runctl", "aws", "train", first, "train.py", *args],
-            cwd=_project(workdir), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        if mode == "closed":
-            _, err = proc.communicate(timeout=120)
-            if proc.returncode != 0:
-                raise RuntimeError(err[-2000:])
-        _wait(lambda: "step 5\n" in _logs(cloud, "attempt-0.log"), 60, "step 5")
+        err = workdir / f"stderr-{mode}.txt"
+        with err.open("w") as sink:  # a file, not a pipe: nothing blocks on a full buffer
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "runctl", "aws", "train", first, "train.py", *args],
+                cwd=_project(workdir), env=env, stdout=sink, stderr=sink, text=True,
+            )  # fmt: skip
+
+        def started() -> bool:
+            if proc.poll() not in (None, 0) or (mode == "open" and proc.poll() is not None):
+                raise RuntimeError(f"runctl ended ({proc.returncode}): {err.read_text()[-2000:]}")
+            return "step 5\n" in _logs(cloud, "attempt-0.log")
+
+        _wait(started, 180, "step 5")
         interrupted = time.time()
         cloud.interrupt(first, notice_seconds=notice)
         line = _wait(
@@ -124,9 +127,9 @@ def one_round(cloud: Cloud, workdir: Path, mode: str, notice: float) -> float:
             notice + 120,
             "attempt 1",
         )[0]
-        if mode == "open":
+        if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait()
         return float(line.split()[1]) - interrupted
     finally:
         cloud.end_test()

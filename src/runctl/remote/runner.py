@@ -218,7 +218,7 @@ def _note_end(attempts: AttemptLog, status: JobStatus) -> None:
     """The attempt's end in the attempt log: written before a finish action ends the instance."""
     _note_attempt(
         attempts, status.attempt, ended=status.ended, state=status.state,
-        reason=status.reason or status.message, checkpoint_id=status.checkpoint_id,
+        reason=status.message or status.reason, checkpoint_id=status.checkpoint_id,
         restored_checkpoint=status.restored_checkpoint,
     )  # fmt: skip
 
