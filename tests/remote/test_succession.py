@@ -1,5 +1,6 @@
-"""The laptop-closed recovery's pieces: the attempt claim (a conditional S3 write, against moto),
-the successor's placements, launch parameters and user data, and its wait for the last attempt.
+"""The laptop-closed recovery's pieces: the attempt claim (a conditional S3 write, on the
+harness's moto server), the successor's placements, launch parameters and user data, and its
+wait for the last attempt.
 """
 
 from __future__ import annotations
@@ -8,9 +9,7 @@ import shlex
 import subprocess
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from runctl.job.attempts import AttemptClaimed, AttemptEntry, AttemptLog
 from runctl.job.spec import (
@@ -49,16 +48,9 @@ SPOT_PARAMS = {
 }
 
 
-@pytest.fixture
-def s3() -> Any:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="bucket")
-        yield client
-
-
-def test_only_one_writer_claims_an_attempt(s3: Any) -> None:
-    first, second = AttemptLog(LOCATION, s3), AttemptLog(LOCATION, s3)
+def test_only_one_writer_claims_an_attempt(s3: Any, bucket: str) -> None:
+    location = JobLocation(bucket, "demo", LOCATION.job_id)
+    first, second = AttemptLog(location, s3), AttemptLog(location, s3)
     first.claim(AttemptEntry(attempt=1, launched_by="i-0aaa"))
     with pytest.raises(AttemptClaimed):
         second.claim(AttemptEntry(attempt=1, launched_by="i-0bbb"))
@@ -68,12 +60,13 @@ def test_only_one_writer_claims_an_attempt(s3: Any) -> None:
     second.claim(AttemptEntry(attempt=2, launched_by="i-0bbb"))  # the next one is free
 
 
-def test_attempt_log_lists_every_attempt_in_order(s3: Any) -> None:
-    log = AttemptLog(LOCATION, s3)
+def test_attempt_log_lists_every_attempt_in_order(s3: Any, bucket: str) -> None:
+    location = JobLocation(bucket, "demo", LOCATION.job_id)
+    log = AttemptLog(location, s3)
     for attempt in (2, 0, 10, 1):
         log.update(attempt, instance_id=f"i-{attempt}", state=INTERRUPTED)
     log.update(1, state=SUCCEEDED)
-    s3.put_object(Bucket="bucket", Key=f"{LOCATION.prefix}attempts/notes.txt", Body=b"x")
+    s3.put_object(Bucket=bucket, Key=f"{location.prefix}attempts/notes.txt", Body=b"x")
     entries = log.entries()
     assert [e.attempt for e in entries] == [0, 1, 2, 10]
     assert entries[1].instance_id == "i-1" and entries[1].state == SUCCEEDED
