@@ -136,17 +136,24 @@ def test_terminating_the_jobs_instance_stops_recovery(
     assert cloud.calls("RunInstances", "ec2") == []  # nothing launched a successor
 
 
-def test_without_the_grant_the_runner_says_why_no_successor_was_launched(
+def test_without_the_grant_detach_is_refused_and_a_runner_says_why_it_launched_nothing(
     cloud_env: Cloud, project: Path, shared_cache: Path
 ) -> None:
     cloud = cloud_env
     make_project(project, {"train.py": TRAINER})
     first = ready_instance(cloud, spot=True)
-    code, out, err = finish(
-        spawn(cloud, project, shared_cache, *train_args(first, "--auto-resume", "--detach"))
-    )
+    args = train_args(first, "--auto-resume", "--detach")
+    code, _out, err = finish(spawn(cloud, project, shared_cache, *args))
+    assert code == 4, err
+    assert "may not launch the job's successor" in err and "runctl aws setup" in err
+    jobs = cloud.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runctl/demo/jobs/")
+    assert jobs["KeyCount"] == 0  # refused before anything about the job was written
+    # Granted at the start, taken away before the interruption: the runner says what failed.
+    cloud.put_role_policy(RECOVERY_POLICY, recovery_policy(DEFAULT_PROFILE, region=cloud.region))
+    code, out, err = finish(spawn(cloud, project, shared_cache, *args))
     assert code == 0, err
     prefix = str(json.loads(out)["job_uri"]).removeprefix(f"s3://{BUCKET}/")
+    cloud.client("iam").delete_role_policy(RoleName=DEFAULT_PROFILE, PolicyName=RECOVERY_POLICY)
     wait_for_step(cloud, first, 5, STEPS)
     cloud.interrupt(first, notice_seconds=NOTICE_SECONDS)
     cloud.wait_state(first, "terminated")

@@ -14,8 +14,9 @@ launch needs, each part scoped:
 - ``iam:PassRole`` of this role only, only to EC2: the successor gets the same profile, never a
   more powerful one.
 
-:func:`check_recovery_grant` asks IAM (SimulatePrincipalPolicy) whether a role has all of it: what
-``doctor`` reports, and what ``aws train --auto-resume --detach`` warns about before relying on it.
+:func:`check_recovery_grant` asks IAM (SimulatePrincipalPolicy) whether a role has all of it (what
+``doctor`` is to report); :func:`require_recovery_grant` refuses ``aws train --auto-resume
+--detach`` (exit 4) on an instance whose role lacks it, before anything is written.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from runctl.aws.partitions import arn
 
 if TYPE_CHECKING:
+    from runctl.aws.ec2 import Instance
     from runctl.aws.iam import Iam
 
 RECOVERY_POLICY = "runctl-recovery"
@@ -117,3 +119,31 @@ def check_recovery_grant(iam: Iam, role_arn: str, *, region: str) -> list[GrantG
         if decision != "allowed":
             gaps.append(GrantGap(action, resource, decision))
     return gaps
+
+
+def require_recovery_grant(iam: Iam, instance: Instance, *, region: str) -> list[str]:
+    """AuthError (exit 4) when the instance's role lacks the recovery grant, naming what and the
+    fix; returns warnings when it could not be checked (no permission to simulate, no role)."""
+    from runctl.errors import AuthError, RunctlError
+    from runctl.services.account.access import instance_role_arn
+
+    try:
+        role_arn = instance_role_arn(iam, instance)
+        if role_arn is None:
+            return [f"{instance.instance_id} has no instance role: its runner cannot recover it"]
+        gaps = check_recovery_grant(iam, role_arn, region=region)
+    except RunctlError as exc:
+        return [
+            f"could not check that the instance role may launch a successor ({exc.message}); "
+            "recovery with the laptop closed may fail"
+        ]
+    if not gaps:
+        return []
+    role = role_arn.rsplit("/", 1)[-1]
+    raise AuthError(
+        f"the instance role {role} of {instance.instance_id} may not launch the job's "
+        f"successor: {'; '.join(gap.describe() for gap in gaps)}",
+        hint="run `runctl aws setup` (it adds the runctl-recovery policy), or drop --detach to "
+        "recover from this terminal",
+        resource=role,
+    )
