@@ -36,6 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.spot_recovery import _project  # noqa: E402
+from tests.cli.spot_helpers import wait_until  # noqa: E402
 from tests.cloud.harness import DEFAULT_PROFILE, Cloud  # noqa: E402
 
 from runctl.services.account.recovery_grant import RECOVERY_POLICY, recovery_policy  # noqa: E402
@@ -62,18 +64,6 @@ while step < 150:
 """
 
 
-def _project(workdir: Path) -> Path:
-    project = workdir / f"p{time.monotonic_ns()}"
-    project.mkdir()
-    (project / "pyproject.toml").write_text('[project]\nname = "bench"\n')
-    (project / ".runctl.toml").write_text(
-        '[aws]\ns3_bucket = "bench"\nproject_name = "bench"\n'
-        "[checkpoint]\nsync_interval_seconds = 2\n"
-    )
-    (project / "train.py").write_text(TRAINER)
-    return project
-
-
 def _logs(cloud: Cloud, name: str) -> str:
     text = []
     pages = cloud.client("ec2").describe_instances()["Reservations"]
@@ -83,16 +73,6 @@ def _logs(cloud: Cloud, name: str) -> str:
         except (FileNotFoundError, KeyError):
             continue
     return "".join(text)
-
-
-def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 def one_round(cloud: Cloud, workdir: Path, mode: str, notice: float) -> float:
@@ -111,7 +91,7 @@ def one_round(cloud: Cloud, workdir: Path, mode: str, notice: float) -> float:
         with err.open("w") as sink:  # a file, not a pipe: nothing blocks on a full buffer
             proc = subprocess.Popen(
                 [sys.executable, "-m", "runctl", "aws", "train", first, "train.py", *args],
-                cwd=_project(workdir), env=env, stdout=sink, stderr=sink, text=True,
+                cwd=_project(workdir, TRAINER), env=env, stdout=sink, stderr=sink, text=True,
             )  # fmt: skip
 
         def started() -> bool:
@@ -119,13 +99,13 @@ def one_round(cloud: Cloud, workdir: Path, mode: str, notice: float) -> float:
                 raise RuntimeError(f"runctl ended ({proc.returncode}): {err.read_text()[-2000:]}")
             return "step 5\n" in _logs(cloud, "attempt-0.log")
 
-        _wait(started, 180, "step 5")
+        wait_until(started, timeout=180, what="step 5")
         interrupted = time.time()
         cloud.interrupt(first, notice_seconds=notice)
-        line = _wait(
+        line = wait_until(
             lambda: [x for x in _logs(cloud, "attempt-1.log").splitlines() if "running-at" in x],
-            notice + 120,
-            "attempt 1",
+            timeout=notice + 120,
+            what="attempt 1",
         )[0]
         if proc.poll() is None:
             proc.kill()
