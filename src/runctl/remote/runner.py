@@ -31,7 +31,7 @@ from typing import Any
 
 from runctl.errors import ExitCode, RunctlError, UsageError, WrongStateError
 from runctl.job.attempts import AttemptLog
-from runctl.job.layout import JobPaths, RemoteRoot, read_pid
+from runctl.job.layout import JobPaths, RemoteRoot, read_pid, system_path
 from runctl.job.record import JobRecord
 from runctl.job.spec import (
     FAILED,
@@ -169,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
             imds=imds,
             venvs_dir=root.venvs_dir,
             on_end=lambda status: _note_end(attempts, status),
+            data_dir=system_path(spec.data_dir) if spec.data_dir else None,
         )
         supervisor = Supervisor(ctx)
         if spec.recovery and imds is not None and instance_id:
