@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from runctl.services.account.recovery_grant import RECOVERY_POLICY, recovery_policy
 from tests.cli.jobs_helpers import BUCKET, make_project, ready_instance
 from tests.cli.spot_helpers import (
@@ -212,3 +214,21 @@ def test_a_detached_workflow_recovers_its_jobs_on_their_own(
         assert read_json(cloud, f"{prefix}outputs/result.json") == expected(steps)
         assert status["attempt"] == (1 if job["instance_id"] == victim else 0)
     wait_until(lambda: not live_instance_ids(cloud), what="every instance ended itself")
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--wait"], "--detach and --wait"),
+        (["--data-volume", "vol-0123456789abcdef0"], "--data-volume cannot be recovered"),
+    ],
+)
+def test_what_detach_cannot_do_is_refused_before_any_aws_call(
+    cloud_env: Cloud, project: Path, shared_cache: Path, extra: list[str], said: str
+) -> None:
+    make_project(project, {"train.py": TRAINER})
+    args = train_args("i-0123456789abcdef0", "--auto-resume", "--detach", *extra)
+    code, _out, err = finish(spawn(cloud_env, project, shared_cache, *args))
+    assert code == 2, err
+    assert said in err
+    assert cloud_env.request_log == []
