@@ -27,7 +27,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runctl.errors import ExitCode, RunctlError, UsageError, WrongStateError
 from runctl.job.attempts import AttemptLog
@@ -48,6 +48,9 @@ from runctl.remote.supervisor import (
     Supervisor,
     install_signal_handlers,
 )
+
+if TYPE_CHECKING:
+    from runctl.remote.imds import ImdsClient
 
 
 def run_local(ctx: RunContext) -> tuple[JobStatus, BaseException | None]:
@@ -152,9 +155,10 @@ def run(args: argparse.Namespace) -> int:
         if args.wait_until and not _previous_ended(s3, aws, location, args, instance_id):
             return 0
         attempts = AttemptLog(location, s3)
+        zone = _imds_meta(imds, "placement/availability-zone")
         _note_attempt(attempts, args.attempt, instance_id=instance_id, started=utc_now(),
-                      availability_zone=imds.availability_zone() if imds else None,
-                      market=imds.lifecycle() if imds else None)  # fmt: skip
+                      availability_zone=zone,
+                      market=_imds_meta(imds, "instance-life-cycle"))  # fmt: skip
         ctx = RunContext(
             spec=spec,
             attempt=args.attempt,
@@ -174,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         supervisor = Supervisor(ctx)
         if spec.recovery and imds is not None and instance_id:
             successor = Succession(spec, args.attempt, instance_id, s3=s3, ec2=aws.ec2,
-                                   zone=imds.availability_zone(), say=supervisor.say)  # fmt: skip
+                                   zone=zone, say=supervisor.say)  # fmt: skip
             ctx.on_notice = lambda notice: successor.on_notice(notice.time)
             threading.Thread(target=successor.prepare, name="runctl-ec2", daemon=True).start()
         restore = install_signal_handlers(
@@ -213,6 +217,17 @@ def _previous_ended(
         with contextlib.suppress(Exception):
             aws.ec2().terminate_instances(InstanceIds=[instance_id])
     return False
+
+
+def _imds_meta(imds: ImdsClient | None, name: str) -> str | None:
+    """An IMDS meta-data value for the attempt log, or None: IMDS being slow must never stop
+    the job (only the spot watcher depends on it)."""
+    if imds is None:
+        return None
+    try:
+        return imds.meta(name)
+    except Exception:
+        return None
 
 
 def _note_end(attempts: AttemptLog, status: JobStatus) -> None:
