@@ -12,6 +12,8 @@ from runctl.cli.options import (
     CheckpointS3,
     DataS3,
     DataVolume,
+    Docker,
+    DockerImage,
     EnvPairs,
     IncludePattern,
     MaxRestarts,
@@ -69,6 +71,8 @@ def train(
             "their own replacements, so the terminal may go away.",
         ),
     ] = False,
+    docker: Docker = False,
+    docker_image: DockerImage = None,
     output: OutputOption = None,
 ) -> None:
     """Start a training job on an instance; with --wait, follow it and exit with its verdict."""
@@ -87,6 +91,7 @@ def train(
         project_name=project_name, stop_on_finish=stop_on_finish,
         terminate_on_finish=terminate_on_finish, force=force, max_restarts=max_restarts,
         recover_on_instance=auto_resume and detach,
+        docker=docker or docker_image is not None, docker_image=docker_image,
     )  # fmt: skip
     session = job_session(ctx, out)
     with out.spinner(f"starting {script} on {instance_id}"):

@@ -128,7 +128,7 @@ def start(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The detached supervisor of one attempt on an instance."""
-    from runctl.aws.session import AwsContext
+    from runctl.aws.session import AwsContext, client_config
     from runctl.remote.imds import ImdsClient, probe
 
     root = _root(args)
@@ -174,6 +174,10 @@ def run(args: argparse.Namespace) -> int:
             venvs_dir=root.venvs_dir,
             on_end=lambda status: _note_end(attempts, status),
             data_dir=system_path(spec.data_dir) if spec.data_dir else None,
+            docker_config=root.path / "docker",
+            ecr_client=lambda ecr_region: aws.session.client(
+                "ecr", region_name=ecr_region, config=client_config()
+            ),
         )
         supervisor = Supervisor(ctx)
         if spec.recovery and imds is not None and instance_id:

@@ -54,6 +54,9 @@ class TrainRequest:
     #: ``--auto-resume --detach``: the job's runners launch its successors themselves
     #: (runctl.remote.succession), so recovery needs no process on the laptop.
     recover_on_instance: bool = False
+    #: Run the script in a container: ``docker_image``, else one built from the Dockerfile.
+    docker: bool = False
+    docker_image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,9 +121,11 @@ def build_spec(
     code_sha256: str | None,
     data_dir: str | None = None,
     instance: Instance | None = None,
+    docker_image: str | None = None,
+    docker_ecr_region: str | None = None,
 ) -> JobSpec:
     """job.json for a new job (on ``instance``, recorded in its launch spec; ``data_dir``: where
-    its data volume is mounted)."""
+    its data volume is mounted; in a container when ``docker_image`` is given)."""
     checkpoint = settings.checkpoint
     launch_spec = {**request.launch_spec, **(instance_spec(instance) if instance else {})}
     return JobSpec(
@@ -149,6 +154,8 @@ def build_spec(
         max_restarts=request.max_restarts,
         launch_spec=launch_spec,
         user=current_user(),
+        docker_image=docker_image,
+        docker_ecr_region=docker_ecr_region,
     )
 
 
