@@ -232,3 +232,39 @@ def test_what_detach_cannot_do_is_refused_before_any_aws_call(
     assert code == 2, err
     assert said in err
     assert cloud_env.request_log == []
+
+
+def test_jobs_cancel_between_attempts_records_it_for_the_waiting_successor(
+    cloud_env: Cloud, project: Path, shared_cache: Path
+) -> None:
+    from runctl.job.attempts import AttemptEntry, AttemptLog
+    from runctl.job.record import JobRecord
+    from runctl.job.spec import JobSpec, JobStatus, new_job_id
+    from runctl.remote.succession import wait_for_previous
+
+    cloud = cloud_env
+    make_project(project, {"train.py": TRAINER})
+    s3 = cloud.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    spec = JobSpec(new_job_id("demo"), "demo", "train.py", bucket=BUCKET, region=cloud.region,
+                   recovery={"run_instances": {"ImageId": "ami-12345678"}})  # fmt: skip
+    assert spec.location is not None
+    record = JobRecord(spec.location, s3=s3)
+    record.write_spec(spec)
+    record.write_status(JobStatus(spec.job_id, "interrupted", 0, ["i-0aaaaaaaaaaaaaaaa"],
+                                  checkpoint_id="00000001-x"))  # fmt: skip
+    AttemptLog(spec.location, s3).claim(
+        AttemptEntry(attempt=1, instance_id="i-0bbbbbbbbbbbbbbbb", launched_by="i-0aaa")
+    )
+    cancel = spawn(
+        cloud, project, shared_cache, "jobs", "cancel", spec.job_id, "--yes", "-o", "json"
+    )
+    code, out, err = finish(cancel)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["state"] == "cancelled" and doc["instance_left_running"] is False
+    assert "i-0bbbbbbbbbbbbbbbb will not start attempt 1" in doc["message"]
+    status = record.read_status()
+    assert status is not None and (status.state, status.attempt) == ("cancelled", 0)
+    go, why = wait_for_previous(record, 1, "2999-01-01T00:00:00Z")
+    assert (go, why) == (False, "the job was cancelled")
