@@ -56,6 +56,10 @@ Instances
     ``runctl/`` of any bucket, stop/terminate of ``runctl:managed`` instances); idempotent.
     ``allow_s3(uri, read_only=False, profile=...)`` adds access to another S3 prefix;
     ``role_client(id, service)``: a client with the instance role's IMDS credentials.
+    ``put_role_policy(name, document, profile=...)``: an inline policy on the profile's role
+    (e.g. what ``runctl aws setup`` adds beyond :data:`RUNCTL_ROLE_DOCUMENT`). An instance may
+    launch instances with its role credentials (RunInstances is authorized as EC2 does, see
+    :mod:`tests.cloud.iam_authz`); they boot and run their user data like any other.
     ``run_instance(image="al2023", instance_type="t3.micro", spot=False, user_data=None,
     profile="runctl-harness", az=None, tags=None, **run_instances_kwargs)`` -> instance
     id (``profile=None``: no instance profile, so not SSM-managed).
@@ -829,6 +833,15 @@ class Cloud:
         profile = iam.create_instance_profile(InstanceProfileName=name)["InstanceProfile"]
         iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
         return Profile(name, profile["Arn"], name, role["Arn"])
+
+    def put_role_policy(
+        self, name: str, document: dict[str, Any], *, profile: str = DEFAULT_PROFILE
+    ) -> None:
+        """Put the inline policy ``name`` on the profile's role (idempotent)."""
+        found = self.create_instance_profile(profile)
+        self._internal("iam").put_role_policy(
+            RoleName=found.role_name, PolicyName=name, PolicyDocument=json.dumps(document)
+        )
 
     def allow_s3(
         self, uri: str, *, read_only: bool = False, profile: str = DEFAULT_PROFILE

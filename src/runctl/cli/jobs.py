@@ -124,6 +124,19 @@ def _print_detail(out: Output, detail: JobDetail) -> None:
             ("log", data["log_uri"]),
         ]
     )
+    if detail.attempts:
+        out.table(
+            ["attempt", "instance", "zone", "market", "started", "ended", "restored", "ended as"],
+            [
+                [
+                    str(a.attempt), a.instance_id or "-", a.availability_zone or "-",
+                    a.market or "-", a.started or "-", a.ended or "-",
+                    a.restored_checkpoint or "-",
+                    f"{a.state or 'running'}: {a.reason}" if a.reason else (a.state or "-"),
+                ]
+                for a in detail.attempts
+            ],
+        )  # fmt: skip
     for note in detail.notes:
         out.info(note)
 
@@ -187,5 +200,9 @@ def cancel(
     result = cancel_job(session, target)
     out.document(
         result.to_dict(),
-        lambda o: o.success(f"{result.message}; {result.instance_id} keeps running"),
+        lambda o: o.success(
+            f"{result.message}; {result.instance_id} keeps running"
+            if result.instance_left_running
+            else result.message
+        ),
     )

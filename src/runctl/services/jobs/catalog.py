@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from runctl.config import Settings
 from runctl.errors import NotFoundError, UsageError
+from runctl.job.attempts import AttemptEntry, AttemptLog
 from runctl.job.record import JobRecord
 from runctl.job.spec import JOB_ID_RE, LOST, ROOT_PREFIX, STATES, JobLocation, JobSpec, JobStatus
 from runctl.job.spec import project_key as make_project_key
@@ -171,6 +172,8 @@ class JobDetail:
 
     row: JobRow
     notes: list[str] = field(default_factory=list)
+    #: Every attempt from the job's attempt log (``attempts/<N>.json``), oldest first.
+    attempts: list[AttemptEntry] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """``jobs show --output json`` (stable keys): the row's keys and the job's detail."""
@@ -193,6 +196,8 @@ class JobDetail:
             "checkpoint_uri": spec.checkpoint_uri,
             "log_uri": f"s3://{self.row.location.bucket}/{self.row.location.log_key(attempt)}",
             "launch_spec": dict(spec.launch_spec),
+            "recovery": "instance" if spec.recovery else None,
+            "attempt_log": [entry.to_dict() for entry in self.attempts],
             "cost": self.row.cost.to_dict(),
         }
 
@@ -260,7 +265,7 @@ def show_job(
     spec, status = read_job(session, location)
     moment = now or datetime.now(UTC)
     [row] = _rows(session, [(location, spec, status)], session.prices, moment, storage=True)
-    detail = JobDetail(row)
+    detail = JobDetail(row, attempts=AttemptLog(location, session.s3).entries())
     if row.state == LOST:
         detail.notes.append(
             f"none of the job's instances runs any more; continue it with `runctl checkpoint "
