@@ -119,6 +119,8 @@ Spot and IMDS
     IMDS details: :mod:`tests.cloud.imds`.
     ``set_spot_price_history(type, zone, [(when, usd), ...])``: a real price history for
     DescribeSpotPriceHistory (StartTime/EndTime, pages, newest first), where moto makes one up.
+    ``set_service_quota(service, code, value, region=None)``: a Service Quotas value (EC2's
+    vCPU quotas), which moto does not know (:mod:`tests.cloud.quotas`).
 Faults (each HTTP request counts once; botocore retries are separate requests)
     ``throttle(operation, times, service=None)``: the next ``times`` calls fail with
     ``RequestLimitExceeded`` (EC2, 503), ``Throttling`` (IAM/STS query, 400),
@@ -206,6 +208,7 @@ from tests.cloud.faults import Faults
 from tests.cloud.gateway import INTERNAL_HEADER, Gateway
 from tests.cloud.instances import InstanceRuntime, iso_now
 from tests.cloud.protocol import Request
+from tests.cloud.quotas import ServiceQuotaValues
 from tests.cloud.sandbox import Toolbox, kill_marked, marked_pids
 from tests.cloud.spot_prices import SpotPriceHistory
 from tests.cloud.ssm import TERMINAL, SsmService
@@ -391,6 +394,7 @@ class Cloud:
         self.strict = Strict(self)
         self.volumes = Volumes(self)
         self.spot_prices = SpotPriceHistory()
+        self.service_quotas = ServiceQuotaValues()
         self.role_keys: dict[str, tuple[str, str]] = {}
         self.ecr_registry: str | None = None
         self.docker_host: str | None = None
@@ -491,6 +495,7 @@ class Cloud:
         self.faults.clear()
         self.strict.reset()
         self.spot_prices.clear()
+        self.service_quotas.clear()
         self.role_keys.clear()
         self.request_log.clear()
         self.ecr_registry = None
@@ -685,6 +690,13 @@ class Cloud:
         changes. DescribeSpotPriceHistory for that type then answers as AWS does (time window,
         pages, newest first); see :mod:`tests.cloud.spot_prices`. Reset before each test."""
         self.spot_prices.set(instance_type, zone, points)
+
+    def set_service_quota(
+        self, service_code: str, quota_code: str, value: float, region: str | None = None
+    ) -> None:
+        """Set a Service Quotas value moto does not know (EC2's vCPU quotas); see
+        :mod:`tests.cloud.quotas`. Reset before each test."""
+        self.service_quotas.set(region or self.region, service_code, quota_code, value)
 
     def clear_faults(self) -> None:
         self.faults.clear()

@@ -27,6 +27,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from runctl.aws.spot_history import SpotHistory
 from runctl.errors import NotFoundError, RunctlError
 from runctl.job.record import JobRecord
 from runctl.polling import Timing
@@ -191,7 +192,12 @@ class Workflow:
             if job.started is not None:
                 spec, status = JobRecord(job.started.location, s3=self.session.s3).read()
                 job.cost = estimate_job_cost(
-                    spec, status, self.session.prices, instance=None, now=datetime.now(UTC)
+                    spec,
+                    status,
+                    self.session.prices,
+                    instance=None,
+                    now=datetime.now(UTC),
+                    history=SpotHistory(self.session.ec2.client),
                 )
         except RunctlError as err:
             self.report(f"[{job.plan.label}] {err.message}")
