@@ -66,6 +66,7 @@ def test_doctor_passes_in_a_good_account(
         "instance profile": "passed",
         "ssm policy": "passed",
         "bucket access": "passed",
+        "recovery grant": "passed",
         "vcpu quota": "passed",
         "ami": "passed",
         "ssm": "passed",
@@ -121,3 +122,20 @@ def test_doctor_refuses_a_malformed_region_before_any_call(cloud_env: Cloud, wor
     found = checks(result.stdout)
     assert found["region"]["status"] == "failed" and found["region"]["detail"]
     assert result.exit_code != 0
+
+
+def test_doctor_names_a_role_without_the_recovery_grant(cloud_env: Cloud, workdir: Path) -> None:
+    """A role set up before --detach existed (no runctl-recovery policy) fails one check, exit 4."""
+    cloud = cloud_env
+    cloud.set_service_quota("ec2", STANDARD_ON_DEMAND, 64)
+    ok_json("aws", "setup", "--bucket", "doctor-bucket")
+    iam = cloud.client("iam")
+    role = iam.get_instance_profile(InstanceProfileName="runctl-instance")["InstanceProfile"]
+    iam.delete_role_policy(RoleName=role["Roles"][0]["RoleName"], PolicyName="runctl-recovery")
+    result = run("doctor", "--output", "json")
+    found = checks(result.stdout)
+    grant = found["recovery grant"]
+    assert grant["status"] == "failed"
+    assert "ec2:RunInstances" in grant["detail"] and "runctl-recovery" in grant["fix"]
+    assert found["bucket access"]["status"] == "passed"
+    assert result.exit_code == 4

@@ -2,13 +2,13 @@
 
 Each check asks AWS one question and says, when the answer is wrong, what to do about it:
 credentials and identity; the region; the job bucket and its region; the instance profile
-``aws setup`` creates, its role's SSM core policy and its access to the bucket (IAM
-SimulatePrincipalPolicy); the vCPU quota of the instance type's family against what runs
-(Service Quotas); the AMI a launch would choose; and, when runctl instances run, whether their
-SSM agents are online. A check that cannot run because an earlier one failed is skipped, and a
-check AWS would not answer (no permission to simulate or to read quotas) is reported unknown,
-which does not fail the run. Each failed check carries the exit code of its kind of failure; the
-command exits with the first one.
+``aws setup`` creates, its role's SSM core policy, its access to the bucket and its grant to
+launch a job's successor for ``--auto-resume --detach`` (IAM SimulatePrincipalPolicy); the vCPU
+quota of the instance type's family against what runs (Service Quotas); the AMI a launch would
+choose; and, when runctl instances run, whether their SSM agents are online. A check that cannot
+run because an earlier one failed is skipped, and a check AWS would not answer (no permission to
+simulate or to read quotas) is reported unknown, which does not fail the run. Each failed check
+carries the exit code of its kind of failure; the command exits with the first one.
 """
 
 from __future__ import annotations
@@ -195,7 +195,26 @@ class Doctor:
         bucket = self.settings.aws.s3_bucket
         if bucket:
             checks.append(self._bucket_access(role.arn, role.name, bucket))
+        checks.append(self._recovery_grant(role.arn, role.name))
         return checks
+
+    def _recovery_grant(self, role_arn: str, role: str) -> Check:
+        """Whether the role may launch a job's successor (``--auto-resume --detach``)."""
+        from runctl.services.account.recovery_grant import RECOVERY_POLICY, check_recovery_grant
+
+        try:
+            gaps = check_recovery_grant(self.iam, role_arn, region=self.region)
+        except RunctlError as err:
+            return _from_error("recovery grant", err)
+        if gaps:
+            return _failed(
+                "recovery grant",
+                f"role {role} may not launch a job's successor, which --auto-resume --detach "
+                f"needs: {gaps[0].describe()}",
+                f"run `runctl aws setup` (it adds the {RECOVERY_POLICY} policy)",
+                ExitCode.AUTH,
+            )
+        return _passed("recovery grant", f"{role} may launch a job's successor (--detach)")
 
     def _bucket_access(self, role_arn: str, role: str, bucket: str) -> Check:
         uri = f"s3://{bucket}/runctl/"
