@@ -58,10 +58,9 @@ class AppState:
 
         if self._aws is not None and not overrides:
             return self._aws
-        settings = self.config(overrides).settings
-        context = AwsContext(
-            profile=self.profile, region=self.region, config_region=settings.aws.region
-        )
+        # The raw value: building the typed settings would cost pydantic here (start-up).
+        config_region = self.config(overrides).value("aws.region")
+        context = AwsContext(profile=self.profile, region=self.region, config_region=config_region)
         if not overrides:
             # One session per invocation: each new session re-parses the service models.
             self._aws = context
