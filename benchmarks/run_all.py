@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/run_all.py [--repeat N] [--before RUNCTL] [--out results.md]
-        [--large-mb 1024] [--skip-rgw] [--skip-install]
+        [--large-mb 1024] [--skip-startup] [--skip-harness] [--skip-rgw] [--skip-install]
 
 Rows (each a ratio runctl / reference taken in the same run, pair by pair, or a peak RSS):
 start-up (``--help``, ``config show``, ``aws status --help`` against ``aws --version``); ``aws
@@ -248,7 +248,9 @@ def rgw_rows(table: Table, before: list[str] | None, repeat: int) -> None:
             client = rgw.client()
             s3_transfer.create_bucket(client, "bench")
             variants = {"before": before} if before else {}
-            bench = s3_transfer.Bench(server, client, "bench", Path(tmp) / "work", variants)
+            work = Path(tmp) / "work"
+            work.mkdir()
+            bench = s3_transfer.Bench(server, client, "bench", work, variants)
             tools = ["runctl", "aws", "s5cmd", *variants]
             cases = {
                 "large-down": ("aws", "256 MB download on Ceph RGW, runctl / aws-cli"),
@@ -368,16 +370,21 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("benchmark-results.md"))
     parser.add_argument("--large-mb", type=int, default=1024)
+    parser.add_argument("--skip-startup", action="store_true")
+    parser.add_argument("--skip-harness", action="store_true")
     parser.add_argument("--skip-rgw", action="store_true")
     parser.add_argument("--skip-install", action="store_true")
     args = parser.parse_args()
     runctl = [require("runctl")]
     before = [args.before] if args.before else None
     table = Table()
-    steps: list[Callable[[], None]] = [
-        lambda: startup_rows(table, runctl, before, args.repeat),
-        lambda: harness_rows(table, runctl, before, max(3, args.repeat // 2), args.large_mb),
-    ]
+    steps: list[Callable[[], None]] = []
+    if not args.skip_startup:
+        steps.append(lambda: startup_rows(table, runctl, before, args.repeat))
+    if not args.skip_harness:
+        steps.append(
+            lambda: harness_rows(table, runctl, before, max(3, args.repeat // 2), args.large_mb)
+        )
     if not args.skip_rgw:
         steps.append(lambda: rgw_rows(table, before, max(3, args.repeat // 2)))
     if not args.skip_install:
