@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from runctl.aws.errors import aws_errors
 from runctl.aws.partitions import partition_of, pricing_region
-from runctl.aws.session import AwsContext
+from runctl.aws.session import AwsContext, client_config
 from runctl.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def pricing_client(context: AwsContext) -> PricingClient:
             hint="runctl uses its shipped price table there; drop --refresh",
             resource=region,
         )
-    return context.client_in("pricing", endpoint_region)  # type: ignore[no-any-return]
+    return context.session.client("pricing", region_name=endpoint_region, config=client_config())
 
 
 class Pricing:

@@ -1,9 +1,7 @@
 """The one place that builds boto3 sessions and clients.
 
-Building an :class:`AwsContext` costs nothing: botocore is imported, and the session built, when
-the first client is asked for, so commands check their input before paying for it. Clients come
-from a botocore session, as the AWS CLI's do: boto3's session adds only resources and its
-injected transfer methods, which runctl does not use, and costs about 20 ms more to import.
+Building an :class:`AwsContext` costs nothing: boto3 is imported, and the session built, when
+the first client is asked for, so commands check their input before paying for boto3.
 
 Profile and region come from the flags, then the environment, then ``aws.region`` in the config,
 then the AWS profile's own default. Endpoints honour ``AWS_ENDPOINT_URL`` and
@@ -23,8 +21,8 @@ from runctl import __version__
 from runctl.errors import ConfigError
 
 if TYPE_CHECKING:
+    import boto3
     from botocore.config import Config
-    from botocore.session import Session
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_s3 import S3Client
@@ -60,20 +58,18 @@ class AwsContext:
     profile: str | None = None
     region: str | None = None
     config_region: str | None = None
-    _session: Session | None = None
+    _session: boto3.Session | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
-    def session(self) -> Session:
+    def session(self) -> boto3.Session:
         if self._session is None:
+            import boto3
             from botocore.exceptions import ProfileNotFound
-            from botocore.session import Session
 
             try:
-                session = Session(profile=self.profile)
-                session.get_scoped_config()  # a missing profile fails here, not in a worker
-                self._session = session
+                self._session = boto3.Session(profile_name=self.profile)
             except ProfileNotFound:
                 raise ConfigError(
                     f"AWS profile {self.profile!r} is not configured",
@@ -89,7 +85,7 @@ class AwsContext:
             or os.environ.get("AWS_REGION")
             or os.environ.get("AWS_DEFAULT_REGION")
             or self.config_region
-            or self.session.get_config_variable("region")
+            or self.session.region_name
         )
         if not region:
             raise ConfigError(
@@ -101,19 +97,16 @@ class AwsContext:
     def client(self, service: str, **config: Any) -> Any:
         """A cached client for ``service`` in the resolved region.
 
-        Thread-safe: a botocore session must not build clients in two threads at once, and the
+        Thread-safe: a boto3 session must not build clients in two threads at once, and the
         job workflow asks for clients from worker threads (a probe beside an upload).
         """
-        return self.client_in(service, self.region_name, **config)
-
-    def client_in(self, service: str, region: str, **config: Any) -> Any:
-        """A cached client for ``service`` in ``region`` (same session, so the service model
-        parsed for one region is reused for the next)."""
-        key = f"{service}:{region}:{sorted(config.items())}"
+        key = f"{service}:{sorted(config.items())}"
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = self.session.create_client(
-                    service, region_name=region, config=client_config(**config)
+                self._clients[key] = self.session.client(
+                    service,  # type: ignore[call-overload]
+                    region_name=self.region_name,
+                    config=client_config(**config),
                 )
             return self._clients[key]
 

@@ -40,12 +40,16 @@ def ec2_in_regions(ctx: typer.Context, regions: list[str] | None = None) -> list
     every client (about a third of a second each).
     """
     from runctl.aws.ec2 import Ec2
+    from runctl.aws.session import client_config
 
     aws = aws_for(ctx)
     home = Ec2(aws.ec2())
     wanted = home.describe_regions() if regions is None else regions
     return [
-        home if region == home.region else Ec2(aws.client_in("ec2", region)) for region in wanted
+        home
+        if region == home.region
+        else Ec2(aws.session.client("ec2", region_name=region, config=client_config()))
+        for region in wanted
     ]
 
 
