@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from runctl.config_cache import Layer, ResolvedConfig
 from runctl.errors import ConfigError, UsageError
 from runctl.paths import find_project_file, user_config_file
 
@@ -99,40 +99,6 @@ def all_keys() -> list[str]:
     return [f"{sec}.{key}" for sec, model in SECTIONS.items() for key in model.model_fields]
 
 
-@dataclass(frozen=True)
-class Layer:
-    """One source of configuration values: a file, the environment, flags, or defaults."""
-
-    source: str
-    data: dict[str, dict[str, Any]]
-    path: Path | None = None
-
-
-@dataclass
-class ResolvedConfig:
-    """Validated settings plus, for every dotted key, the layer it came from."""
-
-    settings: Settings
-    sources: dict[str, str]
-    layers: list[Layer] = field(default_factory=list)
-
-    def value(self, key: str) -> Any:
-        section, name = split_key(key)
-        return getattr(getattr(self.settings, section), name)
-
-    def file_for(self, key: str) -> Path | None:
-        """The file a key's value came from, if it came from a file."""
-        for layer in reversed(self.layers):
-            section, name = split_key(key)
-            if layer.path is not None and name in layer.data.get(section, {}):
-                return layer.path
-        return None
-
-    @property
-    def files(self) -> list[Path]:
-        return [layer.path for layer in self.layers if layer.path is not None]
-
-
 def split_key(key: str) -> tuple[str, str]:
     """Split ``aws.s3_bucket`` into its section and name, refusing keys that do not exist."""
     section, _, name = key.partition(".")
@@ -172,7 +138,7 @@ def read_file_layer(path: Path, source: str) -> Layer:
         raise ConfigError(f"config file {path} does not exist", resource=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", resource=str(path)) from None
-    _validate(data, where=str(path))
+    validate_settings(data, where=str(path))
     return Layer(source=source, data=data, path=path)
 
 
@@ -208,7 +174,8 @@ def flag_layer(overrides: Mapping[str, Any]) -> Layer:
     return Layer(source="flag", data=data)
 
 
-def _validate(data: Mapping[str, Any], *, where: str) -> Settings:
+def validate_settings(data: Mapping[str, Any], *, where: str) -> Settings:
+    """``data`` as Settings, or a ConfigError naming ``where`` (a file) and the first bad key."""
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
@@ -255,5 +222,5 @@ def resolve(
             for name, value in values.items():
                 merged.setdefault(section, {})[name] = value
                 sources[f"{section}.{name}"] = layer.source
-    settings = _validate(merged, where="configuration")
-    return ResolvedConfig(settings=settings, sources=sources, layers=layers)
+    settings = validate_settings(merged, where="configuration")
+    return ResolvedConfig.of(settings, sources, layers)
