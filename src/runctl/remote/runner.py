@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from runctl.errors import ExitCode, RunctlError, UsageError, WrongStateError
-from runctl.job.layout import JobPaths, RemoteRoot, read_pid
+from runctl.job.layout import JobPaths, RemoteRoot, project_path, read_pid
 from runctl.job.record import JobRecord
 from runctl.job.spec import (
     FAILED,
@@ -144,12 +144,14 @@ def run(args: argparse.Namespace) -> int:
         s3 = aws.s3()
         spec = JobRecord(location, s3=s3).read_spec()
         JobRecord(paths=paths).write_spec(spec)  # the instance's copy
+        workdir = Path(spec.workdir) if spec.workdir else paths.code_dir
         ctx = RunContext(
             spec=spec,
             attempt=args.attempt,
             paths=paths,
-            checkpoint_dir=paths.checkpoint_dir(spec.checkpoint.dir),
-            workdir=Path(spec.workdir) if spec.workdir else paths.code_dir,
+            # Relative to the project root, here the code directory (as under runctl local).
+            checkpoint_dir=project_path(spec.checkpoint.dir, workdir),
+            workdir=workdir,
             instance_id=instance_id or "unknown",
             on_instance=True,
             python=sys.executable,
