@@ -62,6 +62,25 @@ def train(
     max_restarts: Annotated[
         int, typer.Option("--max-restarts", help="Replacements --auto-resume may launch.", min=0)
     ] = 3,
+    python: Annotated[
+        str | None,
+        typer.Option(
+            "--python",
+            help="Interpreter on the instance (default: the AMI's framework Python, else python3).",
+        ),
+    ] = None,
+    outputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--outputs", help="Project-relative path uploaded to the job's outputs at the end."
+        ),
+    ] = None,
+    resume_from: Annotated[
+        str | None,
+        typer.Option(
+            "--resume-from", help="Start from another job's committed checkpoint: JOB_ID|latest."
+        ),
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Start a training job on an instance; with --wait, follow it and exit with its verdict."""
@@ -75,6 +94,7 @@ def train(
         checkpoint_s3=checkpoint_s3, env=parse_env_pairs(list(env or [])),
         project_name=project_name, stop_on_finish=stop_on_finish,
         terminate_on_finish=terminate_on_finish, force=force, max_restarts=max_restarts,
+        python=python, outputs=list(outputs or []), resume_from=resume_from,
     )  # fmt: skip
     session = job_session(ctx, out)
     with out.spinner(f"starting {script} on {instance_id}"):

@@ -177,7 +177,7 @@ def resume_here(
         # The store the checkpoint was found in (a local store path may have been relative).
         checkpoint_s3=plan.store_uri if plan.spec.checkpoint_s3 else None,
     )
-    paths = JobPaths(project.jobs_dir / spec.job_id)
+    paths = JobPaths(project.prepare_jobs_dir() / spec.job_id)
     checkpoint_dir = project_path(spec.checkpoint.dir, root)
     if paths.job_dir in checkpoint_dir.parents and checkpoint_dir.is_dir():
         shutil.rmtree(checkpoint_dir)  # ours: the restore alone decides what is in it

@@ -21,6 +21,7 @@ from runctl.services import tags as tagging
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Ec2, Instance
     from runctl.aws.ssm import Ssm
+    from runctl.job.spec import JobStatus
     from runctl.services.instances.prices import PriceBook
 
 INSTANCE_ID_RE = re.compile(r"^i-([0-9a-f]{8}|[0-9a-f]{17})$")
@@ -339,6 +340,12 @@ class InstanceStatus:
     public_ip: str | None
     managed: bool
     tags: dict[str, str]
+    #: The current job's state and the Python its script runs with (from its status.json).
+    job_state: str | None = None
+    job_python: str | None = None
+    job_python_version: str | None = None
+    job_python_source: str | None = None
+    job_venv: str | None = None
 
 
 def instance_status(
@@ -347,9 +354,12 @@ def instance_status(
     prices: PriceBook,
     instance_id: str,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    job_status: Callable[[Instance], JobStatus | None] | None = None,
 ) -> InstanceStatus:
-    """State, type, lifecycle, zone, uptime, cost so far (since the last start), SSM ping."""
+    """State, type, lifecycle, zone, uptime, cost so far (since the last start), SSM ping, and
+    with ``job_status`` the current job's state and Python."""
     instance = ec2.describe_instance(validate_instance_id(instance_id))
+    job = job_status(instance) if job_status is not None else None
     uptime = uptime_seconds(instance, now())
     ping = "n/a"
     if instance.state == "running":
@@ -374,6 +384,11 @@ def instance_status(
         public_ip=instance.public_ip,
         managed=tagging.is_managed(instance.tags),
         tags=dict(instance.tags),
+        job_state=job.state if job else None,
+        job_python=job.python if job else None,
+        job_python_version=job.python_version if job else None,
+        job_python_source=job.python_source if job else None,
+        job_venv=job.venv if job else None,
     )
 
 

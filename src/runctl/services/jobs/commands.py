@@ -6,8 +6,8 @@ the process snapshot) travels in quoted heredocs, which bash never expands. Each
 ``$RUNCTL_REMOTE_ROOT`` first and falls back to the configured ``aws.remote_root``, so the same
 text runs on an instance and in a test sandbox.
 
-- :func:`probe_command`: whether a job's runner is alive there and which python3 it has, before
-  anything about a new job is written.
+- :func:`probe_command`: whether a job's runner is alive there, which python3 it has and whether
+  the ``--python`` the job names is there, before anything about a new job is written.
 
 - :func:`start_job_command`: fetch the runtime bundle into ``<root>/runtime/<sha256>/`` unless
   it is there (sha256-verified, extracted under a temporary name, then renamed), then
@@ -111,8 +111,9 @@ def start_job_command(
 
 
 _PROBE = """\
-import json, os, sys
+import json, os, shutil, sys
 root, need = sys.argv[1], tuple(int(x) for x in sys.argv[2].split("."))
+wanted = sys.argv[3] if len(sys.argv) > 3 else ""
 def read(path):
     try:
         with open(path) as handle:
@@ -129,27 +130,38 @@ if busy is not None:
         alive = False
     busy = busy if alive else None
 version = sys.version_info
+found = None
+if wanted:
+    found = wanted if os.path.isabs(wanted) else shutil.which(wanted)
+    found = found if found and os.access(found, os.X_OK) else None
 print(json.dumps({"busy_job": busy, "python": "%d.%d.%d" % tuple(version[:3]),
-                  "python_ok": tuple(version[:2]) >= need}))
+                  "python_ok": tuple(version[:2]) >= need,
+                  "requested_python": found if wanted else None,
+                  "requested_python_ok": bool(found) if wanted else None}))
 """
 
 
 def probe_command(
-    remote_root_default: str = DEFAULT_REMOTE_ROOT, *, min_python: Sequence[int] = MIN_PYTHON
+    remote_root_default: str = DEFAULT_REMOTE_ROOT,
+    *,
+    min_python: Sequence[int] = MIN_PYTHON,
+    python: str | None = None,
 ) -> str:
     """Bash that prints one JSON line: ``busy_job`` (the job whose runner is alive there, or
-    null), ``python`` (python3's version, or null when there is none) and ``python_ok``.
+    null), ``python`` (python3's version, or null when there is none) and ``python_ok``; with
+    ``python`` (``--python``), ``requested_python_ok`` says whether that interpreter is there.
 
     The runner's own start refuses the same cases; asking first lets runctl refuse a job before
     it writes anything about it.
     """
     need = f"{int(min_python[0])}.{int(min_python[1])}"
     fallback = shlex.quote(json.dumps({"busy_job": None, "python": None, "python_ok": False}))
+    wanted = f" {shlex.quote(python)}" if python else ""
     return (
         "\n".join(
             [
                 *_root_lines(remote_root_default),
-                f"python3 - \"$root\" {need} <<'RUNCTL_PROBE' || printf '%s\\n' {fallback}",
+                f"python3 - \"$root\" {need}{wanted} <<'RUNCTL_PROBE' || printf '%s\\n' {fallback}",
                 _PROBE.rstrip("\n"),
                 "RUNCTL_PROBE",
             ]
