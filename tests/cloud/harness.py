@@ -70,7 +70,9 @@ Instances
     ``reconcile()`` (sync sandboxes with moto's states after changing moto directly).
 What runs on an instance
     Processes run on the host in the sandbox directory (no chroot/namespace) with:
-    ``HOME``/``RUNCTL_REMOTE_ROOT`` = sandbox, ``TMPDIR`` = sandbox/tmp,
+    ``HOME``/``RUNCTL_REMOTE_ROOT`` = sandbox, ``RUNCTL_SYSTEM_ROOT`` = sandbox (runctl looks
+    up well-known system paths such as a Deep Learning AMI's ``/opt/pytorch`` under it, so an
+    "image" provides one at ``sandbox/opt/pytorch``), ``TMPDIR`` = sandbox/tmp,
     ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` = the instance's own IMDS,
     ``AWS_ENDPOINT_URL`` = moto, ``AWS_DEFAULT_REGION``/``AWS_REGION``, and a ``PATH`` that
     starts with the sandbox's ``usr/local/bin`` (as on a real AMI; made at boot, empty), then

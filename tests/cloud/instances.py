@@ -101,6 +101,8 @@ class InstanceRuntime:
         return {
             "HOME": home,
             "RUNCTL_REMOTE_ROOT": home,
+            # Where runctl looks for well-known system paths (a DLAMI's /opt/pytorch).
+            "RUNCTL_SYSTEM_ROOT": home,
             # As on a real AMI, /usr/local/bin comes first (Cloud.install_executable).
             "PATH": os.pathsep.join([str(self.sandbox / "usr/local/bin"), self.cloud.toolbox.path]),
             "TMPDIR": str(self.sandbox / "tmp"),

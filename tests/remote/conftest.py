@@ -248,6 +248,7 @@ def instance(
         "HOME": str(tmp_path / "home"),
         "LANG": "C.UTF-8",
         "RUNCTL_REMOTE_ROOT": str(root),
+        "RUNCTL_SYSTEM_ROOT": str(root),  # never this machine's /opt
         "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.endpoint,
         "OPENBLAS_NUM_THREADS": "1",
         MARKER: uuid.uuid4().hex,

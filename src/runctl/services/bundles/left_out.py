@@ -53,7 +53,8 @@ class LeftOut:
 
     def describe(self) -> str:
         """``left out by .gitignore/.runctlignore: 3 files, 1.2 GB (largest: ...)``."""
-        count = f"{'at least ' if self.truncated else ''}{self.files:,} files"
+        plural = "" if self.files == 1 else "s"
+        count = f"{'at least ' if self.truncated else ''}{self.files:,} file{plural}"
         largest = ", ".join(f"{name} ({_size(size)})" for name, size in self.largest)
         return f"left out by .gitignore/.runctlignore: {count}, {_size(self.bytes)}" + (
             f" (largest: {largest})" if largest else ""
