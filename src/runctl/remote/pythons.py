@@ -9,11 +9,13 @@ In order, first match wins (status.json records the choice: ``python``, ``python
    document their Python in each release note (``python_location``): the single-framework
    PyTorch DLAMIs (OSS Nvidia driver; Ubuntu 22.04/24.04 and Amazon Linux 2023; x86_64 and
    ARM64) install PyTorch in a virtual environment at ``/opt/pytorch`` (``/opt/pytorch/bin/
-   python``), the TensorFlow ones at ``/opt/tensorflow``; the older "Deep Learning AMI with
-   Conda" keeps one conda environment per framework (``/opt/conda/envs/pytorch``, activated with
-   ``source activate pytorch``). None of them is on the ``PATH`` of a non-interactive shell such
-   as the SSM command that starts the runner (the AMI's login message tells people to activate
-   them), so the runner looks at those paths itself instead of trusting ``python3``.
+   python``), while the Base DLAMIs list the system ``/usr/bin/python3.X``; the older "Deep
+   Learning AMI with Conda" keeps one conda environment per framework
+   (``/opt/conda/envs/pytorch``, activated with ``source activate pytorch``). None of them is on
+   the ``PATH`` of a non-interactive shell such as the SSM command that starts the runner (the
+   AMI's login message tells people to activate them), so the runner looks at those paths
+   itself instead of trusting ``python3``. Other environments (TensorFlow, Neuron's
+   ``/opt/aws_neuronx_venv_*``, your own) are named with ``--python``.
 3. The ``python3`` the runner itself runs on (Base DLAMIs, Amazon Linux, Ubuntu).
 
 The well-known paths are looked up under ``$RUNCTL_SYSTEM_ROOT`` (default ``/``), the way the
@@ -39,8 +41,6 @@ SYSTEM = "system"
 FRAMEWORK_PYTHONS = (
     "opt/pytorch/bin/python",
     "opt/conda/envs/pytorch/bin/python",
-    "opt/tensorflow/bin/python",
-    "opt/conda/envs/tensorflow2/bin/python",
 )
 PROBE_TIMEOUT_SECONDS = 60.0
 
