@@ -128,7 +128,15 @@ class ScriptPython:
             env["PATH"] = os.pathsep.join(first + rest)
         return env
 
+    def cancel_upload(self) -> None:
+        """Give up the venv upload now (a stop: the final checkpoint needs the bandwidth)."""
+        if self.publisher is not None:
+            self.publisher.cancelled.set()
+
     def finish(self, wait: bool) -> None:
         """Let the venv upload end (``wait``), or give it up (a stop: the instance may go)."""
-        if self.publisher is not None:
-            self.publisher.finish(wait)
+        if self.publisher is None:
+            return
+        if wait and not self.publisher.done.is_set():
+            self.say("waiting for the venv upload to end before the job does")
+        self.publisher.finish(wait)

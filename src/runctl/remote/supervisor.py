@@ -198,6 +198,7 @@ class Supervisor:
         if notice is not None:  # commits in flight from now on end before the instance goes
             left = notice.seconds_left() - NOTICE_MARGIN_SECONDS
             self.checkpoints.deadline = time.monotonic() + left
+        self.python.cancel_upload()
         self.stop_event.set()
 
     # -- the attempt ----------------------------------------------------------------------------
