@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,21 @@ from runctl.remote.pythons import (
     FRAMEWORK,
     REQUESTED,
     SYSTEM,
+    PythonInfo,
     PythonNotFound,
     choose_python,
     describe_python,
 )
 from runctl.remote.venv_cache import VenvStore, relocate_scripts
-from runctl.remote.venvs import BUILT, RESTORED, REUSED, VenvPublisher, ensure_venv, venv_key
+from runctl.remote.venvs import (
+    BUILT,
+    RESTORED,
+    REUSED,
+    Venv,
+    VenvPublisher,
+    ensure_venv,
+    venv_key,
+)
 from tests.python_envs import (
     FRAMEWORK_TORCH,
     REQUIREMENTS,
@@ -135,22 +145,35 @@ def test_a_framework_pythons_packages_stay_visible_in_the_requirements_venv(
     assert not list(venv.path.glob("lib/python3*/site-packages/torch"))
 
 
-def _s3_store(s3: Any, bucket: str) -> VenvStore:
-    return VenvStore(s3, bucket, "runctl/proj/venvs/")
+@dataclass
+class _Published:
+    """A venv built on "machine one" and published to the S3 store."""
+
+    requirements: Path
+    python: PythonInfo
+    store: VenvStore
+    first: Venv
+    said: list[str]
+
+
+def _build_and_publish(tmp_path: Path, bare_python: Path, s3: Any, bucket: str) -> _Published:
+    requirements = _project(tmp_path / "code")
+    python = describe_python(str(bare_python / "python3"), SYSTEM)
+    store = VenvStore(s3, bucket, "runctl/proj/venvs/")
+    first_log = JobLog(tmp_path / "first.log")
+    first = ensure_venv(requirements, python, tmp_path / "one" / "venvs", first_log, store=store)
+    said: list[str] = []
+    VenvPublisher(first, store, said.append).start().finish(wait=True)
+    return _Published(requirements, python, store, first, said)
 
 
 @pytest.mark.slow
 def test_a_venv_built_on_one_machine_is_unpacked_on_another_without_pip(
     tmp_path: Path, bare_python: Path, s3: Any, bucket: str
 ) -> None:
-    requirements = _project(tmp_path / "code")
-    python = describe_python(str(bare_python / "python3"), SYSTEM)
-    store = _s3_store(s3, bucket)
-    first_log = JobLog(tmp_path / "first.log")
-    first = ensure_venv(requirements, python, tmp_path / "one" / "venvs", first_log, store=store)
-    said: list[str] = []
-    VenvPublisher(first, store, said.append).start().finish(wait=True)
-    assert "uploaded" in said[0]
+    built = _build_and_publish(tmp_path, bare_python, s3, bucket)
+    requirements, python, store, first = built.requirements, built.python, built.store, built.first
+    assert "uploaded" in built.said[0]
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert sorted(keys) == [
         f"runctl/proj/venvs/{first.key}.json",
@@ -177,15 +200,14 @@ def test_a_venv_built_on_one_machine_is_unpacked_on_another_without_pip(
 def test_a_packed_venv_that_does_not_match_its_sha256_is_built_again(
     tmp_path: Path, bare_python: Path, s3: Any, bucket: str
 ) -> None:
-    requirements = _project(tmp_path / "code")
-    python = describe_python(str(bare_python / "python3"), SYSTEM)
-    store = _s3_store(s3, bucket)
-    first = ensure_venv(requirements, python, tmp_path / "one", JobLog(tmp_path / "1"), store=store)
-    VenvPublisher(first, store, lambda _m: None).start().finish(wait=True)
-    s3.put_object(Bucket=bucket, Key=f"runctl/proj/venvs/{first.key}.tar.gz", Body=b"garbage")
+    built = _build_and_publish(tmp_path, bare_python, s3, bucket)
+    key = f"runctl/proj/venvs/{built.first.key}.tar.gz"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"garbage")
 
     log = tmp_path / "2"
-    second = ensure_venv(requirements, python, tmp_path / "two", JobLog(log), store=store)
+    second = ensure_venv(
+        built.requirements, built.python, tmp_path / "two", JobLog(log), store=built.store
+    )
 
     assert second.how == BUILT
     assert "does not match its sha256" in log.read_text()
@@ -193,9 +215,34 @@ def test_a_packed_venv_that_does_not_match_its_sha256_is_built_again(
 
 
 def test_a_venv_nobody_published_is_no_cache(tmp_path: Path, s3: Any, bucket: str) -> None:
-    assert _s3_store(s3, bucket).fetch("0" * 64, tmp_path / "x.tar.gz") is None
+    store = VenvStore(s3, bucket, "runctl/proj/venvs/")
+    assert store.fetch("0" * 64, tmp_path / "x.tar.gz") is None
     meta = {"sha256": "0", "venv": "/x", "identity": {}}
     (tmp_path / "a.tar.gz").write_bytes(b"x")
-    assert _s3_store(s3, bucket).publish("k", tmp_path / "a.tar.gz", meta) is True
+    assert store.publish("k", tmp_path / "a.tar.gz", meta) is True
     body = s3.get_object(Bucket=bucket, Key="runctl/proj/venvs/k.json")["Body"].read()
     assert json.loads(body)["size"] == 1
+
+
+class _DeniedStore(VenvStore):
+    """A store the instance role may not read (as when the bucket policy refuses it)."""
+
+    def fetch(self, key: str, dest: Path) -> dict[str, Any] | None:
+        from runctl.errors import AuthError
+
+        raise AuthError(f"AccessDenied: s3:GetObject on {self.uri}{key}.json")
+
+
+@pytest.mark.slow
+def test_a_store_that_cannot_be_read_means_building_the_venv_here(
+    tmp_path: Path, bare_python: Path
+) -> None:
+    requirements = _project(tmp_path / "code")
+    python = describe_python(str(bare_python / "python3"), SYSTEM)
+    log = tmp_path / "log"
+    store = _DeniedStore(None, "bucket", "runctl/proj/venvs/")
+
+    venv = ensure_venv(requirements, python, tmp_path / "venvs", JobLog(log), store=store)
+
+    assert venv.how == BUILT
+    assert "cannot be used (AccessDenied" in log.read_text()

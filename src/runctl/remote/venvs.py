@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from runctl.errors import RunctlError
 from runctl.remote.process import JobLog, run_logged
 from runctl.remote.pythons import PythonInfo, PythonNotFound, describe_python
 from runctl.remote.staging import StagingError, helper_env, sha256_of
@@ -143,7 +144,8 @@ def _restore(
         unpack_venv(archive, venv, packed_from=str(meta["venv"]))
         (venv / VENV_MARKER).write_text(json.dumps(meta["identity"], sort_keys=True) + "\n")
         return True
-    except (StagingError, OSError, ValueError, KeyError) as exc:
+    except (RunctlError, StagingError, OSError, ValueError, KeyError) as exc:
+        # S3 refusing or missing the archive, or an archive that does not fit: build it instead.
         log.note(f"venv {key[:12]}: the packed copy in {store.uri} cannot be used ({exc})")
         shutil.rmtree(venv, ignore_errors=True)
         return False
