@@ -2,6 +2,7 @@
 interruption -> training running again on a replacement.
 
 Usage: python benchmarks/spot_recovery.py [--rounds 3] [--checkpoint-mb 1] [--scenario S]
+       [--requirements "numpy pandas"]
 
 ``--scenario atomic`` (the default): each round starts the cloud harness's spot instance, runs
 ``runctl aws train --auto-resume`` (a subprocess, as a user would) with a trainer that
@@ -16,8 +17,9 @@ the figure is notice -> final checkpoint committed, beside what the bytes need: 
 commit's own upload (from the job log) and a plain upload of the same size to the same
 endpoint. An upload that reads a file being rewritten waits for botocore's 60 s read timeout.
 
-``--scenario requirements``: the trainer imports numpy from a ``requirements.txt`` (``numpy``,
-installed by pip from the package index the instance's pip is configured with). Once the first
+``--scenario requirements``: the trainer imports numpy from a ``requirements.txt`` holding
+``--requirements`` (default ``numpy``), installed by pip from the package index the instance's
+pip is configured with. Once the first
 instance has built the venv and uploaded it, a 20 s notice comes; each round runs twice, with the
 packed venv left in S3 (the replacement unpacks it) and with it deleted before the notice (the
 replacement runs pip, as runctl did before). The figures: interruption -> the replacement's
@@ -100,7 +102,10 @@ while True:
 """
 COMMITTED = re.compile(r"checkpoint \S+ committed: .* \((\d+) bytes\) in ([0-9.]+)s")
 
-NUMPY_TRAINER = TRAINER.replace("import json, os", "import numpy\nimport json, os", 1)
+NUMPY_TRAINER = TRAINER.replace("import json, os", "import numpy\nimport json, os", 1).replace(
+    "while step < 60:",
+    "while step < 300:",  # still running when the notice comes
+)
 VENV_STEP = re.compile(r"venv \S+: (built|restored|reused) in ([0-9.]+)s")
 
 
@@ -162,14 +167,16 @@ def one_round(cloud: Cloud, workdir: Path, checkpoint_mb: float) -> tuple[float,
         cloud.end_test()
 
 
-def requirements_round(cloud: Cloud, workdir: Path, cached: bool) -> tuple[float, ...]:
+def requirements_round(
+    cloud: Cloud, workdir: Path, cached: bool, requirements: str
+) -> tuple[float, ...]:
     """interruption -> script running, the replacement's staging and venv step, and
     interruption -> the replacement's runner starting; with the packed venv ``cached`` or not."""
     cloud.begin_test()
     try:
         first, proc = _train_until_step_5(
             cloud, workdir, NUMPY_TRAINER, "--auto-resume", "-o", "json", "--", "0.1",
-            requirements="numpy\n",
+            requirements="\n".join(requirements.split()) + "\n",
         )  # fmt: skip
         s3 = cloud.client("s3")
         deadline = time.monotonic() + 600
@@ -205,8 +212,8 @@ def _venv_keys(s3: Any) -> list[str]:
     return [o["Key"] for o in listed.get("Contents", [])]
 
 
-def report_requirements(rows: dict[str, list[tuple[float, ...]]]) -> None:
-    print("requirements.txt: numpy; spot notice: 20 s; harness on this host")
+def report_requirements(rows: dict[str, list[tuple[float, ...]]], requirements: str) -> None:
+    print(f"requirements.txt: {requirements}; spot notice: 20 s; harness on this host")
     heads = ("interruption->script s", "staging s", "venv step s", "->runner start s")
     print(f"{'venv':>24} {'round':>5} " + " ".join(f"{h:>23}" for h in heads))
     for label, found in rows.items():
@@ -291,6 +298,7 @@ def main() -> int:
     parser.add_argument(
         "--scenario", choices=("atomic", "rewrite", "requirements"), default="atomic"
     )
+    parser.add_argument("--requirements", default="numpy", help="packages, space-separated")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -303,10 +311,15 @@ def main() -> int:
                     "pip (no packed venv)": [],
                     "unpacked from S3": [],
                 }
+                wanted = args.requirements
                 for _ in range(args.rounds):
-                    rows["pip (no packed venv)"].append(requirements_round(cloud, workdir, False))
-                    rows["unpacked from S3"].append(requirements_round(cloud, workdir, True))
-                report_requirements(rows)
+                    rows["pip (no packed venv)"].append(
+                        requirements_round(cloud, workdir, False, wanted)
+                    )
+                    rows["unpacked from S3"].append(
+                        requirements_round(cloud, workdir, True, wanted)
+                    )
+                report_requirements(rows, wanted)
                 return 0
             if args.scenario == "rewrite":
                 plain = plain_upload_seconds(cloud, workdir, args.checkpoint_mb)
