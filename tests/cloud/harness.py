@@ -106,10 +106,11 @@ Faults (each HTTP request counts once; botocore retries are separate requests)
     ``throttle(operation, times, service=None)``: the next ``times`` calls fail with
     ``RequestLimitExceeded`` (EC2, 503), ``Throttling`` (IAM/STS query, 400),
     ``ThrottlingException`` (JSON protocols such as SSM/ECR, 400) or ``SlowDown`` (S3, 503).
-    ``insufficient_capacity(azs=None, spot_only=True, instance_types=None, times=None)``:
-    RunInstances in those AZs (None: all) fails with ``InsufficientInstanceCapacity``
+    ``insufficient_capacity(azs=None, spot_only=True, instance_types=None, times=None,
+    after=0)``: RunInstances in those AZs (None: all) fails with ``InsufficientInstanceCapacity``
     (HTTP 500, so botocore retries it: 5 attempts in legacy mode) until cleared or
-    ``times`` is used up. The AZ is ``Placement.AvailabilityZone``, else the subnet's
+    ``times`` is used up; with ``after=k`` the first ``k`` matching launches succeed (a
+    zone with room for ``k`` instances). The AZ is ``Placement.AvailabilityZone``, else the subnet's
     (``SubnetId`` or ``NetworkInterface.1.SubnetId``), else the launch template's, else
     moto's default ``<region>a``; spot means ``InstanceMarketOptions.MarketType=spot``.
     ``cut_s3_upload(key_prefix, times=1, after_bytes=65536, bucket=None)``: the next
@@ -612,11 +613,13 @@ class Cloud:
         spot_only: bool = True,
         instance_types: list[str] | None = None,
         times: int | None = None,
+        after: int = 0,
     ) -> None:
-        """Make RunInstances fail with InsufficientInstanceCapacity in ``azs``."""
+        """Make RunInstances fail with InsufficientInstanceCapacity in ``azs`` (after ``after``
+        matching launches succeeded: a zone with room for that many)."""
         zones = frozenset([azs] if isinstance(azs, str) else azs) if azs is not None else None
         types = frozenset(instance_types) if instance_types is not None else None
-        self.faults.add_capacity(zones, spot_only, types, times)
+        self.faults.add_capacity(zones, spot_only, types, times, after)
 
     def cut_s3_upload(
         self,

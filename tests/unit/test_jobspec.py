@@ -91,11 +91,13 @@ def test_job_spec_round_trips_and_defaults() -> None:
         bucket="bkt",
         checkpoint=CheckpointSettings(sync_interval_seconds=5, keep_last_n=2),
         launch_spec={"InstanceType": "t3.micro"},
+        user="alice",
     )
 
     again = JobSpec.from_json(spec.to_json())
 
-    assert again == spec
+    assert again == spec and again.user == "alice"
+    assert JobSpec.from_dict({"job_id": "j", "project": "p", "script": "s.py"}).user is None
     assert spec.checkpoint_uri == "s3://bkt/runctl/p/jobs/p-20240501-120304-a1b2/checkpoints/"
     assert spec.output_uri == "s3://bkt/runctl/p/jobs/p-20240501-120304-a1b2/outputs/"
     local = JobSpec(job_id="j", project="p", script="s.py")

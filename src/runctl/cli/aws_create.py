@@ -1,4 +1,4 @@
-"""``runctl aws create``: launch one instance (spot, other zones, then on-demand)."""
+"""``runctl aws create``: launch instances (spot, other zones, then on-demand)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from runctl.cli.aws_clients import job_session
+from runctl.cli.options import (
+    AmiId,
+    IamInstanceProfile,
+    NoFallback,
+    ProjectName,
+    Spot,
+    SpotMaxPrice,
+    Tags,
+)
 from runctl.cli.output import Output
 from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.cli.units import money
@@ -24,17 +33,17 @@ CREATE_FORMATS = ("text", "json", "instance-id")
 def create(
     ctx: typer.Context,
     instance_type: Annotated[str, typer.Argument(help="EC2 instance type, e.g. t3.micro.")],
-    spot: Annotated[
-        bool | None,
-        typer.Option("--spot/--on-demand", help="Spot (falls back to on-demand) or on-demand."),
-    ] = None,
-    spot_max_price: Annotated[
-        float | None, typer.Option("--spot-max-price", help="Highest spot price, USD/hour.")
-    ] = None,
-    no_fallback: Annotated[
-        bool, typer.Option("--no-fallback", help="Never fall back from spot to on-demand.")
+    count: Annotated[
+        int, typer.Option("--count", "-n", help="How many instances of this spec.", min=1)
+    ] = 1,
+    allow_partial: Annotated[
+        bool,
+        typer.Option("--allow-partial", help="Keep what could be placed when not all N fit."),
     ] = False,
-    ami_id: Annotated[str | None, typer.Option("--ami-id", help="AMI to boot.")] = None,
+    spot: Spot = None,
+    spot_max_price: SpotMaxPrice = None,
+    no_fallback: NoFallback = False,
+    ami_id: AmiId = None,
     key_name: Annotated[str | None, typer.Option("--key-name", help="EC2 key pair.")] = None,
     security_group: Annotated[
         str | None, typer.Option("--security-group", help="Security group id (sg-...).")
@@ -46,19 +55,13 @@ def create(
     data_volume_size: Annotated[
         int | None, typer.Option("--data-volume-size", help="Extra gp3 volume at /mnt/data, GB.")
     ] = None,
-    project_name: Annotated[
-        str | None, typer.Option("--project-name", help="Project (tags).")
-    ] = None,
-    iam_instance_profile: Annotated[
-        str | None, typer.Option("--iam-instance-profile", help="Instance profile name or ARN.")
-    ] = None,
-    tag: Annotated[
-        list[str] | None, typer.Option("--tag", help="Extra tag K=V (repeatable).")
-    ] = None,
+    project_name: ProjectName = None,
+    iam_instance_profile: IamInstanceProfile = None,
+    tag: Tags = None,
     name: Annotated[str | None, typer.Option("--name", help="Name tag.")] = None,
     client_token: Annotated[
         str | None,
-        typer.Option("--client-token", help="Idempotency token: reruns with it never relaunch."),
+        typer.Option("--client-token", help="Idempotency token: a rerun returns what it launched."),
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until running and SSM online.")
@@ -74,9 +77,10 @@ def create(
     ] = False,
     output: OutputOption = None,
 ) -> None:
-    """Launch one instance, tagged at launch; prints what was tried and what was chosen."""
+    """Launch new instances (--count N), tagged at launch; prints what was tried and what was
+    chosen. Only a repeated --client-token returns the instances it launched before."""
     from runctl.paths import Project
-    from runctl.services.instances.launch import request_from_settings
+    from runctl.services.instances.launch_request import request_from_settings
 
     out = command_output(ctx, output, allowed=CREATE_FORMATS)
     if spot_max_price is not None and spot_max_price <= 0:
@@ -94,10 +98,12 @@ def create(
         tags=parse_tag_options(tag or []), name=name, client_token=client_token, force=force,
     )  # fmt: skip
     session = job_session(ctx, out, settings)
-    with out.spinner(f"launching {instance_type}") as update:
+    what = f"{count} x {instance_type}" if count > 1 else instance_type
+    with out.spinner(f"launching {what}") as update:
         launched = session.launch_ready(
-            request, wait=wait, dry_run=dry_run, timeout=timeout, on_progress=update
-        )
+            request, count=count, allow_partial=allow_partial, wait=wait, dry_run=dry_run,
+            timeout=timeout, on_progress=update,
+        )  # fmt: skip
     _render(out, launched)
 
 
@@ -107,18 +113,22 @@ def _report_attempts(out: Output, result: LaunchResult) -> None:
         leftovers = ", ".join(attempt.cleaned_up)
         cleaned = f"; terminated leftover {leftovers}" if leftovers else ""
         out.info(f"tried {attempt.describe()}{cleaned}")
-    if result.reused and result.instance is not None:
+    ids = ", ".join(i.instance_id for i in result.instances)
+    if result.reused:
         out.info(
-            f"reusing {result.instance.instance_id}: an identical create launched it "
-            f"(key {result.request_key}); pass another --client-token to launch a second one"
+            f"client token {result.request_key} already launched {ids}: returning "
+            f"{'them' if len(result.instances) > 1 else 'it'}; pass another --client-token "
+            "(or none) to launch new instances"
         )
     elif result.dry_run:
         first = result.attempts[0] if result.attempts else None
         where = f" ({first.market} in {first.availability_zone})" if first else ""
         out.success(f"dry run: the launch would be allowed{where}; nothing was launched")
-    elif result.instance is not None:
-        chosen = result.attempts[-1]
-        out.success(f"launched {result.instance.instance_id} ({chosen.describe()})")
+    elif len(result.instances) == 1:
+        chosen = [a for a in result.attempts if a.outcome == "launched"][-1]
+        out.success(f"launched {ids} ({chosen.describe()})")
+    elif result.instances:
+        out.success(f"launched {len(result.instances)} instances: {ids}")
 
 
 def _render(out: Output, launched: Launched) -> None:
@@ -127,11 +137,32 @@ def _render(out: Output, launched: Launched) -> None:
         out.warn(warning)
     _report_attempts(out, result)
     if out.format == "instance-id":
-        if result.instance is not None:
-            out.line(result.instance.instance_id)
+        for instance in result.instances:
+            out.line(instance.instance_id)
         return
     data = launched.to_dict()
+    if len(result.instances) > 1:
+        out.document(data, lambda o: _print_fleet(o, data["instances"]))
+        return
     out.document(data, lambda o: _print_launched(o, data))
+
+
+def _print_fleet(out: Output, instances: list[dict[str, Any]]) -> None:
+    out.table(
+        ["instance_id", "type", "lifecycle", "zone", "state", "price", "ssm"],
+        [
+            [
+                i["instance_id"],
+                i["instance_type"],
+                i["lifecycle"],
+                i["availability_zone"],
+                i["state"],
+                money(i["hourly_price_usd"], "/h"),
+                "online" if i["ssm_online"] else "-",
+            ]
+            for i in instances
+        ],
+    )
 
 
 def _print_launched(out: Output, data: dict[str, Any]) -> None:
@@ -140,7 +171,7 @@ def _print_launched(out: Output, data: dict[str, Any]) -> None:
             [
                 ("instance_type", data["instance_type"]),
                 ("ami", data["ami_id"]),
-                ("would launch", "yes (dry run)"),
+                ("would launch", f"{data['count']} (dry run)"),
             ]
         )
         return

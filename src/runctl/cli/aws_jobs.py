@@ -8,34 +8,33 @@ import typer
 
 from runctl.cli.aws_clients import job_session
 from runctl.cli.job_output import follow_to_verdict, render_started, say_started
+from runctl.cli.options import (
+    CheckpointS3,
+    DataS3,
+    EnvPairs,
+    IncludePattern,
+    MaxRestarts,
+    OutputS3,
+    ProjectName,
+    Script,
+    ScriptArgs,
+    SyncCode,
+)
 from runctl.cli.state import InstanceId, OutputOption, command_output
 
 
 def train(
     ctx: typer.Context,
     instance_id: InstanceId,
-    script: Annotated[str, typer.Argument(help="Training script, relative to here.")],
-    args: Annotated[
-        list[str] | None, typer.Argument(help="Arguments for the script, after --.")
-    ] = None,
-    sync_code: Annotated[
-        bool, typer.Option("--sync-code/--no-sync-code", help="Ship the project's code.")
-    ] = True,
-    include_pattern: Annotated[
-        list[str] | None,
-        typer.Option("--include-pattern", help="Ship files matching this even if ignored."),
-    ] = None,
-    data_s3: Annotated[str | None, typer.Option("--data-s3", help="Stage this S3 prefix.")] = None,
-    output_s3: Annotated[
-        str | None, typer.Option("--output-s3", help="Upload RUNCTL_OUTPUT_DIR here.")
-    ] = None,
-    checkpoint_s3: Annotated[
-        str | None, typer.Option("--checkpoint-s3", help="Commit checkpoints here.")
-    ] = None,
-    env: Annotated[
-        list[str] | None, typer.Option("--env", help="K=V for the script (repeatable).")
-    ] = None,
-    project_name: Annotated[str | None, typer.Option("--project-name")] = None,
+    script: Script,
+    args: ScriptArgs = None,
+    sync_code: SyncCode = True,
+    include_pattern: IncludePattern = None,
+    data_s3: DataS3 = None,
+    output_s3: OutputS3 = None,
+    checkpoint_s3: CheckpointS3 = None,
+    env: EnvPairs = None,
+    project_name: ProjectName = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Stream the log until the job ends.")
     ] = False,
@@ -59,9 +58,7 @@ def train(
             help="On interruption, resume on a replacement instance (implies --wait).",
         ),
     ] = False,
-    max_restarts: Annotated[
-        int, typer.Option("--max-restarts", help="Replacements --auto-resume may launch.", min=0)
-    ] = 3,
+    max_restarts: MaxRestarts = 3,
     python: Annotated[
         str | None,
         typer.Option(

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from runctl.cli.aws_clients import job_session
-from runctl.cli.job_output import LogPrinter
+from runctl.cli.job_output import LogPrinter, print_follow_end
 from runctl.cli.output import Output
 from runctl.cli.state import InstanceId, OutputOption, command_output
 from runctl.cli.units import duration
-from runctl.errors import ExitCode
 
 if TYPE_CHECKING:
-    from runctl.services.jobs.follow import FollowResult, Glance, JobWatch
+    from runctl.services.jobs.follow import Glance
 
 TAIL_BYTES = 15_000
 
@@ -45,7 +44,7 @@ def monitor(
     seen = glance.observation
     result = watch.follow(on_log=printer, attempt=seen.attempt, offset=seen.log_size)
     printer.close()
-    _print_end(out, watch, result)
+    print_follow_end(out, watch, result)
 
 
 def _print_glance(out: Output, glance: Glance, count: int) -> None:
@@ -53,29 +52,6 @@ def _print_glance(out: Output, glance: Glance, count: int) -> None:
         out.line(line)
     seen = glance.observation
     out.info(f"job {seen.job_id} attempt {seen.attempt}: {glance.state} (from {seen.source})")
-
-
-def _print_end(out: Output, watch: JobWatch, result: FollowResult) -> None:
-    """The end of a followed job: an ``end`` event (NDJSON) or a line; exit 7 unless it
-    succeeded (the event already carries the verdict, so no error document follows it)."""
-    end = {
-        "type": "end",
-        "instance_id": watch.instance_id,
-        "job_id": watch.job_id,
-        "attempt": result.attempt,
-        "state": result.state,
-        "verdict": result.verdict,
-        "exit_code": result.exit_code,
-    }
-    code = result.exit_code
-    if out.is_json:
-        out.json_line(end)
-    else:
-        out.info(
-            f"job {watch.job_id} {result.state}" + ("" if code is None else f" (exit code {code})")
-        )
-    if result.verdict != "succeeded":
-        raise typer.Exit(int(ExitCode.JOB_FAILED))
 
 
 def processes(

@@ -1,14 +1,16 @@
 """How jobs look: streamed logs, a started job, a job's outcome and its timeline, a job run here.
 
 Shared by every command that starts or follows a job (``aws train``, ``aws monitor``,
-``checkpoint resume``, ``local``). The JSON documents come from the services' result objects;
-this module only decides how they read and which exit code a verdict gives.
+``jobs logs``, ``checkpoint resume``, ``local``, ``workflow train``). The JSON documents come
+from the services' result objects; this module only decides how they read and which exit code a
+verdict gives.
 """
 
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ from runctl.errors import ExitCode, JobFailedError, RunctlError
 
 if TYPE_CHECKING:
     from runctl.job.spec import JobStatus
+    from runctl.services.jobs.follow import FollowResult, JobWatch
     from runctl.services.jobs.local import LocalJobResult
     from runctl.services.jobs.outcome import JobOutcome
     from runctl.services.jobs.session import JobSession
@@ -52,6 +55,69 @@ class LogPrinter:
         if self.ndjson and self._pending:
             self.out.json_line({"type": "log", "line": self._pending})
             self._pending = ""
+
+
+class PrefixedLogs:
+    """The logs of several jobs interleaved line by line, each line prefixed with its job's
+    label (``[#2 lr=0.01] epoch 3 ...``); only whole lines are written, so two jobs never share
+    a line. To stdout, or to stderr when stdout carries JSON. Sinks may be fed from threads."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self._lock = threading.Lock()
+        self._pending: dict[str, str] = {}
+
+    def sink(self, prefix: str) -> Callable[[bytes], None]:
+        """A log sink for one job (``on_log``) whose lines start with ``prefix``."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending[prefix] = ""
+
+        def write(chunk: bytes) -> None:
+            with self._lock:
+                text = self._pending[prefix] + decoder.decode(chunk)
+                *lines, self._pending[prefix] = text.split("\n")
+                if lines:
+                    self._write("".join(f"{prefix}{line}\n" for line in lines))
+
+        return write
+
+    def close(self) -> None:
+        """Write what is left of unfinished last lines."""
+        with self._lock:
+            for prefix, rest in self._pending.items():
+                if rest:
+                    self._write(f"{prefix}{rest}\n")
+            self._pending = dict.fromkeys(self._pending, "")
+
+    def _write(self, text: str) -> None:
+        if self.out.is_json:
+            self.out.stderr.file.write(text)
+            self.out.stderr.file.flush()
+        else:
+            self.out.raw(text)
+
+
+def print_follow_end(out: Output, watch: JobWatch, result: FollowResult) -> None:
+    """The end of a followed job: an ``end`` event (NDJSON) or a line; exit 7 unless it
+    succeeded (the event already carries the verdict, so no error document follows it)."""
+    end = {
+        "type": "end",
+        "instance_id": watch.instance_id,
+        "job_id": watch.job_id,
+        "attempt": result.attempt,
+        "state": result.state,
+        "verdict": result.verdict,
+        "exit_code": result.exit_code,
+    }
+    code = result.exit_code
+    if out.is_json:
+        out.json_line(end)
+    else:
+        out.info(
+            f"job {watch.job_id} {result.state}" + ("" if code is None else f" (exit code {code})")
+        )
+    if result.verdict != "succeeded":
+        raise typer.Exit(int(ExitCode.JOB_FAILED))
 
 
 def render_started(out: Output, started: StartedJob, **extra: Any) -> None:

@@ -259,6 +259,8 @@ class JobSpec:
     outputs: list[str] = field(default_factory=list)
     resume_from: ResumeSource | None = None
     launch_spec: dict[str, Any] = field(default_factory=dict)
+    #: Who started the job (``runctl:user``): ``jobs list`` shows a user's own jobs by default.
+    user: str | None = None
     created: str = field(default_factory=utc_now)
     format: int = FORMAT_VERSION
 

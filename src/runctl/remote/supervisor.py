@@ -9,10 +9,11 @@ few seconds, ``RUNCTL_CHECKPOINT_DIR`` is committed every ``sync_interval_second
 may be requested: a spot notice (the IMDS watcher), ``runctl.remote.control stop`` (a
 ``stop-request`` file plus SIGUSR1), or SIGTERM/SIGINT to the runner. A stop SIGTERMs the
 script's process group, waits the grace period, SIGKILLs, commits the final checkpoint and marks
-the job ``interrupted`` (spot, shutdown) or ``stopped`` (asked for). Whenever the script ends the
-checkpoint is committed once more, outputs are uploaded, the log shipped, and status.json written
-last with the script's exit code as the verdict: 0 ``succeeded``, else ``failed``. Then, on an
-instance, ``stop_on_finish``/``terminate_on_finish`` are applied to the instance itself.
+the job ``interrupted`` (spot, shutdown), ``stopped`` (asked for) or ``cancelled`` (asked for with
+the reason ``cancel``: ``jobs cancel``). Whenever the script ends the checkpoint is committed once
+more, outputs are uploaded, the log shipped, and status.json written last with the script's exit
+code as the verdict: 0 ``succeeded``, else ``failed``. Then, on an instance,
+``stop_on_finish``/``terminate_on_finish`` are applied to the instance itself.
 
 Commits never take a file the script's processes are writing (:mod:`runctl.remote.writers`,
 watched while it runs and while it is stopped). After a spot notice, commits end their uploads
@@ -56,6 +57,8 @@ from runctl.remote.writers import WriterWatch
 SPOT = "spot"
 STOP = "stop"
 SHUTDOWN = "shutdown"
+#: The ``stop-request`` reason of ``jobs cancel`` (see :mod:`runctl.remote.control`).
+CANCEL = "cancel"
 LOG_INTERVAL = 2.0
 # After a spot notice, commits end their uploads this many seconds before the instance goes, to
 # write the manifest, the outputs and status.json.
@@ -331,7 +334,7 @@ class Supervisor:
         # Outputs before the final status: an instance that goes right after loses neither.
         self._upload_outputs()
         if self.stop_reason is not None:
-            state = js.STOPPED if self.stop_reason == STOP else js.INTERRUPTED
+            state = self._stopped_state()
             self._finish(state, code, f"{self.stop_reason}: script ended with exit code {code}")
             return self.status
         if commit is not None and commit.created:
@@ -435,6 +438,15 @@ class Supervisor:
     def _check_stop_file(self) -> None:
         if self.ctx.paths.stop_request.exists() and not self.stop_event.is_set():
             self.request_stop(STOP)
+
+    def _stopped_state(self) -> str:
+        """The final state of a stopped attempt: ``interrupted`` (spot, shutdown), ``cancelled``
+        when the stop request's reason says so (``jobs cancel``), else ``stopped``."""
+        if self.stop_reason != STOP:
+            return js.INTERRUPTED
+        request = js.read_json(self.ctx.paths.stop_request)
+        cancelled = isinstance(request, dict) and request.get("reason") == CANCEL
+        return js.CANCELLED if cancelled else js.STOPPED
 
     def _graceful_stop(self, process: ScriptProcess) -> int:
         grace = self._grace()

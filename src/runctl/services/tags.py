@@ -20,6 +20,8 @@ PROJECT = "runctl:project"
 USER = "runctl:user"
 JOB = "runctl:job"
 JOB_URI = "runctl:job-uri"
+#: The ``workflow train`` run an instance belongs to: its teardown finds them all by this tag.
+WORKFLOW = "runctl:workflow"
 CREATED = "runctl:created"
 PROTECTED = "runctl:protected"
 REQUEST = "runctl:request"

@@ -35,6 +35,8 @@ class GracefulStopResult:
     job_id: str | None
     message: str
     checkpoint: str | None = None
+    #: The job's final state (``stopped``, or ``cancelled`` for ``jobs cancel``), when known.
+    state: str | None = None
 
 
 #: The step that lets a running job commit its checkpoint before its instance stops:

@@ -27,7 +27,7 @@ from runctl.services.jobs.start import StartedJob
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Instance
     from runctl.config import Settings
-    from runctl.services.instances.launch import LaunchRequest
+    from runctl.services.instances.launch_request import LaunchRequest
     from runctl.services.jobs.session import JobSession
 
 
@@ -40,7 +40,7 @@ def replacement_request(
     instance: Instance, job_id: str, attempt: int, settings: Settings, user: str
 ) -> LaunchRequest:
     """A launch request for the same spec as ``instance``; idempotent per job attempt."""
-    from runctl.services.instances.launch import LaunchRequest
+    from runctl.services.instances.launch_request import LaunchRequest
 
     profile = None
     if instance.iam_instance_profile_arn:
@@ -48,7 +48,7 @@ def replacement_request(
     extra = {
         key: value
         for key, value in instance.tags.items()
-        if not key.startswith(("runctl:", "aws:")) and key != "Name"
+        if (key == tags.WORKFLOW or not key.startswith(("runctl:", "aws:"))) and key != "Name"
     }
     return LaunchRequest(
         instance_type=instance.instance_type,

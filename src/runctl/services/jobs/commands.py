@@ -13,8 +13,9 @@ text runs on an instance and in a test sandbox.
   it is there (sha256-verified, extracted under a temporary name, then renamed), then
   ``python3 -m runctl.remote.runner start``, which prints one JSON line and returns at once
   (exit 8 with a JSON error when another job runs there).
-- :func:`stop_job_command`: ``python3 -m runctl.remote.control stop``: the graceful stop, one JSON
-  line naming the committed checkpoint (see :mod:`runctl.remote.control`).
+- :func:`stop_job_command`: ``python3 -m runctl.remote.control stop``: the graceful stop (or, with
+  the reason ``cancel``, the job's cancellation), one JSON line naming the committed checkpoint
+  (see :mod:`runctl.remote.control`).
 - :func:`job_state_command`: status.json and the log tail as one JSON line.
 - :func:`read_command`: a job's id, attempt, log size, status.json and a base64 log chunk.
 - :func:`snapshot_command`: CPU, memory, disk, GPUs and the job's processes
@@ -30,7 +31,12 @@ from importlib import resources
 
 from runctl.job.layout import DEFAULT_REMOTE_ROOT, ROOT_ENV
 from runctl.job.spec import TERMINAL_STATES
-from runctl.remote.control import DEFAULT_STOP_TIMEOUT, idle_state_result, idle_stop_result
+from runctl.remote.control import (
+    DEFAULT_STOP_TIMEOUT,
+    STOP_REASONS,
+    idle_state_result,
+    idle_stop_result,
+)
 
 MIN_PYTHON = (3, 9)
 #: Log bytes one read command returns: base64 of it stays under SSM's 24,000-character output.
@@ -192,10 +198,14 @@ def stop_job_command(
     *,
     timeout_seconds: float = DEFAULT_STOP_TIMEOUT,
     remote_root_default: str = DEFAULT_REMOTE_ROOT,
+    reason: str = "stop",
 ) -> str:
     """The bash script that stops the job (default: the current one) gracefully and prints the
-    JSON of :func:`runctl.remote.control.stop_job`; exit 9 when it timed out."""
-    options = [f"--timeout {float(timeout_seconds)}"]
+    JSON of :func:`runctl.remote.control.stop_job`; exit 9 when it timed out. ``reason``
+    ``cancel`` makes the runner record the job ``cancelled`` instead of ``stopped``."""
+    if reason not in STOP_REASONS:
+        raise ValueError(f"unknown stop reason {reason!r}")
+    options = [f"--timeout {float(timeout_seconds)}", f"--reason {reason}"]
     if job_id:
         options.append(f"--job {shlex.quote(job_id)}")
     idle = json.dumps(idle_stop_result(job_id), sort_keys=True)

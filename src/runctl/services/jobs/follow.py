@@ -298,7 +298,7 @@ class Glance:
         text = self.observation.chunk.decode("utf-8", "replace")
         return text.splitlines()[-count:] if count else []
 
-    def to_dict(self, instance_id: str, count: int) -> dict[str, Any]:
+    def to_dict(self, instance_id: str | None, count: int) -> dict[str, Any]:
         """``aws monitor``'s JSON document (stable keys)."""
         seen = self.observation
         return {
@@ -314,12 +314,13 @@ class Glance:
 
 
 class JobWatch:
-    """One job on one instance: which reader to use, and whether the job still lives."""
+    """One job on one instance (None when none exists any more): which reader to use, and
+    whether the job still lives."""
 
     def __init__(
         self,
         session: JobSession,
-        instance: Instance,
+        instance: Instance | None,
         job_id: str | None,
         location: JobLocation | None,
     ) -> None:
@@ -329,39 +330,89 @@ class JobWatch:
         self.location = location
 
     @property
-    def instance_id(self) -> str:
-        return self.instance.instance_id
+    def instance_id(self) -> str | None:
+        return self.instance.instance_id if self.instance else None
 
     def alive(self) -> bool:
-        """Whether the instance is pending or running (asked afresh)."""
-        self.instance = self.session.ec2.describe_instance(self.instance_id)
+        """Whether the instance is pending or running (asked afresh; gone counts as not)."""
+        if self.instance is None:
+            return False
+        try:
+            self.instance = self.session.ec2.describe_instance(self.instance.instance_id)
+        except NotFoundError:
+            return False
         return self.instance.state in LIVE_STATES
 
     def s3_reader(self) -> S3Reader | None:
         """The job's S3 copy, once its location is known."""
-        if self.location is None and self.job_id is not None:
+        if self.location is None and self.job_id is not None and self.instance is not None:
             self.location = self.session.locate(self.instance, self.job_id)
         return S3Reader(self.session.s3, self.location) if self.location is not None else None
 
     def primary(self) -> JobReader:
         """SSM while the instance runs; else the S3 copy (NotFoundError when it is unknown)."""
-        if self.instance.state == "running":
-            return InstanceReader(
-                self.session.ssm_client,
-                self.instance_id,
-                self.job_id,
-                self.session.remote_root,
-                self.session.timing,
-            )
+        if self.instance is not None and self.instance.state == "running":
+            return self._instance_reader(self.instance)
         reader = self.s3_reader()
         if reader is None:
+            where = (
+                f"{self.instance.instance_id} and it is {self.instance.state}"
+                if self.instance
+                else "an instance"
+            )
             raise NotFoundError(
-                f"no job is known for {self.instance_id} and it is {self.instance.state}, so SSM "
-                "cannot reach it",
+                f"no job is known for {where}, so SSM cannot reach it",
                 hint="pass --job JOB_ID (and set aws.s3_bucket) to read the job's S3 copy",
                 resource=self.instance_id,
             )
         return reader
+
+    def _instance_reader(
+        self, instance: Instance, wait_seconds: float = LONG_POLL_SECONDS
+    ) -> InstanceReader:
+        return InstanceReader(
+            self.session.ssm_client,
+            instance.instance_id,
+            self.job_id,
+            self.session.remote_root,
+            self.session.timing,
+            wait_seconds=wait_seconds,
+        )
+
+    def read_all(self, on_log: Callable[[bytes], None], attempt: int | None = None) -> Glance:
+        """Everything an attempt (default: the newest) has logged so far, without waiting: the
+        S3 copy in one read, then what the instance wrote since, while it runs."""
+        s3 = self.s3_reader()
+        seen = s3.read(attempt, 0) if s3 is not None else None
+        offset = 0
+        if seen is not None:
+            on_log(seen.chunk)
+            offset = len(seen.chunk)
+            attempt = seen.attempt
+        if self.instance is not None and self.instance.state == "running":
+            reader = self._instance_reader(self.instance, wait_seconds=0)  # nothing to wait for
+            try:
+                while True:
+                    fresh = reader.read(attempt, offset)
+                    attempt = fresh.attempt
+                    if fresh.chunk:
+                        on_log(fresh.chunk)
+                        offset += len(fresh.chunk)
+                    seen = fresh
+                    if offset >= fresh.log_size or not fresh.chunk:
+                        break
+            except WrongStateError:
+                pass  # SSM cannot reach it after all: the S3 copy is what there is
+        if seen is None:
+            raise NotFoundError(
+                f"no log is known for job {self.job_id}",
+                hint="set aws.s3_bucket, or the job has not started yet",
+                resource=self.job_id,
+            )
+        seen.log_size = max(seen.log_size, offset)
+        ended = seen.status is not None and seen.status.is_terminal
+        lost = seen.source != INSTANCE and not ended and not self.alive()
+        return Glance(seen, lost)
 
     def tail(self, nbytes: int) -> Glance:
         """The last ``nbytes`` of the newest attempt's log and the job's status."""

@@ -23,9 +23,16 @@ STOP_TIMEOUT_SECONDS = 150.0
 
 
 def stop_running_job(
-    session: JobSession, instance: Instance, *, timeout_seconds: float = STOP_TIMEOUT_SECONDS
+    session: JobSession,
+    instance: Instance,
+    *,
+    timeout_seconds: float = STOP_TIMEOUT_SECONDS,
+    job_id: str | None = None,
+    reason: str = "stop",
 ) -> GracefulStopResult | None:
-    """Stop the job running on ``instance`` with its checkpoint committed; None when no job ran.
+    """Stop the job running on ``instance`` (``job_id``, default: its current one) with its
+    checkpoint committed; None when no such job runs there. ``reason`` ``cancel`` ends the job
+    ``cancelled`` (``jobs cancel``) instead of ``stopped``.
 
     Raises WaitTimeoutError when the job did not commit its checkpoint in time (nothing is
     stopped then: re-run, or pass --force to stop without a final checkpoint).
@@ -41,13 +48,17 @@ def stop_running_job(
         return GracefulStopResult(
             None, f"SSM is not online on {instance_id}: no graceful checkpoint step"
         )
-    session.report.info(f"asking the job on {instance_id} to checkpoint and stop")
+    which = f"job {job_id}" if job_id else "the job"
+    session.report.info(f"asking {which} on {instance_id} to checkpoint and stop")
     try:
         result = run_shell(
             session.ssm_client,
             instance_id,
             stop_job_command(
-                timeout_seconds=timeout_seconds, remote_root_default=session.remote_root
+                job_id,
+                timeout_seconds=timeout_seconds,
+                remote_root_default=session.remote_root,
+                reason=reason,
             ),
             timeout_seconds=int(timeout_seconds) + 30,
             comment="runctl graceful stop",
@@ -60,7 +71,7 @@ def stop_running_job(
         return GracefulStopResult(
             None, f"the graceful step failed: {result.stderr.strip()[-300:] or result.status}"
         )
-    job_id = answer.get("job_id")
+    job_id = str(answer.get("job_id") or job_id or "") or None
     if answer.get("timed_out"):
         raise WaitTimeoutError(
             f"job {job_id} on {instance_id} did not commit its checkpoint within "
@@ -71,11 +82,10 @@ def stop_running_job(
     if not answer.get("running") and not answer.get("stopped"):
         return None
     checkpoint = answer.get("checkpoint_id")
+    state = str(answer.get("state") or ("cancelled" if reason == "cancel" else "stopped"))
     message = (
-        f"job {job_id} stopped; checkpoint {checkpoint} committed"
+        f"job {job_id} {state}; checkpoint {checkpoint} committed"
         if checkpoint
-        else f"job {job_id} stopped; it had no checkpoint to commit"
+        else f"job {job_id} {state}; it had no checkpoint to commit"
     )
-    return GracefulStopResult(
-        str(job_id) if job_id else None, message, str(checkpoint) if checkpoint else None
-    )
+    return GracefulStopResult(job_id, message, str(checkpoint) if checkpoint else None, state)

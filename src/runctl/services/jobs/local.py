@@ -40,6 +40,7 @@ from runctl.remote.runner import run_local
 from runctl.remote.supervisor import RunContext
 from runctl.services.bundles.code import collect_files
 from runctl.services.jobs.outcome import verdict_of
+from runctl.services.tags import current_user
 
 PYTHON_ENV = "RUNCTL_PYTHON"
 
@@ -204,6 +205,7 @@ def run_local_job(
             grace_seconds=config.grace_seconds,
         ),
         outputs=[Path(o).as_posix() for o in request.outputs],
+        user=current_user(),
     )
     paths = JobPaths(found.prepare_jobs_dir() / job_id)
     return run_attempt_here(

@@ -4,7 +4,9 @@ becomes.
 Every local check fails before AWS is touched (exit 2 for bad input, 6 for a missing script, 3
 without a bucket or with a ``checkpoint.dir`` outside the project): the instance id's shape, the
 S3 URIs, the finish action, the project name, ``--python``, ``--outputs``, ``--resume-from`` and
-the script, which must be inside the project whose code is shipped.
+the script, which must be inside the project whose code is shipped. job.json records who started
+the job (``user``) and the instance it runs on (``launch_spec``: type, market, zone, image), so
+``jobs list`` can price it after the instance is gone.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runctl.config import Settings
 from runctl.errors import ConfigError, UsageError
@@ -29,6 +31,10 @@ from runctl.job.spec import (
 from runctl.paths import Project
 from runctl.services.instances.lifecycle import validate_instance_id
 from runctl.services.jobs.local import check_project_paths, check_s3_option, resolve_script
+from runctl.services.tags import current_user
+
+if TYPE_CHECKING:
+    from runctl.aws.ec2 import Instance
 
 LATEST = "latest"
 
@@ -55,6 +61,8 @@ class TrainRequest:
     python: str | None = None
     outputs: Sequence[str] = ()
     resume_from: str | None = None
+    #: The job's id when the caller chose it (``workflow train`` names its jobs up front).
+    job_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,9 +74,13 @@ class PreparedScript:
     project: str
 
 
-def prepare_script(request: TrainRequest, settings: Settings, cwd: Path) -> PreparedScript:
-    """Every local check, before any AWS call: id, S3 options, project name, script (2 / 6)."""
-    validate_instance_id(request.instance_id)
+def prepare_script(
+    request: TrainRequest, settings: Settings, cwd: Path, *, check_instance: bool = True
+) -> PreparedScript:
+    """Every local check, before any AWS call: id (unless ``check_instance`` is off, for a job
+    whose instance does not exist yet), S3 options, project name, script (2 / 6)."""
+    if check_instance:
+        validate_instance_id(request.instance_id)
     check_s3_option("--data-s3", request.data_s3)
     check_s3_option("--output-s3", request.output_s3)
     check_s3_option("--checkpoint-s3", request.checkpoint_s3)
@@ -134,11 +146,13 @@ def build_spec(
     region: str,
     code_sha256: str | None,
     resume_from: ResumeSource | None = None,
+    instance: Instance | None = None,
 ) -> JobSpec:
-    """job.json for a new job."""
+    """job.json for a new job (on ``instance``, recorded in its launch spec)."""
     checkpoint = settings.checkpoint
+    launch_spec = {**request.launch_spec, **(instance_spec(instance) if instance else {})}
     return JobSpec(
-        job_id=new_job_id(prepared.project),
+        job_id=request.job_id or new_job_id(prepared.project),
         project=prepared.project,
         script=prepared.relative,
         args=list(request.args),
@@ -162,5 +176,17 @@ def build_spec(
         python=request.python,
         outputs=[Path(o).as_posix() for o in request.outputs],
         resume_from=resume_from,
-        launch_spec=dict(request.launch_spec),
+        launch_spec=launch_spec,
+        user=current_user(),
     )
+
+
+def instance_spec(instance: Instance) -> dict[str, Any]:
+    """What job.json's ``launch_spec`` records of the instance an attempt runs on."""
+    return {
+        "instance_id": instance.instance_id,
+        "instance_type": instance.instance_type,
+        "lifecycle": instance.lifecycle,
+        "availability_zone": instance.availability_zone,
+        "image_id": instance.image_id,
+    }

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from runctl.job.record import JobRecord
 from runctl.job.spec import PENDING, JobLocation, JobStatus, utc_now
 from runctl.services.instances.lifecycle import validate_instance_id
+from runctl.services.jobs.request import instance_spec
 from runctl.services.jobs.start import (
     StartedJob,
     check_instance_ready,
@@ -40,9 +41,10 @@ def resume_job(
 ) -> StartedJob:
     """Start the next attempt of the job at ``location`` on ``instance_id``.
 
-    ``args`` replace the script's arguments in job.json (later attempts keep them; put back if
-    the start fails). Raises NotFoundError when the job does not exist in S3, WrongStateError
-    when it is still running (unless ``force``) or the instance cannot take it.
+    ``args`` replace the script's arguments in job.json (later attempts keep them), and its
+    ``launch_spec`` records the new instance (both put back if the start fails). Raises
+    NotFoundError when the job does not exist in S3, WrongStateError when it is still running
+    (unless ``force``) or the instance cannot take it.
     """
     validate_instance_id(instance_id)
     record = JobRecord(location, s3=session.s3)
@@ -57,6 +59,10 @@ def resume_job(
     original = spec
     if args is not None and list(args) != spec.args:
         spec = replace(spec, args=list(args))
+    launch_spec = {**spec.launch_spec, **instance_spec(instance)}
+    if launch_spec != spec.launch_spec:
+        spec = replace(spec, launch_spec=launch_spec)
+    if spec is not original:
         record.write_spec(spec)
     now = utc_now()
     pending = JobStatus(

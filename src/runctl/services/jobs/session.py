@@ -15,8 +15,9 @@ AWS clients are built on first use, so every local check runs before boto3 is ev
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
     from runctl.aws.ssm import Ssm
     from runctl.job.spec import JobLocation, JobStatus
     from runctl.services.bundles.runtime import RuntimeRef
-    from runctl.services.instances.launch import LaunchRequest, LaunchResult
+    from runctl.services.instances.launch import LaunchResult
+    from runctl.services.instances.launch_request import LaunchRequest
     from runctl.services.instances.lifecycle import ActionResult, GracefulStopResult, Readiness
     from runctl.services.instances.prices import PriceBook, PriceQuote
     from runctl.services.jobs.follow import FollowResult, JobWatch
@@ -64,40 +66,67 @@ class Quiet:
 
 @dataclass
 class Launched:
-    """An instance launched by :meth:`JobSession.launch_ready`: what was tried, whether it is
-    ready (None without waiting), and its price."""
+    """Instances launched by :meth:`JobSession.launch_ready`: what was tried, whether each is
+    ready (by instance id; empty without waiting), and each one's price."""
 
     result: LaunchResult
-    readiness: Readiness | None
-    price: PriceQuote | None
+    readiness: dict[str, Readiness] = field(default_factory=dict)
+    prices: dict[str, PriceQuote] = field(default_factory=dict)
 
     @property
     def instance(self) -> Instance | None:
         return self.result.instance
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document of ``aws create`` (stable keys)."""
-        result, instance, price = self.result, self.result.instance, self.price
-        image = result.image.image if result.image else None
+    @property
+    def instances(self) -> list[Instance]:
+        return self.result.instances
+
+    def instance_dict(self, instance: Instance) -> dict[str, Any]:
+        """One launched instance in JSON (the keys ``aws create`` prints for each)."""
+        price = self.prices.get(instance.instance_id)
+        ready = self.readiness.get(instance.instance_id)
         return {
-            "instance_id": instance.instance_id if instance else None,
-            "instance_type": result.instance_type.name,
-            "lifecycle": instance.lifecycle if instance else None,
-            "availability_zone": instance.availability_zone if instance else None,
-            "ami_id": instance.image_id if instance else (image.image_id if image else None),
-            "ami_name": image.name if image else None,
-            "state": instance.state if instance else None,
-            "private_ip": instance.private_ip if instance else None,
-            "public_ip": instance.public_ip if instance else None,
+            "instance_id": instance.instance_id,
+            "instance_type": instance.instance_type,
+            "lifecycle": instance.lifecycle,
+            "availability_zone": instance.availability_zone,
+            "ami_id": instance.image_id,
+            "state": instance.state,
+            "private_ip": instance.private_ip,
+            "public_ip": instance.public_ip,
             "hourly_price_usd": price.usd_per_hour if price else None,
             "price_source": price.source if price else None,
-            "tags": dict(instance.tags) if instance else {},
-            "ssm_online": self.readiness.ssm_online if self.readiness else None,
+            "tags": dict(instance.tags),
+            "ssm_online": ready.ssm_online if ready else None,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``aws create`` (stable keys): the first instance's fields at the
+        top, as a single launch always had them, and every instance under ``instances``."""
+        result, first = self.result, self.result.instance
+        image = result.image.image if result.image else None
+        head = self.instance_dict(first) if first else {}
+        return {
+            "instance_id": head.get("instance_id"),
+            "instance_type": result.instance_type.name,
+            "lifecycle": head.get("lifecycle"),
+            "availability_zone": head.get("availability_zone"),
+            "ami_id": head.get("ami_id") or (image.image_id if image else None),
+            "ami_name": image.name if image else None,
+            "state": head.get("state"),
+            "private_ip": head.get("private_ip"),
+            "public_ip": head.get("public_ip"),
+            "hourly_price_usd": head.get("hourly_price_usd"),
+            "price_source": head.get("price_source"),
+            "tags": head.get("tags", {}),
+            "ssm_online": head.get("ssm_online"),
             "reused": result.reused,
             "dry_run": result.dry_run,
             "request_key": result.request_key,
             "attempts": [vars(a) for a in result.attempts],
             "warnings": result.warnings,
+            "count": result.count,
+            "instances": [self.instance_dict(i) for i in result.instances],
         }
 
 
@@ -120,6 +149,13 @@ class JobSession:
         self.report: Reporter = report or Quiet()
         self.timing = timing
         self.cache = cache or cache_dir()
+
+    def with_timing(self, timing: Timing) -> JobSession:
+        """The same session (AWS context, settings, reporter) polling with ``timing``."""
+        return JobSession(
+            self.aws, self.settings, cwd=self.cwd, report=self.report, timing=timing,
+            cache=self.cache,
+        )  # fmt: skip
 
     # -- AWS access, built on first use ----------------------------------------------------------
 
@@ -175,36 +211,54 @@ class JobSession:
         self,
         request: LaunchRequest,
         *,
+        count: int = 1,
+        allow_partial: bool = False,
         wait: bool = True,
         dry_run: bool = False,
         timeout: float = 600.0,
         on_progress: Callable[[str], None] | None = None,
     ) -> Launched:
-        """Launch an instance (spot zones, then on-demand), with ``wait`` until it runs with its
-        SSM agent online, and price it. Raises what ``launch_instance`` and ``wait_ready`` raise.
-        """
-        import time
-
-        from runctl.services.instances.launch import launch_instance
-        from runctl.services.instances.lifecycle import wait_ready
+        """Launch ``count`` instances (spot zones, then on-demand), with ``wait`` until each runs
+        with its SSM agent online, and price them. Raises what ``launch_instances`` and
+        ``wait_ready`` raise."""
+        from runctl.services.instances.launch import launch_instances
 
         progress = on_progress or self.report.detail
-        started = time.monotonic()
-        result = launch_instance(
-            self.ec2, self.ssm, request, dry_run=dry_run, confirm_running=wait, timeout=timeout,
-            timing=self.timing, on_event=progress,
+        clock = self.timing.clock if self.timing else time.monotonic
+        started = clock()
+        result = launch_instances(
+            self.ec2, self.ssm, request, count=count, allow_partial=allow_partial,
+            dry_run=dry_run, confirm_running=wait, timeout=timeout, timing=self.timing,
+            on_event=progress,
         )  # fmt: skip
-        readiness = None
-        if wait and result.instance is not None:
-            left = max(timeout - (time.monotonic() - started), 0.0)
-            instance_id = result.instance.instance_id
-            readiness = wait_ready(
-                self.ec2, self.ssm, instance_id, timeout=left, timing=self.timing,
-                on_progress=progress,
-            )  # fmt: skip
-            result.instance = self.ec2.describe_instance(instance_id)
-        price = self.prices.for_instance(result.instance) if result.instance else None
-        return Launched(result, readiness, price)
+        launched = Launched(result)
+        if wait and result.instances:
+            for instance in list(result.instances):
+                left = max(timeout - (clock() - started), 0.0)
+                launched.readiness[instance.instance_id] = self.wait_ready(
+                    instance.instance_id, timeout=left, on_progress=progress
+                )
+            ids = [i.instance_id for i in result.instances]
+            fresh = {i.instance_id: i for i in self.ec2.describe_instances(instance_ids=ids)}
+            result.instances[:] = [fresh.get(i.instance_id, i) for i in result.instances]
+        for instance in result.instances:
+            launched.prices[instance.instance_id] = self.prices.for_instance(instance)
+        return launched
+
+    def wait_ready(
+        self,
+        instance_id: str,
+        *,
+        timeout: float = 600.0,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> Readiness:
+        """Wait until the instance runs with its SSM agent online (see ``wait_ready``)."""
+        from runctl.services.instances.lifecycle import wait_ready
+
+        return wait_ready(
+            self.ec2, self.ssm, instance_id, timeout=timeout, timing=self.timing,
+            on_progress=on_progress or self.report.detail,
+        )  # fmt: skip
 
     def graceful_stop(self, instance: Instance) -> GracefulStopResult | None:
         """Stop the job running on ``instance`` with its checkpoint committed (through SSM)."""

@@ -98,6 +98,7 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
         region=session.region,
         code_sha256=code_sha,
         resume_from=origin,
+        instance=instance,
     )
     assert spec.location is not None
     record = JobRecord(spec.location, s3=session.s3)
