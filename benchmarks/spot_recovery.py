@@ -180,8 +180,11 @@ def requirements_round(
         )  # fmt: skip
         s3 = cloud.client("s3")
         deadline = time.monotonic() + 600
-        while not _venv_keys(s3) and time.monotonic() < deadline:
-            time.sleep(0.2)  # the first instance packs and uploads while the script runs
+        # The first instance packs and uploads while the script runs; the metadata comes last.
+        while not any(k.endswith(".json") for k in _venv_keys(s3)):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the first instance never published its venv")
+            time.sleep(0.2)
         if not cached:
             gone = [{"Key": key} for key in _venv_keys(s3)]
             s3.delete_objects(Bucket="bench", Delete={"Objects": gone})
