@@ -59,3 +59,12 @@ def test_the_adapter_runs_unchanged_on_an_instance_and_a_new_job_resumes_it(
     assert "resuming from iter 5" in again.stderr
     assert "done: iter 8" in again.stderr
     assert json.loads(again.stdout)["restored_checkpoint"]
+
+
+def test_the_guide_shows_the_adapter_that_is_tested() -> None:
+    guide = (EXAMPLE.parents[1] / "docs" / "script-authors.md").read_text()
+    shown = guide.split("`training/third_party/runctl_adapter.sh` is its adapter:")[1]
+    shown_lines = shown.split("```bash\n")[1].split("```")[0].splitlines()
+    tested = (EXAMPLE / "runctl_adapter.sh").read_text().splitlines()
+    code = [line for line in tested if not line.startswith("# ")]
+    assert shown_lines == code
