@@ -101,8 +101,6 @@ class InstanceRuntime:
         return {
             "HOME": home,
             "RUNCTL_REMOTE_ROOT": home,
-            # Where runctl looks for well-known system paths (a DLAMI's /opt/pytorch).
-            "RUNCTL_SYSTEM_ROOT": home,
             # As on a real AMI, /usr/local/bin comes first (Cloud.install_executable).
             "PATH": os.pathsep.join([str(self.sandbox / "usr/local/bin"), self.cloud.toolbox.path]),
             "TMPDIR": str(self.sandbox / "tmp"),
@@ -115,6 +113,8 @@ class InstanceRuntime:
             "AWS_ENDPOINT_URL": self.cloud.endpoint,
             "AWS_DEFAULT_REGION": self.cloud.region,
             "AWS_REGION": self.cloud.region,
+            # Where runctl looks for system paths: /dev, /etc/fstab, a DLAMI's /opt/pytorch.
+            "RUNCTL_SYSTEM_ROOT": home,
             SESSION_VAR: self.cloud.session_token,
             INSTANCE_VAR: self.instance_id,
         }
@@ -131,6 +131,7 @@ class InstanceRuntime:
             self.boot_monotonic = time.monotonic()
             first = not self.booted_once
             self.booted_once = True
+        self.cloud.volumes.power_on(self)
         if first:
             self.boot_thread = threading.Thread(target=self._run_user_data, daemon=True)
             self.boot_thread.start()
@@ -145,6 +146,8 @@ class InstanceRuntime:
         if was_powered or terminate:
             kill_marked(self.cloud.session_token, self.instance_id, self.cloud.shutdown_grace)
             self.cloud.ssm.on_power_off(self.instance_id)
+        if was_powered and not terminate:
+            self.cloud.volumes.power_off(self)
         if terminate:
             for timer in self.timers:
                 timer.cancel()

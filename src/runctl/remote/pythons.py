@@ -18,9 +18,9 @@ In order, first match wins (status.json records the choice: ``python``, ``python
    ``/opt/aws_neuronx_venv_*``, your own) are named with ``--python``.
 3. The ``python3`` the runner itself runs on (Base DLAMIs, Amazon Linux, Ubuntu).
 
-The well-known paths are looked up under ``$RUNCTL_SYSTEM_ROOT`` (default ``/``), the way the
-scripts runctl sends read ``$RUNCTL_REMOTE_ROOT``: the test harness points both at an instance's
-sandbox. Python 3.9-safe, standard library only: this runs on the instance.
+The well-known paths are looked up under ``$RUNCTL_SYSTEM_ROOT`` (default ``/``; see
+:func:`runctl.job.layout.system_path`), which the test harness points at an instance's sandbox.
+Python 3.9-safe, standard library only: this runs on the instance.
 """
 
 from __future__ import annotations
@@ -33,14 +33,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-SYSTEM_ROOT_ENV = "RUNCTL_SYSTEM_ROOT"
+from runctl.job.layout import SYSTEM_ROOT_ENV, system_path
+
 REQUESTED = "--python"
 FRAMEWORK = "framework"
 SYSTEM = "system"
 #: Framework environments of the AWS Deep Learning AMIs, in the order they are tried.
 FRAMEWORK_PYTHONS = (
-    "opt/pytorch/bin/python",
-    "opt/conda/envs/pytorch/bin/python",
+    "/opt/pytorch/bin/python",
+    "/opt/conda/envs/pytorch/bin/python",
 )
 PROBE_TIMEOUT_SECONDS = 60.0
 
@@ -97,12 +98,6 @@ class PythonInfo:
         return f"{self.path} (Python {self.version}, {self.source})"
 
 
-def system_root(env: dict[str, str] | None = None) -> Path:
-    """``$RUNCTL_SYSTEM_ROOT`` when set and not empty, else ``/``."""
-    environ = os.environ if env is None else env
-    return Path(environ.get(SYSTEM_ROOT_ENV) or "/")
-
-
 def describe_python(path: str, source: str, env: dict[str, str] | None = None) -> PythonInfo:
     """Ask the interpreter at ``path`` what it is; PythonNotFound when it cannot answer."""
     try:
@@ -153,9 +148,9 @@ def choose_python(
         if not found or not os.path.exists(found):
             raise PythonNotFound(f"--python {requested} does not exist on this instance")
         return describe_python(found, REQUESTED, env)
-    base = root if root is not None else system_root()
-    for relative in FRAMEWORK_PYTHONS:
-        candidate = base / relative
+    under = None if root is None else {SYSTEM_ROOT_ENV: str(root)}
+    for well_known in FRAMEWORK_PYTHONS:
+        candidate = system_path(well_known, under)
         if not os.access(str(candidate), os.X_OK):
             continue
         try:

@@ -78,26 +78,34 @@ def fetch_code(
 
 def fetch_data(client: Any, data_s3: str, data_dir: Path, log: JobLog) -> None:
     """Sync ``data_s3`` (a prefix or one object) into ``data_dir``."""
+    log.note(f"staging data {data_s3} -> {data_dir}")
+    report = download_into(client, data_s3, data_dir, retry="train again")
+    log.note(f"data: {report.files} files, {report.bytes} bytes in {report.seconds:.1f}s")
+
+
+def download_into(client: Any, uri_text: str, directory: Path, *, retry: str) -> Any:
+    """Sync an S3 prefix (or download one object) into ``directory``; the TransferReport.
+
+    Raises StagingError saying how to grant the instance role read access when it may not read
+    the URI (``retry`` says what to do after granting it).
+    """
     from runctl.aws.s3 import S3Uri
     from runctl.aws.s3_copy import download_path
     from runctl.aws.s3_sync import sync
     from runctl.errors import AuthError
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log.note(f"staging data {data_s3} -> {data_dir}")
-    uri = S3Uri.parse(data_s3)
+    directory.mkdir(parents=True, exist_ok=True)
+    uri = S3Uri.parse(uri_text)
     try:
         if uri.is_prefix:
-            report = sync(client, str(uri), str(data_dir)).transfer
-        else:
-            report = download_path(client, uri, data_dir / uri.name)
+            return sync(client, str(uri), str(directory)).transfer
+        return download_path(client, uri, directory / uri.name)
     except AuthError as exc:
         # On an instance the identity is the instance role, not the user: say how to grant it.
         raise StagingError(
-            f"{exc.message}: the instance role may not read {data_s3}; on your machine run "
-            f"`runctl aws setup --grant {data_s3} --read-only`, then train again"
+            f"{exc.message}: the instance role may not read {uri_text}; on your machine run "
+            f"`runctl aws setup --grant {uri_text} --read-only`, then {retry}"
         ) from exc
-    log.note(f"data: {report.files} files, {report.bytes} bytes in {report.seconds:.1f}s")
 
 
 def helper_env() -> dict[str, str]:

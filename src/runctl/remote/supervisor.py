@@ -84,6 +84,12 @@ class RunContext:
     imds: ImdsClient | None = None
     venvs_dir: Path | None = None
     log_interval: float = LOG_INTERVAL
+    #: RUNCTL_DATA_DIR when it is not the job's own ``data/`` (a mounted data volume).
+    data_dir: Path | None = None
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir if self.data_dir is not None else self.paths.data_dir
 
 
 class Supervisor:
@@ -354,10 +360,10 @@ class Supervisor:
                 self.s3(), spec.bucket, spec.code_key, spec.code_sha256, paths.code_dir, self.log
             )
         # After the code: a relative checkpoint directory lives in the code directory.
-        for directory in (paths.output_dir, paths.data_dir, self.ctx.checkpoint_dir):
+        for directory in (paths.output_dir, self.ctx.data_path, self.ctx.checkpoint_dir):
             directory.mkdir(parents=True, exist_ok=True)
         if spec.data_s3 and not self.stop_event.is_set():
-            fetch_data(self.s3(), spec.data_s3, paths.data_dir, self.log)
+            fetch_data(self.s3(), spec.data_s3, self.ctx.data_path, self.log)
         resumed = False
         if self.store() is not None and not self.stop_event.is_set():
             resumed = self._restore_checkpoint() is not None
@@ -412,7 +418,7 @@ class Supervisor:
                 "RUNCTL_JOB_ID": self.spec.job_id,
                 "RUNCTL_ATTEMPT": str(self.ctx.attempt),
                 "RUNCTL_INSTANCE_ID": self.ctx.instance_id,
-                "RUNCTL_DATA_DIR": str(self.ctx.paths.data_dir),
+                "RUNCTL_DATA_DIR": str(self.ctx.data_path),
                 "RUNCTL_CHECKPOINT_DIR": str(self.ctx.checkpoint_dir),
                 "RUNCTL_RESUMED": "1" if resumed else "0",
                 "RUNCTL_OUTPUT_DIR": str(self.ctx.paths.output_dir),
