@@ -12,6 +12,8 @@ from runctl.cli.options import (
     CheckpointS3,
     DataS3,
     DataVolume,
+    Docker,
+    DockerImage,
     EnvPairs,
     IncludePattern,
     MaxRestarts,
@@ -80,6 +82,8 @@ def train(
             "--resume-from", help="Start from another job's committed checkpoint: JOB_ID|latest."
         ),
     ] = None,
+    docker: Docker = False,
+    docker_image: DockerImage = None,
     output: OutputOption = None,
 ) -> None:
     """Start a training job on an instance; with --wait, follow it and exit with its verdict."""
@@ -95,6 +99,7 @@ def train(
         project_name=project_name, stop_on_finish=stop_on_finish,
         terminate_on_finish=terminate_on_finish, force=force, max_restarts=max_restarts,
         python=python, outputs=list(outputs or []), resume_from=resume_from,
+        docker=docker or docker_image is not None, docker_image=docker_image,
     )  # fmt: skip
     session = job_session(ctx, out)
     with out.spinner(f"starting {script} on {instance_id}"):

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runctl.errors import RunctlError
 from runctl.job import spec as js
@@ -53,6 +53,9 @@ from runctl.remote.staging import StagingError, fetch_code, fetch_data, without_
 from runctl.remote.sync import CheckpointSync, LogShipper
 from runctl.remote.venv_cache import VenvStore
 from runctl.remote.writers import WriterWatch
+
+if TYPE_CHECKING:
+    from runctl.remote.container import JobContainer
 
 SPOT = "spot"
 STOP = "stop"
@@ -84,6 +87,9 @@ class RunContext:
     imds: ImdsClient | None = None
     venvs_dir: Path | None = None
     log_interval: float = LOG_INTERVAL
+    # A container job (``spec.docker_image``): runctl's Docker config, and ECR by region.
+    docker_config: Path | None = None
+    ecr_client: Callable[[str], Any] | None = None
     #: RUNCTL_DATA_DIR when it is not the job's own ``data/`` (a mounted data volume).
     data_dir: Path | None = None
 
@@ -112,6 +118,11 @@ class Supervisor:
         self._s3: Any = None
         self.error: BaseException | None = None
         self.writers: WriterWatch | None = None
+        self.container: JobContainer | None = None
+        if ctx.spec.docker_image:
+            from runctl.remote.container import JobContainer
+
+            self.container = JobContainer(ctx, self.log, self.say)
         self._run_commits = 0
         self.recovery = self._recovery(self.store)
         self.from_origin = False  # the checkpoints restored are the --resume-from job's
@@ -294,8 +305,11 @@ class Supervisor:
         """Run the script once, committing periodically; its exit code."""
         argv = self._argv()
         self.say(f"starting {self.spec.script} (attempt {self.ctx.attempt})")
-        env = self._script_env(resumed)
-        process = ScriptProcess(argv, cwd=self.ctx.workdir, env=env, log=self.log)
+        if self.container is not None:
+            process: ScriptProcess = self.container.start(argv, self._contract_env(resumed))
+        else:
+            env = self._script_env(resumed)
+            process = ScriptProcess(argv, cwd=self.ctx.workdir, env=env, log=self.log)
         self.process = process
         self.writers = WriterWatch(self.ctx.checkpoint_dir, process.pid)
         self.checkpoints.busy = self.writers.held
@@ -369,7 +383,9 @@ class Supervisor:
             resumed = self._restore_checkpoint() is not None
         if not resumed and not self.ctx.on_instance:
             resumed = bool(scan_checkpoint_dir(self.ctx.checkpoint_dir))
-        if not self.stop_event.is_set():
+        if self.container is not None and not self.stop_event.is_set():
+            self.container.prepare(should_stop=self.stop_event.is_set)
+        elif not self.stop_event.is_set():  # a container job's image holds its Python and packages
             requirements = None
             if self.ctx.venvs_dir is not None:
                 requirements = find_requirements(self.ctx.workdir, self.spec.script)
@@ -402,7 +418,8 @@ class Supervisor:
             return ["bash", str(path), *self.spec.args]
         if path.suffix != ".py" and os.access(path, os.X_OK):
             return [str(path), *self.spec.args]
-        return [self.ctx.python, str(path), *self.spec.args]
+        python = "python3" if self.container is not None else self.ctx.python  # the image's
+        return [python, str(path), *self.spec.args]
 
     def _script_env(self, resumed: bool) -> dict[str, str]:
         env = self.python.apply(dict(os.environ))
@@ -412,7 +429,12 @@ class Supervisor:
                 env["PYTHONPATH"] = cleaned
             else:
                 env.pop("PYTHONPATH", None)
-        env.update(self.spec.env)
+        env.update(self._contract_env(resumed))
+        return env
+
+    def _contract_env(self, resumed: bool) -> dict[str, str]:
+        """The job's ``--env`` and the environment contract (docs/reference.md)."""
+        env = dict(self.spec.env)
         env.update(
             {
                 "RUNCTL_JOB_ID": self.spec.job_id,

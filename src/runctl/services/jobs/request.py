@@ -65,6 +65,9 @@ class TrainRequest:
     resume_from: str | None = None
     #: The job's id when the caller chose it (``workflow train`` names its jobs up front).
     job_id: str | None = None
+    #: Run the script in a container: ``docker_image``, else one built from the Dockerfile.
+    docker: bool = False
+    docker_image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,12 @@ def prepare_script(
             hint="run runctl from the project that holds the script",
         )
     check_python_option(request.python)
+    if request.python is not None and (request.docker or request.docker_image is not None):
+        raise UsageError(
+            "--python names an interpreter on the instance, but --docker runs the script with "
+            "the image's python3",
+            hint="leave out --python, or set the image's python3 in its Dockerfile",
+        )
     check_project_paths(request.outputs, settings.checkpoint.dir)
     check_resume_from(request.resume_from)
     relative = Path(os.path.relpath(script, project.root)).as_posix()
@@ -152,9 +161,11 @@ def build_spec(
     resume_from: ResumeSource | None = None,
     data_dir: str | None = None,
     instance: Instance | None = None,
+    docker_image: str | None = None,
+    docker_ecr_region: str | None = None,
 ) -> JobSpec:
     """job.json for a new job (on ``instance``, recorded in its launch spec; ``data_dir``: where
-    its data volume is mounted)."""
+    its data volume is mounted; in a container when ``docker_image`` is given)."""
     checkpoint = settings.checkpoint
     launch_spec = {**request.launch_spec, **(instance_spec(instance) if instance else {})}
     return JobSpec(
@@ -186,6 +197,8 @@ def build_spec(
         resume_from=resume_from,
         launch_spec=launch_spec,
         user=current_user(),
+        docker_image=docker_image,
+        docker_ecr_region=docker_ecr_region,
     )
 
 
