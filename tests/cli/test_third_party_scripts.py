@@ -114,15 +114,19 @@ def test_python_names_the_interpreter_and_a_missing_one_is_refused_before_anythi
     assert ok_json("aws", "status", instance_id)["job_python_source"] == "--python"
 
 
-def test_relative_python_and_outputs_outside_the_project_are_usage_errors(
+def test_relative_python_outputs_outside_the_project_and_python_with_docker_are_usage_errors(
     cloud_env: Cloud, project: Path
 ) -> None:
     make_project(project, {"train.py": "print(1)\n"})
     cloud_env.request_log.clear()
-    for option, value in (("--python", "bin/python"), ("--outputs", "../elsewhere")):
-        result = run("aws", "train", "i-0123456789abcdef0", "train.py", option, value)
+    for options in (
+        ("--python", "bin/python"),
+        ("--outputs", "../elsewhere"),
+        ("--python", "/opt/pytorch/bin/python", "--docker-image", "repo:tag"),  # the image's
+    ):
+        result = run("aws", "train", "i-0123456789abcdef0", "train.py", *options)
         assert result.exit_code == 2, result.stderr
-        assert option in result.stderr
+        assert options[0] in result.stderr
     assert cloud_env.request_log == []
 
 
