@@ -2,6 +2,7 @@
 interruption -> training running again on a replacement.
 
 Usage: python benchmarks/spot_recovery.py [--rounds 3] [--checkpoint-mb 1] [--scenario S]
+       [--requirements "numpy pandas"]
 
 ``--scenario atomic`` (the default): each round starts the cloud harness's spot instance, runs
 ``runctl aws train --auto-resume`` (a subprocess, as a user would) with a trainer that
@@ -15,6 +16,16 @@ written again; it saves once more on SIGTERM. A 120 s notice (the real one) come
 the figure is notice -> final checkpoint committed, beside what the bytes need: the final
 commit's own upload (from the job log) and a plain upload of the same size to the same
 endpoint. An upload that reads a file being rewritten waits for botocore's 60 s read timeout.
+
+``--scenario requirements``: the trainer imports numpy from a ``requirements.txt`` holding
+``--requirements`` (default ``numpy``), installed by pip from the package index the instance's
+pip is configured with. Once the first
+instance has built the venv and uploaded it, a 20 s notice comes; each round runs twice, with the
+packed venv left in S3 (the replacement unpacks it) and with it deleted before the notice (the
+replacement runs pip, as runctl did before). The figures: interruption -> the replacement's
+script running (``script_started``), the replacement's staging, the venv step alone (from the
+job log), and interruption -> the replacement's runner starting, the figure runctl printed
+before it counted staging.
 
 Prints each round and the medians. No peer tool publishes such a figure; this is ours.
 """
@@ -32,6 +43,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -90,10 +102,18 @@ while True:
 """
 COMMITTED = re.compile(r"checkpoint \S+ committed: .* \((\d+) bytes\) in ([0-9.]+)s")
 
+NUMPY_TRAINER = TRAINER.replace("import json, os", "import numpy\nimport json, os", 1).replace(
+    "while step < 60:",
+    "while step < 300:",  # still running when the notice comes
+)
+VENV_STEP = re.compile(r"venv \S+: (built|restored|reused) in ([0-9.]+)s")
 
-def _project(workdir: Path, trainer: str) -> Path:
+
+def _project(workdir: Path, trainer: str, requirements: str | None = None) -> Path:
     project = workdir / f"p{time.monotonic_ns()}"
     project.mkdir()
+    if requirements is not None:
+        (project / "requirements.txt").write_text(requirements)
     (project / "pyproject.toml").write_text('[project]\nname = "bench"\n')
     (project / ".runctl.toml").write_text(
         '[aws]\ns3_bucket = "bench"\nproject_name = "bench"\n'
@@ -104,10 +124,10 @@ def _project(workdir: Path, trainer: str) -> Path:
 
 
 def _train_until_step_5(
-    cloud: Cloud, workdir: Path, trainer: str, *args: str
+    cloud: Cloud, workdir: Path, trainer: str, *args: str, requirements: str | None = None
 ) -> tuple[str, subprocess.Popen[str]]:
     """``aws train ID train.py ARGS`` on a new spot instance, once its script reached step 5."""
-    project = _project(workdir, trainer)
+    project = _project(workdir, trainer, requirements)
     cloud.client("s3").create_bucket(Bucket="bench")
     first = cloud.run_instance(spot=True)
     cloud.wait_state(first, "running")
@@ -122,7 +142,7 @@ def _train_until_step_5(
 
 def _wait_for_step(cloud: Cloud, instance_id: str, step: int) -> None:
     sandbox = cloud.sandbox(instance_id)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 600  # the first instance may run pip first
     while time.monotonic() < deadline:
         logs = "".join(p.read_text() for p in sandbox.rglob("attempt-0.log"))
         if f"step {step}\n" in logs:
@@ -145,6 +165,65 @@ def one_round(cloud: Cloud, workdir: Path, checkpoint_mb: float) -> tuple[float,
         return first_attempt["notice_to_commit_seconds"], first_attempt["recovery_seconds"]
     finally:
         cloud.end_test()
+
+
+def requirements_round(
+    cloud: Cloud, workdir: Path, cached: bool, requirements: str
+) -> tuple[float, ...]:
+    """interruption -> script running, the replacement's staging and venv step, and
+    interruption -> the replacement's runner starting; with the packed venv ``cached`` or not."""
+    cloud.begin_test()
+    try:
+        first, proc = _train_until_step_5(
+            cloud, workdir, NUMPY_TRAINER, "--auto-resume", "-o", "json", "--", "0.1",
+            requirements="\n".join(requirements.split()) + "\n",
+        )  # fmt: skip
+        s3 = cloud.client("s3")
+        deadline = time.monotonic() + 600
+        # The first instance packs and uploads while the script runs; the metadata comes last.
+        while not any(k.endswith(".json") for k in _venv_keys(s3)):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the first instance never published its venv")
+            time.sleep(0.2)
+        if not cached:
+            gone = [{"Key": key} for key in _venv_keys(s3)]
+            s3.delete_objects(Bucket="bench", Delete={"Objects": gone})
+        cloud.interrupt(first, notice_seconds=20)
+        out, err = proc.communicate(timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(err[-2000:])
+        doc = json.loads(out)
+        interrupted, resumed = doc["timeline"][0], doc["timeline"][1]
+        prefix = doc["job_uri"].removeprefix("s3://bench/")
+        log = s3.get_object(Bucket="bench", Key=f"{prefix}logs/attempt-1.log")["Body"].read()
+        step = VENV_STEP.search(log.decode("utf-8", "replace"))
+        venv_seconds = float(step.group(2)) if step else float("nan")
+        notice = datetime.fromisoformat(interrupted["notice"].replace("Z", "+00:00"))
+        runner = datetime.fromisoformat(resumed["started"].replace("Z", "+00:00"))
+        return (
+            interrupted["recovery_seconds"],
+            resumed["staging_seconds"],
+            venv_seconds,
+            (runner - notice).total_seconds(),
+        )
+    finally:
+        cloud.end_test()
+
+
+def _venv_keys(s3: Any) -> list[str]:
+    listed = s3.list_objects_v2(Bucket="bench", Prefix="runctl/bench/venvs/")
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
+def report_requirements(rows: dict[str, list[tuple[float, ...]]], requirements: str) -> None:
+    print(f"requirements.txt: {requirements}; spot notice: 20 s; harness on this host")
+    heads = ("interruption->script s", "staging s", "venv step s", "->runner start s")
+    print(f"{'venv':>24} {'round':>5} " + " ".join(f"{h:>23}" for h in heads))
+    for label, found in rows.items():
+        for i, row in enumerate(found, 1):
+            print(f"{label:>24} {i:>5} " + " ".join(f"{v:>23.2f}" for v in row))
+        medians = [statistics.median(r[k] for r in found) for k in range(len(heads))]
+        print(f"{label:>24} {'med':>5} " + " ".join(f"{v:>23.2f}" for v in medians))
 
 
 def plain_upload_seconds(cloud: Cloud, workdir: Path, checkpoint_mb: float) -> float:
@@ -219,7 +298,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--checkpoint-mb", type=float, default=1.0)
-    parser.add_argument("--scenario", choices=("atomic", "rewrite"), default="atomic")
+    parser.add_argument(
+        "--scenario", choices=("atomic", "rewrite", "requirements"), default="atomic"
+    )
+    parser.add_argument("--requirements", default="numpy", help="packages, space-separated")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -227,6 +309,21 @@ def main() -> int:
         cloud = Cloud(workdir / "cloud")
         cloud.start()
         try:
+            if args.scenario == "requirements":
+                rows: dict[str, list[tuple[float, ...]]] = {
+                    "pip (no packed venv)": [],
+                    "unpacked from S3": [],
+                }
+                wanted = args.requirements
+                for _ in range(args.rounds):
+                    rows["pip (no packed venv)"].append(
+                        requirements_round(cloud, workdir, False, wanted)
+                    )
+                    rows["unpacked from S3"].append(
+                        requirements_round(cloud, workdir, True, wanted)
+                    )
+                report_requirements(rows, wanted)
+                return 0
             if args.scenario == "rewrite":
                 plain = plain_upload_seconds(cloud, workdir, args.checkpoint_mb)
                 mb = args.checkpoint_mb

@@ -58,7 +58,8 @@ class CheckpointSettings(_Section):
 class LocalSettings(_Section):
     """``[local]``: ``runctl local`` runs on this machine."""
 
-    checkpoint_dir: str = "checkpoints"
+    #: ``runctl local``'s own checkpoint directory; None: ``checkpoint.dir``, as on an instance.
+    checkpoint_dir: str | None = None
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
 
 

@@ -2,7 +2,8 @@
 
 - the project: the nearest enclosing directory with ``.git``, ``pyproject.toml``,
   ``requirements.txt`` or ``.runctl.toml`` (else the starting directory), its key (see
-  :func:`runctl.job.spec.project_key`) and its ``.runctl/jobs/`` (``runctl local`` jobs);
+  :func:`runctl.job.spec.project_key`) and its ``.runctl/jobs/`` (``runctl local`` jobs;
+  ``.runctl/`` holds a ``.gitignore`` that ignores all of it);
 - the user's cache, ``$XDG_CACHE_HOME/runctl`` (default ``~/.cache/runctl``): code and runtime
   bundles, the price table;
 - the user's config, ``$XDG_CONFIG_HOME/runctl/config.toml`` (default
@@ -70,6 +71,15 @@ class Project:
     def jobs_dir(self) -> Path:
         """Where ``runctl local`` keeps its jobs: ``<root>/.runctl/jobs``."""
         return self.root / LOCAL_DIR / "jobs"
+
+    def prepare_jobs_dir(self) -> Path:
+        """:attr:`jobs_dir`, made if missing, with a ``.gitignore`` of ``*`` in ``.runctl/`` so
+        that runctl's files never show in the user's ``git status``."""
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        ignore = self.root / LOCAL_DIR / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# runctl's local job files: none of them belongs in git.\n*\n")
+        return self.jobs_dir
 
 
 def cache_dir(*parts: str, env: Mapping[str, str] | None = None) -> Path:

@@ -28,6 +28,11 @@ STATUS_KEYS = [
     "public_ip",
     "managed",
     "tags",
+    "job_state",
+    "job_python",
+    "job_python_version",
+    "job_python_source",
+    "job_venv",
 ]
 
 

@@ -90,7 +90,8 @@ def test_train_in_a_container_sees_the_contract_and_commits_its_checkpoint(
         "RUNCTL_ATTEMPT": "0",
         "RUNCTL_INSTANCE_ID": instance_id,
         "RUNCTL_DATA_DIR": str(job_dir / "data"),
-        "RUNCTL_CHECKPOINT_DIR": str(job_dir / "checkpoints"),
+        # checkpoint.dir is relative to the project root, the code directory on an instance.
+        "RUNCTL_CHECKPOINT_DIR": str(job_dir / "code" / "checkpoints"),
         "RUNCTL_RESUMED": "0",
         "RUNCTL_OUTPUT_DIR": str(job_dir / "outputs"),
         "RUNCTL_GRACE_SECONDS": "60",

@@ -76,7 +76,8 @@ Instances
 What runs on an instance
     Processes run on the host in the sandbox directory (no chroot/namespace) with:
     ``HOME``/``RUNCTL_REMOTE_ROOT``/``RUNCTL_SYSTEM_ROOT`` = sandbox (runctl's scripts read
-    ``/dev``, ``/etc/fstab`` and mount points under ``RUNCTL_SYSTEM_ROOT``),
+    ``/dev``, ``/etc/fstab`` and mount points under ``RUNCTL_SYSTEM_ROOT``, and look for a Deep
+    Learning AMI's framework Python there, so an "image" provides one at ``sandbox/opt/pytorch``),
     ``TMPDIR`` = sandbox/tmp,
     ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` = the instance's own IMDS,
     ``AWS_ENDPOINT_URL`` = moto, ``AWS_DEFAULT_REGION``/``AWS_REGION``, and a ``PATH`` that

@@ -113,6 +113,7 @@ class InstanceRuntime:
             "AWS_ENDPOINT_URL": self.cloud.endpoint,
             "AWS_DEFAULT_REGION": self.cloud.region,
             "AWS_REGION": self.cloud.region,
+            # Where runctl looks for system paths: /dev, /etc/fstab, a DLAMI's /opt/pytorch.
             "RUNCTL_SYSTEM_ROOT": home,
             SESSION_VAR: self.cloud.session_token,
             INSTANCE_VAR: self.instance_id,

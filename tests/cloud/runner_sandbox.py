@@ -37,6 +37,7 @@ def sandbox_env(
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "RUNCTL_REMOTE_ROOT": str(root),
+        "RUNCTL_SYSTEM_ROOT": str(root),  # never this machine's /opt (a DLAMI's /opt/pytorch)
         "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds_endpoint,
         "OPENBLAS_NUM_THREADS": "1",
         SESSION_VAR: uuid.uuid4().hex,

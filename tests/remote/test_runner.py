@@ -27,6 +27,7 @@ from runctl.services.jobs.commands import (
 )
 from tests.cloud.imds import StandaloneImds
 from tests.cloud.runner_sandbox import RunnerSandbox
+from tests.python_envs import write_probe_wheel
 
 TRAINING = Path(__file__).resolve().parents[2] / "training"
 
@@ -74,7 +75,7 @@ def test_job_runs_end_to_end(instance: RunnerSandbox, imds: StandaloneImds) -> N
     assert answer["started"] is True
     assert answer["job_id"] == spec.job_id
     status = instance.wait(spec)
-    assert status["state"] == "succeeded"
+    assert status["state"] == "succeeded", status
     assert status["exit_code"] == 0
     assert status["attempt"] == 0
     assert status["instance_ids"] == [imds.instance_id]
@@ -95,7 +96,8 @@ def test_job_runs_end_to_end(instance: RunnerSandbox, imds: StandaloneImds) -> N
     assert env["RUNCTL_INSTANCE_ID"] == imds.instance_id
     assert env["RUNCTL_RESUMED"] == "0"
     assert env["RUNCTL_DATA_DIR"] == str(job_dir / "data")
-    assert env["RUNCTL_CHECKPOINT_DIR"] == str(job_dir / "checkpoints")
+    # checkpoint.dir is relative to the project root, the code directory on an instance.
+    assert env["RUNCTL_CHECKPOINT_DIR"] == str(job_dir / "code" / "checkpoints")
     assert env["RUNCTL_OUTPUT_DIR"] == str(job_dir / "outputs")
     assert env["RUNCTL_GRACE_SECONDS"] == "20"
     manifest = read_manifest(
@@ -284,39 +286,12 @@ def test_stop_on_finish_stops_the_instance_itself(
     assert state() in ("stopping", "stopped")
 
 
-def _wheel(directory: Path) -> None:
-    """A hand-made pure-Python wheel ``runctl_probe_pkg-1.0``, so pip installs offline."""
-    import base64
-    import hashlib
-    import zipfile
-
-    files = {
-        "runctl_probe_pkg/__init__.py": b"VALUE = 42\n",
-        "runctl_probe_pkg-1.0.dist-info/METADATA": (
-            b"Metadata-Version: 2.1\nName: runctl-probe-pkg\nVersion: 1.0\n"
-        ),
-        "runctl_probe_pkg-1.0.dist-info/WHEEL": (
-            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-        ),
-    }
-    record = []
-    for name, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(data)}")
-    record.append("runctl_probe_pkg-1.0.dist-info/RECORD,,")
-    directory.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(directory / "runctl_probe_pkg-1.0-py3-none-any.whl", "w") as wheel:
-        for name, data in files.items():
-            wheel.writestr(name, data)
-        wheel.writestr("runctl_probe_pkg-1.0.dist-info/RECORD", "\n".join(record) + "\n")
-
-
 @pytest.mark.slow
 def test_requirements_go_into_a_venv_with_pip_options_from_the_environment(
     instance: RunnerSandbox,
 ) -> None:
     wheels = instance.tmp / "wheels"
-    _wheel(wheels)
+    write_probe_wheel(wheels)
     instance.env.update(PIP_FIND_LINKS=str(wheels), PIP_NO_INDEX="1")
     script = (
         "import os, runctl_probe_pkg\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runctl.job.layout import JobPaths, RemoteRoot
+from runctl.job.layout import JobPaths, RemoteRoot, project_path
 from runctl.job.spec import (
     RESTORE_FAILED,
     RUN_FAILED,
@@ -199,6 +199,13 @@ def test_remote_root_reads_the_environment(tmp_path: Path) -> None:
     root.current_job_file.write_text("job-1\n")
     assert root.current_job() == "job-1"
     assert root.running_job() is None  # no live runner pid
-    paths = JobPaths(tmp_path / "jobs" / "j")
-    assert paths.checkpoint_dir("checkpoints") == tmp_path / "jobs" / "j" / "checkpoints"
-    assert paths.checkpoint_dir("/abs/ckpt") == Path("/abs/ckpt")
+
+
+def test_project_paths_are_relative_to_the_project_root_and_stay_inside_it(tmp_path: Path) -> None:
+    code = JobPaths(tmp_path / "jobs" / "j").code_dir
+    assert project_path("checkpoints", code) == code / "checkpoints"
+    assert project_path("./out/", code) == code / "out"
+    assert project_path("/abs/ckpt", code) == Path("/abs/ckpt")
+    for outside in (".", "", "../elsewhere", "out/../../x"):
+        with pytest.raises(ValueError, match="inside the project"):
+            project_path(outside, code)

@@ -63,6 +63,25 @@ def train(
         ),
     ] = False,
     max_restarts: MaxRestarts = 3,
+    python: Annotated[
+        str | None,
+        typer.Option(
+            "--python",
+            help="Interpreter on the instance (default: the AMI's framework Python, else python3).",
+        ),
+    ] = None,
+    outputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--outputs", help="Project-relative path uploaded to the job's outputs at the end."
+        ),
+    ] = None,
+    resume_from: Annotated[
+        str | None,
+        typer.Option(
+            "--resume-from", help="Start from another job's committed checkpoint: JOB_ID|latest."
+        ),
+    ] = None,
     detach: Annotated[
         bool,
         typer.Option(
@@ -90,6 +109,7 @@ def train(
         checkpoint_s3=checkpoint_s3, env=parse_env_pairs(list(env or [])),
         project_name=project_name, stop_on_finish=stop_on_finish,
         terminate_on_finish=terminate_on_finish, force=force, max_restarts=max_restarts,
+        python=python, outputs=list(outputs or []), resume_from=resume_from,
         recover_on_instance=auto_resume and detach,
         docker=docker or docker_image is not None, docker_image=docker_image,
     )  # fmt: skip

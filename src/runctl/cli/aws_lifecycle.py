@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runctl.cli.aws_clients import ec2_for, job_session, prices_for, ssm_for
+from runctl.cli.aws_clients import ec2_for, job_session, ssm_for
 from runctl.cli.output import Output
 from runctl.cli.state import InstanceId, OutputOption, command_output
 from runctl.cli.units import duration, money
@@ -110,8 +110,11 @@ def status(ctx: typer.Context, instance_id: InstanceId, output: OutputOption = N
 
     out = command_output(ctx, output)
     _check_id(instance_id)
-    ec2 = ec2_for(ctx)
-    info = instance_status(ec2, lambda: ssm_for(ctx), prices_for(ec2), instance_id)
+    session = job_session(ctx, out)
+    info = instance_status(
+        session.ec2, lambda: session.ssm, session.prices, instance_id,
+        job_status=session.current_job_status,
+    )  # fmt: skip
     out.document(info, lambda o: _print_status(o, info))
 
 
@@ -129,10 +132,21 @@ def _print_status(out: Output, info: InstanceStatus) -> None:
             ("cost so far", money(info.cost_so_far_usd, " since last start")),
             ("ssm", info.ssm_ping),
             ("job", info.current_job),
+            ("job state", info.job_state),
+            ("python", _python(info)),
             ("private_ip", info.private_ip),
             ("public_ip", info.public_ip),
         ]
     )
+
+
+def _python(info: InstanceStatus) -> str | None:
+    """``/opt/pytorch/bin/python (3.11.9, framework), venv /opt/runctl/venvs/...``."""
+    if info.job_python is None:
+        return None
+    detail = ", ".join(p for p in (info.job_python_version, info.job_python_source) if p)
+    text = f"{info.job_python} ({detail})" if detail else info.job_python
+    return f"{text}, venv {info.job_venv}" if info.job_venv else text
 
 
 def wait(

@@ -206,8 +206,10 @@ def _print_timeline(out: Output, outcome: JobOutcome) -> None:
         extra = ""
         if entry.notice_to_commit_seconds is not None:
             extra += f", notice -> checkpoint committed {entry.notice_to_commit_seconds:.1f}s"
+        if entry.staging_seconds is not None and entry.attempt > 0:
+            extra += f", staged in {entry.staging_seconds:.1f}s"
         if entry.recovery_seconds is not None:
-            extra += f", interruption -> training again {entry.recovery_seconds:.1f}s"
+            extra += f", interruption -> script running again {entry.recovery_seconds:.1f}s"
         checkpoint = f", checkpoint {entry.checkpoint_id}" if entry.checkpoint_id else ""
         out.info(
             f"  {entry.attempt}: {entry.instance_id} ({entry.lifecycle}) {entry.state}"

@@ -65,15 +65,19 @@ def local(
     ] = None,
     checkpoint_dir: Annotated[
         str | None,
-        typer.Option(
-            "--checkpoint-dir", help="RUNCTL_CHECKPOINT_DIR (default local.checkpoint_dir)."
-        ),
+        typer.Option("--checkpoint-dir", help="RUNCTL_CHECKPOINT_DIR (default: checkpoint.dir)."),
     ] = None,
     env: Annotated[
         list[str] | None, typer.Option("--env", help="K=V for the script (repeatable).")
     ] = None,
     project_name: Annotated[
         str | None, typer.Option("--project-name", help="Project name in the job id.")
+    ] = None,
+    outputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--outputs", help="Project-relative path uploaded with --output-s3 at the end."
+        ),
     ] = None,
     output: OutputOption = None,
 ) -> None:
@@ -91,6 +95,7 @@ def local(
         checkpoint_s3=checkpoint_s3,
         checkpoint_dir=checkpoint_dir,
         project_name=project_name,
+        outputs=list(outputs or []),
     )
     result = run_local_job(
         request,

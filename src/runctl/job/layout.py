@@ -5,11 +5,14 @@
     <root>/runtime/<sha256>/        extracted runtime bundles (PYTHONPATH of the runner)
     <root>/runtime/current          path of the runtime the last start command used
     <root>/current-job              id of the job whose runner is alive (one job per instance)
-    <root>/venvs/<sha256>/          virtualenvs for a requirements.txt, reused across jobs
+    <root>/venvs/<key>/             requirements venvs (runctl.remote.venvs), reused across jobs
     <root>/jobs/<job-id>/           job.json, status.json, runner.pid, runner.log,
-                                    stop-request, code/, data/, checkpoints/, outputs/, logs/
+                                    stop-request, code/, data/, outputs/, logs/
 
-``runctl local`` uses the same :class:`JobPaths` under ``<project root>/.runctl/jobs/<job-id>/``.
+``code/`` is the project root on the instance: the script's working directory, and what
+``checkpoint.dir`` and ``--outputs`` are relative to (:func:`project_path`), as they are relative
+to the project root under ``runctl local``, which uses the same :class:`JobPaths` under
+``<project root>/.runctl/jobs/<job-id>/``.
 """
 
 from __future__ import annotations
@@ -69,10 +72,20 @@ class JobPaths:
     def log(self, attempt: int) -> Path:
         return self.job_dir / "logs" / f"attempt-{attempt}.log"
 
-    def checkpoint_dir(self, setting: str) -> Path:
-        """The checkpoint directory: ``setting`` if absolute, else relative to the job dir."""
-        path = Path(setting).expanduser()
-        return path if path.is_absolute() else self.job_dir / path
+
+def project_path(setting: str, root: Path) -> Path:
+    """``checkpoint.dir`` or an ``--outputs`` path on this machine: an absolute one as it is, a
+    relative one under the project root ``root`` (the code directory on an instance).
+
+    Raises ValueError for a relative path that is the project root itself or leaves it.
+    """
+    path = Path(setting).expanduser()
+    if path.is_absolute():
+        return path
+    parts = [part for part in path.parts if part not in ("", ".")]
+    if not parts or ".." in parts:
+        raise ValueError(f"{setting!r} must name a directory or file inside the project")
+    return root.joinpath(*parts)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 A job is self-describing in S3 (docs/reference.md, "The job model")::
 
     s3://<bucket>/runctl/<project>/code/<sha256>.tar.gz
+    s3://<bucket>/runctl/<project>/venvs/<key>.tar.gz, <key>.json   packed requirements venvs
     s3://<bucket>/runctl/<project>/jobs/<job-id>/job.json      JobSpec
                                                 status.json   JobStatus
                                                 logs/attempt-<N>.log
@@ -143,6 +144,11 @@ def code_key(project: str, sha256: str) -> str:
     return f"{code_prefix(project)}{sha256}.tar.gz"
 
 
+def venv_prefix(project: str) -> str:
+    """Where a project's packed requirements venvs live: ``runctl/<project key>/venvs/``."""
+    return f"{ROOT_PREFIX}/{project_key(project)}/venvs/"
+
+
 def runtime_key(sha256: str) -> str:
     """The content-addressed key of a runtime bundle (shared by every project)."""
     return f"{ROOT_PREFIX}/runtime/{sha256}.tar.gz"
@@ -204,6 +210,20 @@ class CheckpointSettings:
 
 
 @dataclass
+class ResumeSource:
+    """``--resume-from``: the committed checkpoint of another job a new job starts from.
+
+    The runner restores it when the job's own store has no checkpoint yet (its first attempt,
+    or a later one that never committed); from the first commit on, the job resumes from its
+    own checkpoints.
+    """
+
+    job_id: str
+    checkpoint_uri: str
+    checkpoint_id: str
+
+
+@dataclass
 class JobSpec:
     """``job.json``: everything an instance needs to start (or resume) the job."""
 
@@ -235,6 +255,13 @@ class JobSpec:
     # instead of the newest; later attempts restore the newest again.
     restore_checkpoint: str | None = None
     restore_attempt: int | None = None
+    # ``--python PATH``: the interpreter for the script and its requirements venv (None: the
+    # runner chooses, see runctl.remote.pythons).
+    python: str | None = None
+    # ``--outputs PATH``: project-relative files or directories uploaded to the job's outputs
+    # (``output_uri``) when the script ends, under the same relative path.
+    outputs: list[str] = field(default_factory=list)
+    resume_from: ResumeSource | None = None
     launch_spec: dict[str, Any] = field(default_factory=dict)
     #: Recovery with the laptop closed (``aws train --auto-resume --detach``): what the job's
     #: runner needs to launch its successor on a spot notice (``run_instances``, ``zones``,
@@ -301,6 +328,17 @@ class JobSpec:
         known["checkpoint"] = CheckpointSettings(
             **_known(CheckpointSettings, known.get("checkpoint") or {})
         )
+        outputs = known.get("outputs", [])
+        if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+            raise ValueError("job.json: 'outputs' must be a list of strings")
+        origin = known.get("resume_from")
+        if origin is not None:
+            if not isinstance(origin, dict):
+                raise ValueError("job.json: 'resume_from' must be an object")
+            try:
+                known["resume_from"] = ResumeSource(**_known(ResumeSource, origin))
+            except TypeError as exc:
+                raise ValueError(f"job.json: 'resume_from' is incomplete ({exc})") from None
         return cls(**known)
 
     @classmethod
@@ -343,6 +381,8 @@ class JobStatus:
     exit_code: int | None = None
     created: str | None = None
     started: str | None = None
+    # When the attempt's script process started, after staging (code, data, checkpoint, venv).
+    script_started: str | None = None
     ended: str | None = None
     notice: str | None = None
     sigterm: str | None = None
@@ -350,6 +390,12 @@ class JobStatus:
     checkpoint_id: str | None = None
     restored_checkpoint: str | None = None
     fallbacks: list[CheckpointFallback] = field(default_factory=list)
+    # The interpreter the script runs with, its version, and why it was chosen (``--python``,
+    # ``framework``, ``system``); ``venv`` is the requirements venv's directory, if any.
+    python: str | None = None
+    python_version: str | None = None
+    python_source: str | None = None
+    venv: str | None = None
     reason: str | None = None
     message: str | None = None
     updated: str | None = None
@@ -368,6 +414,12 @@ class JobStatus:
     def notice_to_commit_seconds(self) -> float | None:
         """Seconds from the interruption notice to the final checkpoint being committed."""
         return seconds_between(self.notice, self.checkpoint_committed)
+
+    @property
+    def staging_seconds(self) -> float | None:
+        """Seconds from the attempt's start to its script running (code, data, checkpoint,
+        requirements venv)."""
+        return seconds_between(self.started, self.script_started)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -27,9 +27,10 @@ Say = Callable[[str], None]
 class CheckpointRecovery:
     """Restores an attempt's checkpoint into ``directory`` and takes the fallbacks.
 
-    ``owned``: the directory is runctl's (under the job's directory), so it is emptied before a
-    restore and only the committed state is in it; a user's directory (``runctl local``) is
-    restored over. ``used`` is how many run fallbacks earlier attempts took.
+    ``owned``: the directory is runctl's (under the job's directory, the code directory on an
+    instance), so it is emptied before a restore and only the committed state is in it; a
+    user's directory (``runctl local``) is restored over. ``used`` is how many run fallbacks
+    earlier attempts took.
     """
 
     def __init__(
@@ -60,7 +61,10 @@ class CheckpointRecovery:
         store = self._store()
         if store is None:
             return None
-        if self.owned and self.directory.is_dir():
+        # Emptied only when a checkpoint will take its place: files the code bundle put there
+        # stay for a job that has none yet.
+        replaced = self.owned and self.directory.is_dir()
+        if replaced and find_restorable(store, start=start, below=below):
             _empty_dir(self.directory)
         where = f"checkpoint {start}" if start else "the newest committed checkpoint"
         self.say(f"restoring {where} from {store.uri}")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from runctl.errors import ExitCode, RunctlError, UsageError, WrongStateError
 from runctl.job.attempts import AttemptLog
-from runctl.job.layout import JobPaths, RemoteRoot, read_pid, system_path
+from runctl.job.layout import JobPaths, RemoteRoot, project_path, read_pid, system_path
 from runctl.job.record import JobRecord
 from runctl.job.spec import (
     FAILED,
@@ -159,12 +159,14 @@ def run(args: argparse.Namespace) -> int:
         _note_attempt(attempts, args.attempt, instance_id=instance_id, started=utc_now(),
                       availability_zone=zone,
                       market=_imds_meta(imds, "instance-life-cycle"))  # fmt: skip
+        workdir = Path(spec.workdir) if spec.workdir else paths.code_dir
         ctx = RunContext(
             spec=spec,
             attempt=args.attempt,
             paths=paths,
-            checkpoint_dir=paths.checkpoint_dir(spec.checkpoint.dir),
-            workdir=Path(spec.workdir) if spec.workdir else paths.code_dir,
+            # Relative to the project root, here the code directory (as under runctl local).
+            checkpoint_dir=project_path(spec.checkpoint.dir, workdir),
+            workdir=workdir,
             instance_id=instance_id or "unknown",
             on_instance=True,
             python=sys.executable,

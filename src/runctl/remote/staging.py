@@ -1,12 +1,9 @@
-"""Getting a job ready on the instance: its code, its data, and a venv for requirements.txt.
+"""Getting a job ready on the instance: its code and its data.
 
 The code bundle (``code/<sha256>.tar.gz``) is downloaded through the S3 engine, checked against
 its sha256 and extracted into ``jobs/<id>/code`` (kept across attempts on the same machine: a
 ``.runctl-code-sha256`` marker says which bundle it holds). ``--data-s3`` is synced into
-``RUNCTL_DATA_DIR``. A ``requirements.txt`` at the code root is installed into a venv created
-with ``--system-site-packages`` (so a DLAMI's torch stays visible) and cached under
-``<root>/venvs/<sha256 of requirements.txt>``; pip's output goes to the job log and pip reads its
-usual environment (``PIP_FIND_LINKS``, ``PIP_INDEX_URL`` ...).
+``RUNCTL_DATA_DIR``. The requirements venv is :mod:`runctl.remote.venvs`.
 """
 
 from __future__ import annotations
@@ -14,16 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sys
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runctl.remote.process import JobLog, run_logged
+from runctl.remote.process import JobLog
 
 CODE_MARKER = ".runctl-code-sha256"
-VENV_MARKER = ".runctl-complete"
 
 
 class StagingError(Exception):
@@ -114,60 +108,7 @@ def download_into(client: Any, uri_text: str, directory: Path, *, retry: str) ->
         ) from exc
 
 
-def install_requirements(
-    requirements: Path,
-    venvs_dir: Path,
-    log: JobLog,
-    *,
-    python: str = sys.executable,
-    should_stop: Callable[[], bool] = lambda: False,
-) -> Path:
-    """Create (or reuse) a venv with ``requirements`` installed; return its python.
-
-    Raises StagingError naming the step that failed (venv creation, pip).
-    """
-    digest = sha256_of(requirements)
-    venv = venvs_dir / digest
-    venv_python = venv / "bin" / "python"
-    if (venv / VENV_MARKER).is_file() and venv_python.exists():
-        log.note(f"reusing venv {venv} for requirements.txt")
-        return venv_python
-    shutil.rmtree(venv, ignore_errors=True)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    env = _helper_env()
-    code = run_logged(
-        [python, "-m", "venv", "--system-site-packages", str(venv)],
-        log=log,
-        env=env,
-        should_stop=should_stop,
-    )
-    if code != 0:
-        # No ensurepip (Debian without python3-venv): a venv without pip can still use the
-        # system's pip through --system-site-packages.
-        shutil.rmtree(venv, ignore_errors=True)
-        code = run_logged(
-            [python, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-            log=log,
-            env=env,
-            should_stop=should_stop,
-        )
-        if code != 0:
-            raise StagingError(f"could not create a venv with {python} (exit {code})")
-    pip = [str(venv_python), "-m", "pip", "install", "--disable-pip-version-check"]
-    code = run_logged(
-        [*pip, "-r", str(requirements)],
-        log=log,
-        env=env,
-        cwd=requirements.parent,
-        should_stop=should_stop,
-    )
-    if code != 0:
-        raise StagingError(f"pip install -r requirements.txt failed (exit {code}); see the log")
-    (venv / VENV_MARKER).write_text(digest + "\n")
-    return venv_python
-
-
-def _helper_env() -> dict[str, str]:
+def helper_env() -> dict[str, str]:
     """The environment for pip and venv: ours, without the runtime bundle on PYTHONPATH."""
     env = dict(os.environ)
     cleaned = without_runtime_path(env.get("PYTHONPATH", ""))

@@ -1,8 +1,10 @@
 """The job supervisor: one attempt of a job, from staging to the final status.
 
-In order: status ``starting``; code, data and the latest committed checkpoint are fetched and a
-venv is made for ``requirements.txt`` (instance only); the script starts with the environment of
-docs/reference.md (the job model); status goes ``running``. While it runs, the log goes to S3 every
+In order: status ``starting``; code, data and the latest committed checkpoint (the job's own, else
+the ``--resume-from`` job's) are fetched, the Python chosen and a venv readied for
+``requirements.txt`` (instance only, :mod:`runctl.remote.script_python`); the script starts with
+the environment of docs/reference.md (the job model); status goes ``running`` with its
+``script_started`` time. While it runs, the log goes to S3 every
 few seconds, ``RUNCTL_CHECKPOINT_DIR`` is committed every ``sync_interval_seconds``, and a stop
 may be requested: a spot notice (the IMDS watcher), ``runctl.remote.control stop`` (a
 ``stop-request`` file plus SIGUSR1), or SIGTERM/SIGINT to the runner. A stop SIGTERMs the
@@ -43,16 +45,13 @@ from runctl.job.spec import RUN_FAILED, CheckpointFallback, JobSpec, JobStatus, 
 from runctl.job.stores import CheckpointStore, open_store
 from runctl.remote.finish import apply_finish_action, finish_action
 from runctl.remote.imds import ImdsClient, SpotNotice, SpotWatcher
+from runctl.remote.outputs import upload_outputs
 from runctl.remote.process import Echo, JobLog, ScriptProcess
 from runctl.remote.recovery import CheckpointRecovery
-from runctl.remote.staging import (
-    StagingError,
-    fetch_code,
-    fetch_data,
-    install_requirements,
-    without_runtime_path,
-)
+from runctl.remote.script_python import ScriptPython, find_requirements
+from runctl.remote.staging import StagingError, fetch_code, fetch_data, without_runtime_path
 from runctl.remote.sync import CheckpointSync, LogShipper
+from runctl.remote.venv_cache import VenvStore
 from runctl.remote.writers import WriterWatch
 
 if TYPE_CHECKING:
@@ -130,15 +129,16 @@ class Supervisor:
 
             self.container = JobContainer(ctx, self.log, self.say)
         self._run_commits = 0
-        self.recovery = CheckpointRecovery(
-            self.store,
-            ctx.checkpoint_dir,
-            attempt=ctx.attempt,
-            max_restarts=ctx.spec.max_restarts,
-            owned=ctx.paths.job_dir in ctx.checkpoint_dir.parents,
-            used=0,
+        self.recovery = self._recovery(self.store)
+        self.from_origin = False  # the checkpoints restored are the --resume-from job's
+        self.python = ScriptPython(
+            requested=ctx.spec.python,
+            default=ctx.python,
+            on_instance=ctx.on_instance,
+            venvs_dir=ctx.venvs_dir,
+            store=self._venv_store,
+            log=self.log,
             say=self.say,
-            record=self._record_fallback,
         )
         self.checkpoints = CheckpointSync(
             self.store,
@@ -170,6 +170,26 @@ class Supervisor:
         if self._store is None and uri:
             self._store = open_store(uri, self.s3)
         return self._store
+
+    def _recovery(
+        self, store: Callable[[], CheckpointStore | None], used: int = 0
+    ) -> CheckpointRecovery:
+        return CheckpointRecovery(
+            store,
+            self.ctx.checkpoint_dir,
+            attempt=self.ctx.attempt,
+            max_restarts=self.spec.max_restarts,
+            owned=self.ctx.paths.job_dir in self.ctx.checkpoint_dir.parents,
+            used=used,
+            say=self.say,
+            record=self._record_fallback,
+        )
+
+    def _venv_store(self) -> VenvStore | None:
+        """Where this project's packed venvs are shared between instances."""
+        if not (self.ctx.on_instance and self.spec.bucket):
+            return None
+        return VenvStore(self.s3(), self.spec.bucket, js.venv_prefix(self.spec.project))
 
     def record(self) -> JobRecord:
         """The job's documents: on this machine, and in S3 when the job has a location."""
@@ -203,6 +223,7 @@ class Supervisor:
         if notice is not None:  # commits in flight from now on end before the instance goes
             left = notice.seconds_left() - NOTICE_MARGIN_SECONDS
             self.checkpoints.deadline = time.monotonic() + left
+        self.python.cancel_upload()
         self.stop_event.set()
 
     # -- the attempt ----------------------------------------------------------------------------
@@ -239,6 +260,7 @@ class Supervisor:
         finally:
             if self.process is not None and self.process.poll() is None:
                 self.process.terminate(grace=0)  # never leave the script behind
+            self.python.finish(wait=False)
             self._script_done.set()
             self._finished.set()
             shipper.join(timeout=10.0)
@@ -278,7 +300,7 @@ class Supervisor:
             if not failed_early:
                 return self._end(code)
             fallback = self.recovery.fall_back(code)
-            self._restored(self.recovery.restored)
+            self._restored(self.recovery.restored, own=not self.from_origin)
             assert started_from is not None
             if fallback is None or self.stop_event.is_set():
                 return self._end(code, not_committed=started_from)
@@ -298,7 +320,8 @@ class Supervisor:
         self.checkpoints.busy = self.writers.held
         self._run_commits = 0
         self._script_done = threading.Event()
-        self.set_status(state=js.RUNNING)
+        # The first run's start: "interruption -> training again" ends here, staging included.
+        self.set_status(state=js.RUNNING, script_started=self.status.script_started or utc_now())
         syncer = threading.Thread(
             target=self.checkpoints.loop,
             args=(
@@ -331,6 +354,8 @@ class Supervisor:
                 "not committing the checkpoint directory: the script failed before committing "
                 f"anything new from checkpoint {not_committed.id}, which stays the newest"
             )
+        # The venv upload ends first (given up on a stop: the instance may go any moment).
+        self.python.finish(wait=self.stop_reason is None)
         # Outputs before the final status: an instance that goes right after loses neither.
         self._upload_outputs()
         if self.stop_reason is not None:
@@ -345,51 +370,49 @@ class Supervisor:
         return self.status
 
     def _stage(self) -> bool:
-        """Fetch code, data and checkpoint, install requirements; True when a checkpoint was
-        restored (or, locally, the checkpoint directory already holds files)."""
+        """Fetch code, data and checkpoint, ready the Python and its venv; True when a checkpoint
+        was restored (or, locally, the checkpoint directory already holds files)."""
         spec, paths = self.spec, self.ctx.paths
-        for directory in (paths.output_dir, self.ctx.data_path, self.ctx.checkpoint_dir):
-            directory.mkdir(parents=True, exist_ok=True)
         if self.ctx.on_instance and spec.code_key:
             assert spec.bucket is not None
             fetch_code(
                 self.s3(), spec.bucket, spec.code_key, spec.code_sha256, paths.code_dir, self.log
             )
+        # After the code: a relative checkpoint directory lives in the code directory.
+        for directory in (paths.output_dir, self.ctx.data_path, self.ctx.checkpoint_dir):
+            directory.mkdir(parents=True, exist_ok=True)
         if spec.data_s3 and not self.stop_event.is_set():
             fetch_data(self.s3(), spec.data_s3, self.ctx.data_path, self.log)
         resumed = False
         if self.store() is not None and not self.stop_event.is_set():
-            pinned = spec.checkpoint_to_restore(self.ctx.attempt)
-            resumed = self._restored(self.recovery.restore(pinned)) is not None
+            resumed = self._restore_checkpoint() is not None
         if not resumed and not self.ctx.on_instance:
             resumed = bool(scan_checkpoint_dir(self.ctx.checkpoint_dir))
         if self.container is not None and not self.stop_event.is_set():
             self.container.prepare(should_stop=self.stop_event.is_set)
-        requirements = self._requirements()
-        if requirements is not None and not self.stop_event.is_set():
-            assert self.ctx.venvs_dir is not None
-            self.say(f"installing {requirements}")
-            venv_python = install_requirements(
-                requirements,
-                self.ctx.venvs_dir,
-                self.log,
-                python=self.ctx.python,
-                should_stop=self.stop_event.is_set,
-            )
-            self.ctx.python = str(venv_python)
+        elif not self.stop_event.is_set():  # a container job's image holds its Python and packages
+            requirements = None
+            if self.ctx.venvs_dir is not None:
+                requirements = find_requirements(self.ctx.workdir, self.spec.script)
+            self.python.prepare(requirements, should_stop=self.stop_event.is_set)
+            self.ctx.python = self.python.python
+            self.set_status(**self.python.status_fields())
         return resumed
 
-    def _requirements(self) -> Path | None:
-        """On an instance: ``requirements.txt`` at the code root, else beside the script (none
-        for a container job: its image holds its packages)."""
-        if self.ctx.venvs_dir is None or self.container is not None:
-            return None
-        script_dir = (self.ctx.workdir / self.spec.script).parent
-        for directory in (self.ctx.workdir, script_dir):
-            candidate = directory / "requirements.txt"
-            if candidate.is_file():
-                return candidate
-        return None
+    def _restore_checkpoint(self) -> Manifest | None:
+        """The job's newest committed checkpoint (or the one pinned for this attempt); when it
+        has none yet, the ``--resume-from`` job's checkpoint."""
+        pinned = self.spec.checkpoint_to_restore(self.ctx.attempt)
+        manifest = self.recovery.restore(pinned)
+        origin = self.spec.resume_from
+        if manifest is not None or origin is None or pinned is not None:
+            return self._restored(manifest)
+        self.say(f"starting from job {origin.job_id}'s checkpoint {origin.checkpoint_id}")
+        self.recovery = self._recovery(
+            lambda: open_store(origin.checkpoint_uri, self.s3), used=self.recovery.used
+        )
+        self.from_origin = True
+        return self._restored(self.recovery.restore(origin.checkpoint_id), own=False)
 
     def _argv(self) -> list[str]:
         script = Path(self.spec.script)
@@ -404,7 +427,7 @@ class Supervisor:
         return [python, str(path), *self.spec.args]
 
     def _script_env(self, resumed: bool) -> dict[str, str]:
-        env = dict(os.environ)
+        env = self.python.apply(dict(os.environ))
         if self.ctx.on_instance:
             cleaned = without_runtime_path(env.get("PYTHONPATH", ""))
             if cleaned:
@@ -507,10 +530,11 @@ class Supervisor:
             self._run_commits += 1
         self.set_status(**changes)
 
-    def _restored(self, manifest: Manifest | None) -> Manifest | None:
-        """Record in status.json the checkpoint the next run starts from."""
+    def _restored(self, manifest: Manifest | None, own: bool = True) -> Manifest | None:
+        """Record in status.json the checkpoint the next run starts from (``own``: one of this
+        job's, which is then also its committed checkpoint)."""
         changes: dict[str, Any] = {"restored_checkpoint": manifest.id if manifest else None}
-        if manifest is not None:
+        if manifest is not None and own:
             changes["checkpoint_id"] = manifest.id
         self.set_status(**changes)
         return manifest
@@ -530,16 +554,11 @@ class Supervisor:
 
     def _upload_outputs(self) -> None:
         uri = self.spec.output_uri
-        output_dir = self.ctx.paths.output_dir
-        if not uri or not any(output_dir.iterdir()):
-            return
-        try:
-            from runctl.aws.s3_sync import sync
-
-            report = sync(self.s3(), str(output_dir), uri).transfer
-            self.say(f"outputs uploaded to {uri}: {report.files} files, {report.bytes} bytes")
-        except (RunctlError, OSError) as exc:
-            self.say(f"uploading outputs to {uri} failed: {exc}")
+        if uri:
+            upload_outputs(
+                self.s3, uri, self.ctx.paths.output_dir, self.ctx.workdir, self.spec.outputs,
+                self.say,
+            )  # fmt: skip
 
     def _finish(self, state: str, code: int | None, message: str) -> None:
         self._ship_log()

@@ -68,8 +68,10 @@ def s3_needs(
     data_s3: str | None = None,
     output_s3: str | None = None,
     checkpoint_s3: str | None = None,
+    resume_from: str | None = None,
 ) -> list[S3Need]:
-    """The S3 access a job's options ask of the instance role."""
+    """The S3 access a job's options ask of the instance role (``resume_from``: the checkpoint
+    store of the ``--resume-from`` job)."""
     needs = []
     if data_s3:
         needs.append(S3Need("--data-s3", data_s3, READ_ACTIONS))
@@ -77,6 +79,8 @@ def s3_needs(
         needs.append(S3Need("--output-s3", output_s3, WRITE_ACTIONS))
     if checkpoint_s3:
         needs.append(S3Need("--checkpoint-s3", checkpoint_s3, READ_WRITE_ACTIONS))
+    if resume_from:
+        needs.append(S3Need("--resume-from", resume_from, READ_ACTIONS))
     return needs
 
 

@@ -69,6 +69,8 @@ class CodeBundle:
     files: list[str] = field(default_factory=list)
     largest: list[tuple[str, int]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: What a .gitignore/.runctlignore left out: (relative path, is a directory).
+    ignored: list[tuple[str, bool]] = field(default_factory=list)
 
 
 def _spec(lines: Sequence[str]) -> pathspec.GitIgnoreSpec:
@@ -118,8 +120,17 @@ def _matches(spec: pathspec.GitIgnoreSpec, rel: str, is_dir: bool) -> bool:
     return bool(spec.check_file(rel + "/" if is_dir else rel).include)
 
 
-def collect_files(root: Path, include_patterns: Sequence[str] = ()) -> list[str]:
-    """The ``/``-separated relative paths of every file the bundle of ``root`` holds, sorted."""
+def collect_files(
+    root: Path,
+    include_patterns: Sequence[str] = (),
+    *,
+    ignored: list[tuple[str, bool]] | None = None,
+) -> list[str]:
+    """The ``/``-separated relative paths of every file the bundle of ``root`` holds, sorted.
+
+    ``ignored`` receives each path (and whether it is a directory) that a ``.gitignore`` or
+    ``.runctlignore`` left out (not a default exclude or a secret), for
+    :mod:`runctl.services.bundles.left_out`."""
     include = _spec(include_patterns) if include_patterns else None
     rules = _Rules()
     selected: list[str] = []
@@ -145,6 +156,8 @@ def collect_files(root: Path, include_patterns: Sequence[str] = ()) -> list[str]
                     excluded = True
                 else:
                     excluded = forced_only or _excluded(rules, rel, True)
+                    if excluded and ignored is not None and not forced_only:
+                        _note_ignored(ignored, rules, rel, True)
                 if not excluded:
                     subdirs.append((rel, False))
                 elif include is not None:
@@ -155,8 +168,16 @@ def collect_files(root: Path, include_patterns: Sequence[str] = ()) -> list[str]
             forced = include is not None and _matches(include, rel, False)
             if forced or (not forced_only and not _excluded(rules, rel, False)):
                 selected.append(rel)
+            elif ignored is not None and not forced_only:
+                _note_ignored(ignored, rules, rel, False)
         stack.extend(reversed(subdirs))
     return sorted(selected)
+
+
+def _note_ignored(ignored: list[tuple[str, bool]], rules: _Rules, rel: str, is_dir: bool) -> None:
+    by_design = _matches(SECRET_SPEC, rel, is_dir) or _matches(DEFAULT_SPEC, rel, is_dir)
+    if not by_design and rules.ignored(rel, is_dir):
+        ignored.append((rel, is_dir))
 
 
 def _excluded(rules: _Rules, rel: str, is_dir: bool) -> bool:
@@ -182,7 +203,8 @@ def build_code_bundle(
     if not root.is_dir():
         raise NotFoundError(f"project directory {root} does not exist", resource=str(root))
     cache_dir = cache_dir or user_cache_dir("code")
-    files = collect_files(root, include_patterns)
+    ignored: list[tuple[str, bool]] = []
+    files = collect_files(root, include_patterns, ignored=ignored)
     entries = [(rel, root / rel) for rel in files]
     sizes = sorted(((rel, (root / rel).stat().st_size) for rel in files), key=lambda x: -x[1])
     result = write_deterministic_targz(entries, cache_dir / f"building-{os.getpid()}.tar.gz")
@@ -195,6 +217,7 @@ def build_code_bundle(
         root=root,
         files=files,
         largest=sizes[:LARGEST_SHOWN],
+        ignored=ignored,
     )
     if result.size > WARN_BYTES:
         names = ", ".join(f"{rel} ({size / 1e6:.0f} MB)" for rel, size in sizes[:5])

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runctl.errors import NotFoundError, UsageError
-from runctl.job.layout import JobPaths
+from runctl.job.layout import JobPaths, project_path
 from runctl.job.manifests import Manifest, latest_manifest
 from runctl.job.record import JobRecord
 from runctl.job.spec import JobLocation, JobSpec, JobStatus
@@ -177,8 +177,8 @@ def resume_here(
         # The store the checkpoint was found in (a local store path may have been relative).
         checkpoint_s3=plan.store_uri if plan.spec.checkpoint_s3 else None,
     )
-    paths = JobPaths(project.jobs_dir / spec.job_id)
-    checkpoint_dir = paths.checkpoint_dir(spec.checkpoint.dir)
+    paths = JobPaths(project.prepare_jobs_dir() / spec.job_id)
+    checkpoint_dir = project_path(spec.checkpoint.dir, root)
     if paths.job_dir in checkpoint_dir.parents and checkpoint_dir.is_dir():
         shutil.rmtree(checkpoint_dir)  # ours: the restore alone decides what is in it
     return run_attempt_here(

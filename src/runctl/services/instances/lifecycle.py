@@ -22,6 +22,7 @@ from runctl.services import tags as tagging
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Ec2, Instance
     from runctl.aws.ssm import Ssm
+    from runctl.job.spec import JobStatus
     from runctl.services.instances.prices import PriceBook
 
 INSTANCE_ID_RE = re.compile(r"^i-([0-9a-f]{8}|[0-9a-f]{17})$")
@@ -342,6 +343,12 @@ class InstanceStatus:
     public_ip: str | None
     managed: bool
     tags: dict[str, str]
+    #: The current job's state and the Python its script runs with (from its status.json).
+    job_state: str | None = None
+    job_python: str | None = None
+    job_python_version: str | None = None
+    job_python_source: str | None = None
+    job_venv: str | None = None
 
 
 def instance_status(
@@ -350,22 +357,26 @@ def instance_status(
     prices: PriceBook,
     instance_id: str,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    job_status: Callable[[Instance], JobStatus | None] | None = None,
 ) -> InstanceStatus:
-    """State, type, lifecycle, zone, uptime, cost so far (since the last start), SSM ping.
+    """State, type, lifecycle, zone, uptime, cost so far (since the last start), SSM ping, and
+    with ``job_status`` the current job's state and Python.
 
     ``ssm`` builds the SSM wrapper; it is called beside the EC2 call (building a client is
-    mostly parsing its service model, which overlaps EC2's answer), and the SSM ping goes out
-    only for a running instance, at the same time as the price lookup.
+    mostly parsing its service model, which overlaps EC2's answer), and the SSM ping (only for a
+    running instance) and the job's status go out at the same time as the price lookup.
     """
     validate_instance_id(instance_id)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="status") as pool:
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="status") as pool:
         agent = pool.submit(ssm)
         instance = ec2.describe_instance(instance_id)
         ping = None
         if instance.state == "running":
             ping = pool.submit(lambda: _ssm_ping(agent.result(), instance_id))
+        reading = pool.submit(job_status, instance) if job_status is not None else None
         quote = prices.for_instance(instance)
         ssm_ping = ping.result() if ping is not None else "n/a"
+        job = reading.result() if reading is not None else None
     uptime = uptime_seconds(instance, now())
     return InstanceStatus(
         instance_id=instance_id,
@@ -385,6 +396,11 @@ def instance_status(
         public_ip=instance.public_ip,
         managed=tagging.is_managed(instance.tags),
         tags=dict(instance.tags),
+        job_state=job.state if job else None,
+        job_python=job.python if job else None,
+        job_python_version=job.python_version if job else None,
+        job_python_source=job.python_source if job else None,
+        job_venv=job.venv if job else None,
     )
 
 

@@ -90,10 +90,12 @@ def attempt_record(started: StartedJob, instance: Instance, result: FollowResult
         state=result.state,
         exit_code=result.exit_code,
         started=status.started if status else None,
+        script_started=status.script_started if status else None,
         ended=status.ended if status else None,
         notice=status.notice if status else None,
         checkpoint_id=status.checkpoint_id if status else None,
         notice_to_commit_seconds=status.notice_to_commit_seconds if status else None,
+        staging_seconds=status.staging_seconds if status else None,
     )
 
 
@@ -116,8 +118,12 @@ def run_to_end(
     while True:
         result = _follow(session, started, on_log, timeout)
         entry = attempt_record(started, instance, result)
-        if timeline and timeline[-1].notice and entry.started:
-            timeline[-1].recovery_seconds = seconds_between(timeline[-1].notice, entry.started)
+        if timeline and timeline[-1].notice and entry.script_started:
+            # To the script running again: the replacement's staging (code, checkpoint, venv)
+            # is part of the recovery.
+            timeline[-1].recovery_seconds = seconds_between(
+                timeline[-1].notice, entry.script_started
+            )
         timeline.append(entry)
         if not (auto_resume and should_resume(result)):
             break

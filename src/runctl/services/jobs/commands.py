@@ -7,7 +7,8 @@ the process snapshot) travels in quoted heredocs, which bash never expands. Each
 text runs on an instance and in a test sandbox.
 
 - :func:`probe_command`: whether a job's runner is alive there, which python3 it has and whether
-  it has a docker CLI, before anything about a new job is written.
+  the ``--python`` the job names is there and whether it has a docker CLI, before anything
+  about a new job is written.
 
 - :func:`start_job_command`: fetch the runtime bundle into ``<root>/runtime/<sha256>/`` unless
   it is there (sha256-verified, extracted under a temporary name, then renamed), then
@@ -139,6 +140,7 @@ def runtime_lines(runtime_url: str, runtime_sha: str) -> list[str]:
 _PROBE = """\
 import json, os, shutil, sys
 root, need = sys.argv[1], tuple(int(x) for x in sys.argv[2].split("."))
+wanted = sys.argv[3] if len(sys.argv) > 3 else ""
 def read(path):
     try:
         with open(path) as handle:
@@ -155,17 +157,27 @@ if busy is not None:
         alive = False
     busy = busy if alive else None
 version = sys.version_info
+found = None
+if wanted:
+    found = wanted if os.path.isabs(wanted) else shutil.which(wanted)
+    found = found if found and os.access(found, os.X_OK) else None
 print(json.dumps({"busy_job": busy, "python": "%d.%d.%d" % tuple(version[:3]),
-                  "python_ok": tuple(version[:2]) >= need, "docker": shutil.which("docker")}))
+                  "python_ok": tuple(version[:2]) >= need, "docker": shutil.which("docker"),
+                  "requested_python": found if wanted else None,
+                  "requested_python_ok": bool(found) if wanted else None}))
 """
 
 
 def probe_command(
-    remote_root_default: str = DEFAULT_REMOTE_ROOT, *, min_python: Sequence[int] = MIN_PYTHON
+    remote_root_default: str = DEFAULT_REMOTE_ROOT,
+    *,
+    min_python: Sequence[int] = MIN_PYTHON,
+    python: str | None = None,
 ) -> str:
     """Bash that prints one JSON line: ``busy_job`` (the job whose runner is alive there, or
     null), ``python`` (python3's version, or null when there is none), ``python_ok`` and
-    ``docker`` (the docker CLI's path, or null).
+    ``docker`` (the docker CLI's path, or null); with ``python`` (``--python``),
+    ``requested_python_ok`` says whether that interpreter is there.
 
     The runner's own start refuses the same cases; asking first lets runctl refuse a job before
     it writes anything about it.
@@ -174,11 +186,12 @@ def probe_command(
     fallback = shlex.quote(
         json.dumps({"busy_job": None, "python": None, "python_ok": False, "docker": None})
     )
+    wanted = f" {shlex.quote(python)}" if python else ""
     return (
         "\n".join(
             [
                 *root_lines(remote_root_default),
-                f"python3 - \"$root\" {need} <<'RUNCTL_PROBE' || printf '%s\\n' {fallback}",
+                f"python3 - \"$root\" {need}{wanted} <<'RUNCTL_PROBE' || printf '%s\\n' {fallback}",
                 _PROBE.rstrip("\n"),
                 "RUNCTL_PROBE",
             ]

@@ -6,14 +6,17 @@ Layout and conventions (the same environment contract as on an instance):
   ``python3`` (``$RUNCTL_PYTHON`` overrides), in its own process group;
 - the job lives in ``<project root>/.runctl/jobs/<job-id>/`` (job.json, status.json,
   ``logs/attempt-0.log``, ``outputs/`` = ``RUNCTL_OUTPUT_DIR``, ``data/`` = ``RUNCTL_DATA_DIR``);
-- ``RUNCTL_CHECKPOINT_DIR`` is ``--checkpoint-dir``, else ``local.checkpoint_dir`` (default
-  ``checkpoints``) relative to the project root. It persists between runs: a run that finds files
-  there is a resume (``RUNCTL_RESUMED=1``). With ``--checkpoint-s3`` (an ``s3://`` prefix, or a
-  local directory used as a store of the same format) the newest committed checkpoint is
-  restored into it first and it is committed there every ``checkpoint.sync_interval_seconds``
-  and when the script ends, exactly as on an instance;
+- ``RUNCTL_CHECKPOINT_DIR`` is ``--checkpoint-dir``, else ``local.checkpoint_dir``, else
+  ``checkpoint.dir`` (default ``checkpoints``), relative to the project root -- the same
+  directory as on an instance, where the project root is the code directory. It persists between
+  runs: a run that finds files there is a resume (``RUNCTL_RESUMED=1``). With ``--checkpoint-s3``
+  (an ``s3://`` prefix, or a local directory used as a store of the same format) the newest
+  committed checkpoint is restored into it first and it is committed there every
+  ``checkpoint.sync_interval_seconds`` and when the script ends, exactly as on an instance;
 - ``--data-s3`` is downloaded into ``RUNCTL_DATA_DIR`` and ``RUNCTL_OUTPUT_DIR`` is uploaded to
-  ``--output-s3`` at the end. Without S3 options nothing touches AWS (boto3 is not imported).
+  ``--output-s3`` at the end, with the ``--outputs`` paths (relative to the project root) under
+  the same relative names. Without S3 options nothing touches AWS (boto3 is not imported);
+- ``.runctl/`` holds a ``.gitignore`` of ``*``: runctl's files never show in ``git status``.
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ import difflib
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runctl.config import Settings
-from runctl.errors import NotFoundError, UsageError
-from runctl.job.layout import JobPaths
+from runctl.errors import ConfigError, NotFoundError, UsageError
+from runctl.job.layout import JobPaths, project_path
 from runctl.job.spec import CheckpointSettings, JobSpec, JobStatus, new_job_id, split_s3_uri
 from runctl.paths import Project
 from runctl.remote.process import Echo
@@ -54,6 +57,7 @@ class LocalJobRequest:
     checkpoint_s3: str | None = None
     checkpoint_dir: str | None = None
     project_name: str | None = None
+    outputs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -112,6 +116,30 @@ def check_s3_option(option: str, value: str | None, *, allow_local: bool = False
         ) from None
 
 
+def check_project_paths(outputs: Sequence[str], checkpoint_dir: str) -> None:
+    """``--outputs`` paths must be inside the project (exit 2), and so must a relative
+    ``checkpoint.dir`` (a configuration error, exit 3): both are relative to the project root,
+    the code directory on the instance."""
+    for output in outputs:
+        if Path(output).expanduser().is_absolute():
+            raise UsageError(
+                f"--outputs {output} is an absolute path",
+                hint="give a path relative to the project root, e.g. --outputs out",
+            )
+        try:
+            project_path(output, Path("/"))
+        except ValueError as exc:
+            raise UsageError(f"--outputs {output}: {exc}", hint="e.g. --outputs out") from None
+    try:
+        project_path(checkpoint_dir, Path("/"))
+    except ValueError as exc:
+        raise ConfigError(
+            f"checkpoint.dir: {exc}",
+            hint="set it to a directory inside the project (e.g. checkpoints or out), or an "
+            "absolute path on the instance",
+        ) from None
+
+
 def resolve_script(script: str, cwd: Path, root: Path) -> Path:
     """The script's absolute path; NotFoundError (exit 6) suggesting close matches if missing."""
     path = (cwd / script).resolve()
@@ -152,7 +180,10 @@ def run_local_job(
     script = resolve_script(request.script, cwd, root)
     job_id = new_job_id(project)
     rel_script = os.path.relpath(script, root) if script.is_relative_to(root) else str(script)
-    checkpoint_setting = request.checkpoint_dir or settings.local.checkpoint_dir
+    check_project_paths(request.outputs, settings.checkpoint.dir)
+    checkpoint_setting = (
+        request.checkpoint_dir or settings.local.checkpoint_dir or settings.checkpoint.dir
+    )
     checkpoint_dir = Path(checkpoint_setting).expanduser()
     if not checkpoint_dir.is_absolute():
         base = cwd if request.checkpoint_dir else root
@@ -173,9 +204,10 @@ def run_local_job(
             keep_last_n=config.keep_last_n,
             grace_seconds=config.grace_seconds,
         ),
+        outputs=[Path(o).as_posix() for o in request.outputs],
         user=current_user(),
     )
-    paths = JobPaths(found.jobs_dir / job_id)
+    paths = JobPaths(found.prepare_jobs_dir() / job_id)
     return run_attempt_here(
         spec,
         attempt=0,

@@ -49,11 +49,15 @@ class AttemptRecord:
     state: str
     exit_code: int | None = None
     started: str | None = None
+    #: When the script started, after staging: code, data, checkpoint, requirements venv.
+    script_started: str | None = None
     ended: str | None = None
     notice: str | None = None
     checkpoint_id: str | None = None
     notice_to_commit_seconds: float | None = None
+    #: From this attempt's interruption notice to the next attempt's script running again.
     recovery_seconds: float | None = None
+    staging_seconds: float | None = None
 
 
 @dataclass

@@ -2,7 +2,8 @@
 becomes.
 
 Every local check fails before AWS is touched (exit 2 for bad input, 6 for a missing script, 3
-without a bucket): the instance id's shape, the S3 URIs, the finish action, the project name and
+without a bucket or with a ``checkpoint.dir`` outside the project): the instance id's shape, the
+S3 URIs, the finish action, the project name, ``--python``, ``--outputs``, ``--resume-from`` and
 the script, which must be inside the project whose code is shipped. job.json records who started
 the job (``user``) and the instance it runs on (``launch_spec``: type, market, zone, image), so
 ``jobs list`` can price it after the instance is gone.
@@ -18,15 +19,25 @@ from typing import TYPE_CHECKING, Any
 
 from runctl.config import Settings
 from runctl.errors import ConfigError, UsageError
-from runctl.job.spec import CheckpointSettings, JobSpec, code_key, new_job_id
+from runctl.job.spec import (
+    JOB_ID_RE,
+    CheckpointSettings,
+    JobLocation,
+    JobSpec,
+    ResumeSource,
+    code_key,
+    new_job_id,
+)
 from runctl.paths import Project
 from runctl.services.instances.lifecycle import validate_instance_id
-from runctl.services.jobs.local import check_s3_option, resolve_script
+from runctl.services.jobs.local import check_project_paths, check_s3_option, resolve_script
 from runctl.services.tags import current_user
 from runctl.services.volumes.specs import check_volume_id
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Instance
+
+LATEST = "latest"
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,9 @@ class TrainRequest:
     force: bool = False
     max_restarts: int = 3
     launch_spec: Mapping[str, Any] = field(default_factory=dict)
+    python: str | None = None
+    outputs: Sequence[str] = ()
+    resume_from: str | None = None
     #: The job's id when the caller chose it (``workflow train`` names its jobs up front).
     job_id: str | None = None
     #: ``--auto-resume --detach``: the job's runners launch its successors themselves
@@ -97,8 +111,44 @@ def prepare_script(
             f"script {request.script} is outside the project at {project.root}",
             hint="run runctl from the project that holds the script",
         )
+    check_python_option(request.python)
+    if request.python is not None and (request.docker or request.docker_image is not None):
+        raise UsageError(
+            "--python names an interpreter on the instance, but --docker runs the script with "
+            "the image's python3",
+            hint="leave out --python, or set the image's python3 in its Dockerfile",
+        )
+    check_project_paths(request.outputs, settings.checkpoint.dir)
+    check_resume_from(request.resume_from)
     relative = Path(os.path.relpath(script, project.root)).as_posix()
     return PreparedScript(root=project.root, relative=relative, project=project.key)
+
+
+def check_python_option(python: str | None) -> None:
+    """UsageError (exit 2) unless ``--python`` is an absolute path or a command name."""
+    if python is None:
+        return
+    if not python.strip() or any(ord(ch) < 32 for ch in python):
+        raise UsageError(f"--python {python!r} is empty or holds control characters")
+    if "/" in python and not python.startswith("/"):
+        raise UsageError(
+            f"--python {python} is a relative path",
+            hint="give the interpreter's absolute path on the instance (/opt/pytorch/bin/python) "
+            "or a command name found on its PATH (python3.11)",
+        )
+
+
+def check_resume_from(value: str | None) -> None:
+    """UsageError (exit 2) unless ``--resume-from`` is ``latest``, a job id or a job URI."""
+    if value is None or value == LATEST or JOB_ID_RE.match(value):
+        return
+    try:
+        JobLocation.from_uri(value)
+    except ValueError:
+        raise UsageError(
+            f"--resume-from {value!r} is not a job id",
+            hint="give a job id (PROJECT-YYYYMMDD-HHMMSS-XXXX), its s3:// job URI, or latest",
+        ) from None
 
 
 def require_bucket(settings: Settings) -> str:
@@ -119,6 +169,7 @@ def build_spec(
     bucket: str,
     region: str,
     code_sha256: str | None,
+    resume_from: ResumeSource | None = None,
     data_dir: str | None = None,
     instance: Instance | None = None,
     docker_image: str | None = None,
@@ -152,6 +203,9 @@ def build_spec(
         stop_on_finish=request.stop_on_finish,
         terminate_on_finish=request.terminate_on_finish,
         max_restarts=request.max_restarts,
+        python=request.python,
+        outputs=[Path(o).as_posix() for o in request.outputs],
+        resume_from=resume_from,
         launch_spec=launch_spec,
         user=current_user(),
         docker_image=docker_image,

@@ -69,11 +69,17 @@ def resume_job(
     spec, status = record.read()
     ensure_not_running(status, location.job_id, force=force)
     instance = check_instance_ready(session, instance_id)
-    check_job_fits(session, instance, spec)
+    check_job_fits(session, instance, spec, spec.resume_from)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        probe = pool.submit(probe_instance, session, instance_id)
+        probe = pool.submit(probe_instance, session, instance_id, spec.python)
         runtime = session.runtime_bundle(location.bucket)
-        check_probe(probe, instance_id, force=force, docker=spec.docker_image is not None)
+        check_probe(
+            probe,
+            instance_id,
+            force=force,
+            python=spec.python,
+            docker=spec.docker_image is not None,
+        )
     original = spec
     changes: dict[str, Any] = {}
     if args is not None and list(args) != spec.args:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from runctl.aws.iam import Iam
     from runctl.aws.session import AwsContext
     from runctl.aws.ssm import Ssm
-    from runctl.job.spec import JobLocation
+    from runctl.job.spec import JobLocation, JobStatus
     from runctl.services.bundles.runtime import RuntimeRef
     from runctl.services.images.session import ImageSession
     from runctl.services.instances.launch import LaunchResult
@@ -324,6 +324,20 @@ class JobSession:
         from runctl.services.jobs.resume import resume_job
 
         return resume_job(self, location, instance_id, args=args, force=force)
+
+    def current_job_status(self, instance: Instance) -> JobStatus | None:
+        """status.json of the job ``aws train`` last started on ``instance``, or None when it
+        has none or it cannot be read."""
+        from runctl.errors import RunctlError
+        from runctl.job.record import JobRecord
+
+        location = self.locate(instance, None)
+        if location is None:
+            return None
+        try:
+            return JobRecord(location, s3=self.s3).read_status()
+        except RunctlError:  # no access to the bucket: the instance's own status still shows
+            return None
 
     def locate(self, instance: Instance, job_id: str | None) -> JobLocation | None:
         """The S3 location of ``job_id`` (default: the instance's job), if it can be known."""

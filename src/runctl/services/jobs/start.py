@@ -19,9 +19,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from runctl.errors import RunctlError, WrongStateError
+from runctl.errors import NotFoundError, RunctlError, WrongStateError
 from runctl.job.record import JobRecord
-from runctl.job.spec import FAILED, PENDING, REFUSED, JobLocation, JobSpec, JobStatus, utc_now
+from runctl.job.spec import (
+    FAILED,
+    PENDING,
+    REFUSED,
+    JobLocation,
+    JobSpec,
+    JobStatus,
+    ResumeSource,
+    utc_now,
+)
 from runctl.services import tags
 from runctl.services.instances.lifecycle import GONE
 from runctl.services.jobs.request import (
@@ -34,6 +43,7 @@ from runctl.services.jobs.request import (
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Instance
+    from runctl.services.bundles.code import CodeBundle
     from runctl.services.bundles.runtime import RuntimeRef
     from runctl.services.jobs.session import JobSession
 
@@ -87,13 +97,17 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
     check_docker_options(request, session.settings, prepared.root)
     bucket = require_bucket(session.settings)
     instance = check_instance_ready(session, request.instance_id)
-    check_job_fits(session, instance, request)
+    origin = _resume_source(session, request, bucket, prepared.project)
+    check_job_fits(session, instance, request, origin)
     containerized = request.docker or request.docker_image is not None
     with ThreadPoolExecutor(max_workers=1) as pool:
-        probe = pool.submit(probe_instance, session, request.instance_id)
+        probe = pool.submit(probe_instance, session, request.instance_id, request.python)
         code_sha, code_uploaded = _ship_code(session, request, prepared, bucket)
         runtime = session.runtime_bundle(bucket)
-        check_probe(probe, request.instance_id, force=request.force, docker=containerized)
+        check_probe(
+            probe, request.instance_id, force=request.force, python=request.python,
+            docker=containerized,
+        )  # fmt: skip
     image = resolve_job_image(session, request, prepared, code_sha)
     if image is not None:
         check_image_access(session, instance, image)
@@ -105,6 +119,7 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
         bucket=bucket,
         region=session.region,
         code_sha256=code_sha,
+        resume_from=origin,
         data_dir=data_dir,
         instance=instance,
         docker_image=image.reference if image else None,
@@ -175,6 +190,19 @@ def start_attempt(
     )
 
 
+def _resume_source(
+    session: JobSession, request: TrainRequest, bucket: str, project: str
+) -> ResumeSource | None:
+    """The checkpoint ``--resume-from`` names, found now and pinned in job.json."""
+    if request.resume_from is None:
+        return None
+    from runctl.services.jobs.resume_from import resolve_resume_from
+
+    origin = resolve_resume_from(session.s3, bucket, project, request.resume_from)
+    session.report.info(f"starting from job {origin.job_id}'s checkpoint {origin.checkpoint_id}")
+    return origin
+
+
 def _mount_data_volume(
     session: JobSession, request: TrainRequest, instance: Instance
 ) -> str | None:
@@ -210,12 +238,25 @@ def _ship_code(
     )
     for warning in bundle.warnings:
         session.report.info(f"warning: {warning}")
+    _report_left_out(session, bundle, prepared.relative)
     uploaded = upload_code_bundle(session.s3, bundle, bucket, prepared.project)
     session.report.detail(
         f"code: {len(bundle.files)} files, {bundle.size / 1e6:.2f} MB "
         + ("uploaded" if uploaded else "unchanged, not uploaded")
     )
     return bundle.sha256, uploaded
+
+
+def _report_left_out(session: JobSession, bundle: CodeBundle, script: str) -> None:
+    """Say what the ignore files kept off the instance, and warn about what the script names."""
+    from runctl.services.bundles.left_out import left_out, script_references
+
+    found = left_out(bundle.root, bundle.ignored, bundle.files)
+    if not found.paths:
+        return
+    session.report.info(f"code: {found.describe()}")
+    for reference in script_references(bundle.root, script, found):
+        session.report.info(f"warning: {reference.describe()}")
 
 
 def check_instance_ready(session: JobSession, instance_id: str) -> Instance:
@@ -257,20 +298,33 @@ def check_instance_ready(session: JobSession, instance_id: str) -> Instance:
     return instance
 
 
-def check_job_fits(session: JobSession, instance: Instance, job: TrainRequest | JobSpec) -> None:
+def check_job_fits(
+    session: JobSession,
+    instance: Instance,
+    job: TrainRequest | JobSpec,
+    origin: ResumeSource | None = None,
+) -> None:
     """What the job asks of its instance, checked before anything is written: a finish action
     AWS can carry out (UsageError, exit 2) and the instance role's access to the job's own S3
-    URIs (AuthError, exit 4, naming the ``aws setup --grant`` that fixes it)."""
+    URIs and the ``--resume-from`` checkpoint ``origin`` (AuthError, exit 4, naming the ``aws
+    setup --grant`` that fixes it)."""
     from runctl.services.account.access import check_instance_s3_access, s3_needs
     from runctl.services.jobs.finish_policy import check_finish_action
 
     check_finish_action(session.ec2, instance, stop_on_finish=job.stop_on_finish)
-    needs = s3_needs(data_s3=job.data_s3, output_s3=job.output_s3, checkpoint_s3=job.checkpoint_s3)
+    needs = s3_needs(
+        data_s3=job.data_s3,
+        output_s3=job.output_s3,
+        checkpoint_s3=job.checkpoint_s3,
+        resume_from=origin.checkpoint_uri if origin else None,
+    )
     for warning in check_instance_s3_access(session.iam, instance, needs, region=session.region):
         session.report.info(f"warning: {warning}")
 
 
-def probe_instance(session: JobSession, instance_id: str) -> dict[str, object]:
+def probe_instance(
+    session: JobSession, instance_id: str, python: str | None = None
+) -> dict[str, object]:
     """What :func:`~runctl.services.jobs.commands.probe_command` found on the instance."""
     from runctl.aws.ssm_commands import run_shell
     from runctl.services.jobs.commands import parse_command_json, probe_command
@@ -278,7 +332,7 @@ def probe_instance(session: JobSession, instance_id: str) -> dict[str, object]:
     result = run_shell(
         session.ssm_client,
         instance_id,
-        probe_command(session.remote_root),
+        probe_command(session.remote_root, python=python),
         timeout_seconds=PROBE_TIMEOUT_SECONDS,
         comment="runctl probe",
     )
@@ -294,14 +348,27 @@ def probe_instance(session: JobSession, instance_id: str) -> dict[str, object]:
 
 
 def check_probe(
-    probe: Future[dict[str, object]], instance_id: str, *, force: bool, docker: bool = False
+    probe: Future[dict[str, object]],
+    instance_id: str,
+    *,
+    force: bool,
+    python: str | None = None,
+    docker: bool = False,
 ) -> None:
     """WrongStateError (exit 8) when the instance is busy (unless ``force``), has no python3
-    new enough, or (``docker``: a container job) no docker CLI; nothing about the job has been
-    written at this point."""
+    new enough, or (``docker``: a container job) no docker CLI; NotFoundError (exit 6) when the
+    ``--python`` it was asked about is not there. Nothing about the job has been written at this
+    point."""
     from runctl.services.jobs.commands import MIN_PYTHON
 
     answer = probe.result()
+    if python and answer.get("requested_python_ok") is False:
+        raise NotFoundError(
+            f"--python {python} does not exist on instance {instance_id}",
+            hint="name an interpreter that is there (e.g. /opt/pytorch/bin/python on a Deep "
+            "Learning AMI), or leave out --python to let runctl choose",
+            resource=instance_id,
+        )
     need = ".".join(str(part) for part in MIN_PYTHON)
     if not answer.get("python_ok"):
         found = answer.get("python") or "none"
