@@ -20,7 +20,7 @@ from tests.cloud.harness import Cloud
 
 BUCKET = "cli-bkt"
 SYNC_KEYS = ["source", "destination", "dry_run", "files", "bytes", "seconds", "mb_per_s"]
-SYNC_KEYS += ["unverified", "skipped", "deleted", "actions"]
+SYNC_KEYS += ["unverified", "skipped", "failed", "deleted", "actions"]
 TRANSFER_KEYS = [
     "source",
     "destination",
@@ -30,6 +30,7 @@ TRANSFER_KEYS = [
     "mb_per_s",
     "unverified",
     "skipped",
+    "failed",
 ]
 runner = CliRunner()
 

@@ -83,10 +83,16 @@ def fetch_code(
 
 
 def fetch_data(client: Any, data_s3: str, data_dir: Path, log: JobLog) -> None:
-    """Sync ``data_s3`` (a prefix or one object) into ``data_dir``."""
+    """Sync ``data_s3`` (a prefix or one object) into ``data_dir``.
+
+    Keys that cannot be files are logged one by one; when some could not be written (a key that
+    is also another key's directory) everything else is staged first, then IncompleteTransferError
+    is raised, as ``runctl s3 sync`` exits.
+    """
     from runctl.aws.s3 import S3Uri
     from runctl.aws.s3_copy import download_path
     from runctl.aws.s3_sync import sync
+    from runctl.errors import IncompleteTransferError
 
     data_dir.mkdir(parents=True, exist_ok=True)
     log.note(f"staging data {data_s3} -> {data_dir}")
@@ -96,6 +102,17 @@ def fetch_data(client: Any, data_s3: str, data_dir: Path, log: JobLog) -> None:
     else:
         report = download_path(client, uri, data_dir / uri.name)
     log.note(f"data: {report.files} files, {report.bytes} bytes in {report.seconds:.1f}s")
+    for issue in report.skipped:
+        log.note(f"data: skipped {issue.uri}: {issue.reason}")
+    for issue in report.failed:
+        log.note(f"data: not written: {issue.uri}: {issue.reason}")
+    if report.failed:
+        first = report.failed[0]
+        raise IncompleteTransferError(
+            f"staging {data_s3}: {len(report.failed)} object(s) could not be written "
+            f"(first: {first.uri}: {first.reason})",
+            resource=first.uri,
+        )
 
 
 def install_requirements(
