@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from runctl.errors import ConfigError, UsageError
+from runctl.naming import bucket_problem, region_problem, remote_root_problem
 from runctl.paths import find_project_file, user_config_file
 
 ENV_PREFIX = "RUNCTL_"
@@ -43,6 +44,32 @@ class AwsSettings(_Section):
     project_name: str | None = None
     remote_root: str = "/opt/runctl"
     max_instances: int = Field(default=10, ge=1)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return _checked(value, region_problem)
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket(cls, value: str | None) -> str | None:
+        return _checked(value, bucket_problem)
+
+    @field_validator("remote_root")
+    @classmethod
+    def _remote_root(cls, value: str) -> str:
+        # It reaches the boot script and every SSM command: refuse what a shell would interpret.
+        problem = remote_root_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def _checked(value: str | None, problem: Callable[[str], str | None]) -> str | None:
+    found = None if value is None else problem(value)
+    if found:
+        raise ValueError(found)
+    return value
 
 
 class CheckpointSettings(_Section):
@@ -154,8 +181,13 @@ def parse_value(key: str, raw: str) -> Any:
     try:
         return getattr(model.model_validate({name: raw}), name)
     except ValidationError as exc:
-        detail = exc.errors()[0]["msg"]
-        raise ConfigError(f"invalid value {raw!r} for {key}: {detail}") from None
+        detail = _message(exc.errors()[0]["msg"])
+        raise ConfigError(f"invalid value {raw!r} for {key}: {detail}", resource=key) from None
+
+
+def _message(msg: str) -> str:
+    """pydantic's message without the ``Value error, `` it puts before a validator's own."""
+    return msg.removeprefix("Value error, ")
 
 
 def _allows_none(annotation: Any) -> bool:
@@ -170,7 +202,7 @@ def read_file_layer(path: Path, source: str) -> Layer:
         raise ConfigError(f"config file {path} does not exist", resource=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", resource=str(path)) from None
-    _validate(data, where=str(path))
+    validate_settings(data, where=str(path))
     return Layer(source=source, data=data, path=path)
 
 
@@ -206,7 +238,8 @@ def flag_layer(overrides: Mapping[str, Any]) -> Layer:
     return Layer(source="flag", data=data)
 
 
-def _validate(data: Mapping[str, Any], *, where: str) -> Settings:
+def validate_settings(data: Mapping[str, Any], *, where: str) -> Settings:
+    """``data`` as Settings, or a ConfigError naming ``where`` (a file) and the first bad key."""
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
@@ -215,7 +248,7 @@ def _validate(data: Mapping[str, Any], *, where: str) -> Settings:
         if first["type"] == "extra_forbidden":
             detail = f"unknown key {loc!r}"
         else:
-            detail = f"{loc}: {first['msg']}"
+            detail = f"{loc}: {_message(first['msg'])}"
         raise ConfigError(
             f"{where}: {detail}", hint="see .runctl.toml.example for every key", resource=where
         ) from None
@@ -253,5 +286,5 @@ def resolve(
             for name, value in values.items():
                 merged.setdefault(section, {})[name] = value
                 sources[f"{section}.{name}"] = layer.source
-    settings = _validate(merged, where="configuration")
+    settings = validate_settings(merged, where="configuration")
     return ResolvedConfig(settings=settings, sources=sources, layers=layers)

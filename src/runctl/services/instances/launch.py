@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -263,10 +264,14 @@ def block_devices(
 
 
 def render_user_data(request: LaunchRequest) -> str:
-    """The bootstrap script: runctl's root directory and the data volume, nothing else."""
+    """The bootstrap script: runctl's root directory and the data volume, nothing else.
+
+    Values are shell-quoted (the root) or integers, whatever the config held: the script runs
+    as root at boot.
+    """
     template = resources.files("runctl").joinpath("data/user-data.sh").read_text("utf-8")
-    return template.replace("__REMOTE_ROOT__", request.remote_root).replace(
-        "__DATA_VOLUME_GB__", str(request.data_volume_gb or 0)
+    return template.replace("__REMOTE_ROOT__", shlex.quote(request.remote_root)).replace(
+        "__DATA_VOLUME_GB__", str(int(request.data_volume_gb or 0))
     )
 
 
