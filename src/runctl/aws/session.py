@@ -19,6 +19,7 @@ from botocore.exceptions import ProfileNotFound
 
 from runctl import __version__
 from runctl.errors import ConfigError
+from runctl.naming import region_problem
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -71,19 +72,27 @@ class AwsContext:
 
     @property
     def region_name(self) -> str:
-        """Region: flag > AWS_REGION/AWS_DEFAULT_REGION > aws.region config > profile default."""
-        region = (
-            self.region
-            or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or self.config_region
-            or self.session.region_name
+        """Region: flag > AWS_REGION/AWS_DEFAULT_REGION > aws.region config > profile default.
+
+        Raises ConfigError when none is set, or when the one found is no region name (naming
+        where it came from); flag and config values were checked when they were read.
+        """
+        candidates = (
+            ("--region", self.region),
+            ("AWS_REGION", os.environ.get("AWS_REGION")),
+            ("AWS_DEFAULT_REGION", os.environ.get("AWS_DEFAULT_REGION")),
+            ("aws.region", self.config_region),
         )
+        source, region = next(((s, r) for s, r in candidates if r), ("AWS profile", None))
+        region = region or self.session.region_name
         if not region:
             raise ConfigError(
                 "no AWS region is set",
                 hint="pass --region, set AWS_REGION, or `runctl config set aws.region us-east-1`",
             )
+        problem = region_problem(region)
+        if problem:
+            raise ConfigError(f"{source}: {problem}", hint="e.g. us-east-1", resource=source)
         return region
 
     def client(self, service: str, **config: Any) -> Any:
