@@ -147,7 +147,7 @@ def train(
             settings,
             cwd=Path.cwd(),
             cache_dir=cache_dir(),
-            notify=out.detail,
+            notify=out.note,
         )
     out.info(f"job {started.job_id} started on {instance_id}")
     out.info(f"files: {started.location.uri}")

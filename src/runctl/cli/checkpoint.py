@@ -264,7 +264,7 @@ def _resume_here(
 
     result = resume_here(
         plan, cwd=Path.cwd(), args=args, force=force, s3_client=lambda: aws_for(ctx).s3(),
-        echo=LogPrinter(out), notify=out.detail,
+        echo=LogPrinter(out), notify=out.note,
     )  # fmt: skip
     data = {**result.to_dict(), "attempt": plan.next_attempt, "resumed_from": plan.manifest.id}
     report_local_result(out, result, data)

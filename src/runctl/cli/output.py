@@ -22,6 +22,7 @@ from rich.table import Table
 from runctl.errors import RunctlError, UsageError
 
 FORMATS = ("text", "json")
+WARNING_PREFIX = "warning: "
 
 
 def to_jsonable(value: Any) -> Any:
@@ -123,6 +124,14 @@ class Output:
         """A message shown only with --verbose."""
         if self.verbose:
             self._err.print(f"[dim]{escape(message)}[/dim]")
+
+    def note(self, message: str) -> None:
+        """A service's progress message: shown with --verbose, except ``warning: ...`` ones,
+        which always are (a skipped file, a huge bundle: things the user must hear)."""
+        if message.startswith(WARNING_PREFIX):
+            self.warn(message[len(WARNING_PREFIX) :])
+        else:
+            self.detail(message)
 
     def success(self, message: str) -> None:
         self._err.print(f"[green]✓[/green] {escape(message)}")
