@@ -12,39 +12,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from runctl.cli.app import app
+from tests.cli.s3_helpers import BUCKET, read_tree, run, run_json
 from tests.cloud.harness import Cloud
 from tests.cloud.services import RgwServer
-
-BUCKET = "safety-bkt"
-runner = CliRunner()
-
-
-@pytest.fixture
-def env(cloud_env: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cloud:
-    """The harness in os.environ, a fresh cwd, no RUNCTL_* leaking in, and a bucket."""
-    for name in list(os.environ):
-        if name.startswith("RUNCTL_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    cloud_env.client("s3", internal=True).create_bucket(Bucket=BUCKET)
-    cloud_env.request_log.clear()
-    return cloud_env
-
-
-def run(*args: str) -> Any:
-    return runner.invoke(app, list(args))
-
-
-def run_json(*args: str, code: int = 0) -> Any:
-    result = run(*args, "--output", "json")
-    assert result.exit_code == code, result.output
-    return json.loads(result.stdout)
 
 
 def put(cloud: Cloud, keys: dict[str, bytes]) -> None:
@@ -62,51 +35,47 @@ def keys_under(cloud: Cloud, prefix: str) -> list[str]:
     )
 
 
-def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
 # -- 1. sync --delete refuses what looks like a mistake --------------------------------------
 
 
 def test_sync_from_an_empty_directory_refuses_to_delete_everything(
-    env: Cloud, tmp_path: Path
+    s3_env: Cloud, tmp_path: Path
 ) -> None:
-    put(env, {f"prefix/{i:03d}.txt": b"%d" % i for i in range(201)})
+    put(s3_env, {f"prefix/{i:03d}.txt": b"%d" % i for i in range(201)})
     empty = tmp_path / "empty"
     empty.mkdir()
-    env.request_log.clear()
+    s3_env.request_log.clear()
     refused = run("s3", "sync", str(empty), f"s3://{BUCKET}/prefix/", "--delete")
     assert refused.exit_code == 2, refused.output
     assert "empty or missing" in refused.stderr and "all 201 files" in refused.stderr
     assert "--yes" in refused.stderr
-    assert env.calls("DeleteObjects") == []
-    assert len(keys_under(env, "prefix/")) == 201
+    assert s3_env.calls("DeleteObjects") == []
+    assert len(keys_under(s3_env, "prefix/")) == 201
     plan = run_json("s3", "sync", str(empty), f"s3://{BUCKET}/prefix/", "--delete", "--dry-run")
     assert (plan["dry_run"], plan["deleted"], len(plan["actions"])) == (True, 201, 201)
-    assert len(keys_under(env, "prefix/")) == 201
+    assert len(keys_under(s3_env, "prefix/")) == 201
     done = run_json("s3", "sync", str(empty), f"s3://{BUCKET}/prefix/", "--delete", "--yes")
     assert done["deleted"] == 201
-    assert keys_under(env, "prefix/") == []
+    assert keys_under(s3_env, "prefix/") == []
 
 
 def test_sync_from_a_mistyped_prefix_leaves_the_local_directory_alone(
-    env: Cloud, tmp_path: Path
+    s3_env: Cloud, tmp_path: Path
 ) -> None:
-    put(env, {"data/a.txt": b"a", "data/b.txt": b"b"})
+    put(s3_env, {"data/a.txt": b"a", "data/b.txt": b"b"})
     local = tmp_path / "dir"
     run_json("s3", "sync", f"s3://{BUCKET}/data/", str(local))
     (local / "mine.txt").write_bytes(b"only here")
     refused = run("s3", "sync", f"s3://{BUCKET}/typo-prefix/", str(local), "--delete")
     assert refused.exit_code == 2, refused.output
     assert f"s3://{BUCKET}/typo-prefix/ is empty or missing" in refused.stderr
-    assert tree(local) == {"a.txt": b"a", "b.txt": b"b", "mine.txt": b"only here"}
+    assert read_tree(local) == {"a.txt": b"a", "b.txt": b"b", "mine.txt": b"only here"}
 
 
 def test_sync_deleting_more_than_half_needs_yes_and_half_does_not(
-    env: Cloud, tmp_path: Path
+    s3_env: Cloud, tmp_path: Path
 ) -> None:
-    put(env, {f"d/{i}.txt": b"x" for i in range(10)})
+    put(s3_env, {f"d/{i}.txt": b"x" for i in range(10)})
     src = tmp_path / "src"
     src.mkdir()
     for i in range(4):
@@ -118,15 +87,15 @@ def test_sync_deleting_more_than_half_needs_yes_and_half_does_not(
     assert dry.exit_code == 0
     assert dry.stdout.count("(dry run) delete:") == 6
     assert "needs --yes" in dry.stderr
-    assert len(keys_under(env, "d/")) == 10
+    assert len(keys_under(s3_env, "d/")) == 10
     (src / "4.txt").write_bytes(b"x")  # now 5 of 10 would go: exactly half is allowed
     assert run_json("s3", "sync", str(src), f"s3://{BUCKET}/d/", "--delete")["deleted"] == 5
-    assert keys_under(env, "d/") == [f"d/{i}.txt" for i in range(5)]
+    assert keys_under(s3_env, "d/") == [f"d/{i}.txt" for i in range(5)]
 
 
 @pytest.mark.parametrize(("answer", "left"), [("n", 3), ("y", 0)])
-def test_sync_asks_on_a_terminal(env: Cloud, tmp_path: Path, answer: str, left: int) -> None:
-    put(env, {f"t/{i}.txt": b"x" for i in range(3)})
+def test_sync_asks_on_a_terminal(s3_env: Cloud, tmp_path: Path, answer: str, left: int) -> None:
+    put(s3_env, {f"t/{i}.txt": b"x" for i in range(3)})
     empty = tmp_path / "empty"
     empty.mkdir()
     argv = [sys.executable, "-m", "runctl", "s3", "sync", str(empty), f"s3://{BUCKET}/t/"]
@@ -137,7 +106,7 @@ def test_sync_asks_on_a_terminal(env: Cloud, tmp_path: Path, answer: str, left: 
             stdin=slave,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env.subprocess_env(),
+            env=s3_env.subprocess_env(),
         )
         os.write(master, f"{answer}\n".encode())
         _, err = proc.communicate(timeout=120)
@@ -146,7 +115,7 @@ def test_sync_asks_on_a_terminal(env: Cloud, tmp_path: Path, answer: str, left: 
         os.close(slave)
     assert b"delete s3://" in err and b"Go ahead?" in err
     assert proc.returncode == (0 if answer == "y" else 1), err
-    assert len(keys_under(env, "t/")) == left
+    assert len(keys_under(s3_env, "t/")) == left
 
 
 # -- 3. a re-run clears what a killed download left ------------------------------------------
@@ -176,7 +145,7 @@ download_objects(
 """
 
 
-def test_a_rerun_removes_the_part_files_of_a_killed_download(env: Cloud, tmp_path: Path) -> None:
+def test_a_rerun_removes_the_part_files_of_a_killed_download(s3_env: Cloud, tmp_path: Path) -> None:
     data = os.urandom(24 * 1024 * 1024)
     (tmp_path / "big.bin").write_bytes(data)
     run_json("s3", "upload", str(tmp_path / "big.bin"), f"s3://{BUCKET}/big.bin")
@@ -186,7 +155,7 @@ def test_a_rerun_removes_the_part_files_of_a_killed_download(env: Cloud, tmp_pat
     for _ in range(2):  # two killed attempts, two sets of leftovers
         killed = subprocess.run(
             [sys.executable, "-c", KILLED_DOWNLOAD, f"s3://{BUCKET}/big.bin", str(out / "big.bin")],
-            env=env.subprocess_env(),
+            env=s3_env.subprocess_env(),
             capture_output=True,
         )
         assert killed.returncode == -9, killed.stderr
@@ -221,16 +190,16 @@ ODD_KEYS = {
 }
 
 
-def test_sync_downloads_odd_keys_where_the_aws_cli_puts_them(env: Cloud, tmp_path: Path) -> None:
-    put(env, ODD_KEYS)
-    theirs = aws_cli(env, "sync", f"s3://{BUCKET}/odd/", str(tmp_path / "aws"))
+def test_sync_downloads_odd_keys_where_the_aws_cli_puts_them(s3_env: Cloud, tmp_path: Path) -> None:
+    put(s3_env, ODD_KEYS)
+    theirs = aws_cli(s3_env, "sync", f"s3://{BUCKET}/odd/", str(tmp_path / "aws"))
     assert theirs.returncode == 2, theirs.stderr  # 2: some files were skipped
     assert "Skipping file ../up.txt" in theirs.stderr
     result = run("s3", "sync", f"s3://{BUCKET}/odd/", str(tmp_path / "ours"), "-o", "json")
     assert result.exit_code == 0, result.output
     assert (
-        tree(tmp_path / "ours")
-        == tree(tmp_path / "aws")
+        read_tree(tmp_path / "ours")
+        == read_tree(tmp_path / "aws")
         == {
             "x/double.txt": b"double",
             "dot.txt": b"dot",
@@ -252,30 +221,30 @@ def test_sync_downloads_odd_keys_where_the_aws_cli_puts_them(env: Cloud, tmp_pat
     again = run_json("s3", "sync", f"s3://{BUCKET}/odd/", str(tmp_path / "ours"), "--delete")
     assert (again["files"], again["deleted"]) == (0, 0)
     down = run_json("s3", "download", f"s3://{BUCKET}/odd/", str(tmp_path / "cp"), "-r")
-    assert tree(tmp_path / "cp") == tree(tmp_path / "aws")
+    assert read_tree(tmp_path / "cp") == read_tree(tmp_path / "aws")
     assert down["files"] == 4
 
 
-def test_two_keys_for_one_path_download_once_and_say_so(env: Cloud, tmp_path: Path) -> None:
-    put(env, {"two/x//f.txt": b"doubled", "two/x/f.txt": b"canonical"})
+def test_two_keys_for_one_path_download_once_and_say_so(s3_env: Cloud, tmp_path: Path) -> None:
+    put(s3_env, {"two/x//f.txt": b"doubled", "two/x/f.txt": b"canonical"})
     result = run("s3", "sync", f"s3://{BUCKET}/two/", str(tmp_path / "d"))
     assert result.exit_code == 0, result.output
-    assert tree(tmp_path / "d") == {"x/f.txt": b"canonical"}
+    assert read_tree(tmp_path / "d") == {"x/f.txt": b"canonical"}
     assert f"lands on the same path as s3://{BUCKET}/two/x/f.txt" in result.stderr
 
 
 @pytest.mark.parametrize("command", ["sync", "download"])
 def test_a_key_that_is_also_a_directory_fails_alone_at_the_end(
-    env: Cloud, tmp_path: Path, command: str
+    s3_env: Cloud, tmp_path: Path, command: str
 ) -> None:
-    put(env, {"clash/a/b": b"file", "clash/a/b/c.txt": b"inside", "clash/z.txt": b"z"})
-    theirs = aws_cli(env, "sync", f"s3://{BUCKET}/clash/", str(tmp_path / "aws"))
+    put(s3_env, {"clash/a/b": b"file", "clash/a/b/c.txt": b"inside", "clash/z.txt": b"z"})
+    theirs = aws_cli(s3_env, "sync", f"s3://{BUCKET}/clash/", str(tmp_path / "aws"))
     assert theirs.returncode != 0 and "a/b" in theirs.stderr
     extra = ["-r"] if command == "download" else []
     dest = tmp_path / "ours"
     result = run("s3", command, f"s3://{BUCKET}/clash/", str(dest), *extra, "-o", "json")
     assert result.exit_code == 8, result.output
-    assert tree(dest) == tree(tmp_path / "aws") == {"a/b/c.txt": b"inside", "z.txt": b"z"}
+    assert read_tree(dest) == read_tree(tmp_path / "aws") == {"a/b/c.txt": b"inside", "z.txt": b"z"}
     document = json.loads(result.stdout)  # one document: the report, with the error on top
     assert (document["error"], document["exit_code"], document["files"]) == (
         "IncompleteTransferError",
@@ -293,8 +262,8 @@ def test_a_key_that_is_also_a_directory_fails_alone_at_the_end(
     assert f"not written: s3://{BUCKET}/clash/a/b" in result.stderr
 
 
-def test_a_local_directory_in_the_way_fails_that_file_only(env: Cloud, tmp_path: Path) -> None:
-    put(env, {"in/way": b"file", "in/fine.txt": b"fine"})
+def test_a_local_directory_in_the_way_fails_that_file_only(s3_env: Cloud, tmp_path: Path) -> None:
+    put(s3_env, {"in/way": b"file", "in/fine.txt": b"fine"})
     dest = tmp_path / "dest"
     (dest / "way" / "sub").mkdir(parents=True)
     result = run("s3", "download", f"s3://{BUCKET}/in/", str(dest), "-r")
