@@ -189,7 +189,7 @@ class Instance:
         return data
 
     def wait(
-        self, spec: JobSpec, states: frozenset[str] = TERMINAL_STATES, timeout: float = 90
+        self, spec: JobSpec, states: frozenset[str] = TERMINAL_STATES, timeout: float = 300
     ) -> dict[str, Any]:
         """Poll status.json in S3 until its state is one of ``states`` and the runner is gone."""
         deadline = time.monotonic() + timeout
