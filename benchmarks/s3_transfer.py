@@ -5,12 +5,12 @@ Usage:
         [--endpoint URL --access-key K --secret-key S [--region R] [--bucket B]]
 
 Without ``--endpoint`` a moto server is started on 127.0.0.1 (moto is slow on large ranged
-downloads; pass a Ceph RGW endpoint for meaningful large-file numbers). Cases: 200 x 1 MB files
-up and down, one 256 MB file up and down, and a sync of 1,000 files where nothing changed.
-Each tool runs as a fresh process (start-up included, as a user sees it); the table shows the
-median wall time over ``--repeat`` runs, MB/s, and runctl's time relative to each other tool
-(below 1.00 means runctl is faster). Targets (PRODUCT.md section 8): runctl/aws <= 1.00 on every
-case, runctl/s5cmd <= 1.50, and the no-change sync faster than ``aws s3 sync``.
+downloads; pass a Ceph RGW endpoint for meaningful large-file numbers). Cases: 200 x 1 MB files up
+and down, one 256 MB file up and down, and a sync of 1,000 files where nothing changed. Each tool
+runs as a fresh process (start-up included, as a user sees it); the table shows the median wall time
+over ``--repeat`` runs, MB/s, and runctl's time relative to each other tool (below 1.00 means runctl
+is faster). Targets (docs/reference.md, "Performance targets"): runctl/aws <= 1.00 on every case,
+runctl/s5cmd <= 1.50, and the no-change sync faster than ``aws s3 sync``.
 """
 
 from __future__ import annotations

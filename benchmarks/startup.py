@@ -2,8 +2,8 @@
 
 Usage: python benchmarks/startup.py [--repeat N]
 
-Prints the median wall time of each command over N runs and the ratio to ``aws --version``
-(awscli from PyPI). The target (PRODUCT.md section 8): at most half the AWS CLI's time.
+Prints the median wall time of each command over N runs and the ratio to ``aws --version`` (awscli
+from PyPI). The target (docs/reference.md, "Performance targets"): at most half the AWS CLI's time.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Configuration: pydantic models, the files they come from, and precedence.
 
-Precedence, highest first (PRODUCT.md section 2): command-line flag, ``RUNCTL_<SECTION>__<KEY>``
-environment variable, ``--config PATH``, ``./.runctl.toml`` searched upward to the project root,
-``~/.config/runctl/config.toml`` (``$XDG_CONFIG_HOME`` honoured), defaults. Every resolved value
-remembers which layer it came from so ``runctl config show`` can say so.
+Precedence, highest first (docs/reference.md, "Configuration"): command-line flag,
+``RUNCTL_<SECTION>__<KEY>`` environment variable, ``--config PATH``, ``./.runctl.toml`` searched
+upward to the project root, ``~/.config/runctl/config.toml`` (``$XDG_CONFIG_HOME`` honoured),
+defaults. Every resolved value remembers which layer it came from so ``runctl config show`` can say
+so.
 """
 
 from __future__ import annotations

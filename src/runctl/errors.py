@@ -1,4 +1,4 @@
-"""The error tree and the exit-code table (PRODUCT.md section 3).
+"""The error tree and the exit-code table (docs/reference.md, "Output and exit codes").
 
 Every failure runctl reports is a :class:`RunctlError` subclass carrying its exit code, a message
 saying what failed and on which resource, and a hint saying what to do next. The CLI boundary in
@@ -110,8 +110,14 @@ class JobFailedError(RunctlError):
         self.script_exit_code = script_exit_code
 
     def to_dict(self) -> dict[str, object]:
-        """The error document, merged over the job's own document when one is attached."""
-        return {**super().to_dict(), "script_exit_code": self.script_exit_code}
+        """The job's own document (its ``verdict``, ``state`` ...) with the error's fields.
+
+        ``exit_code`` is the script's own code, as in every job document; runctl's exit code (7)
+        is the process's.
+        """
+        data = {**super().to_dict(), **self.details}
+        data["exit_code"] = self.script_exit_code
+        return data
 
 
 class WrongStateError(RunctlError):

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import pytest
+from botocore.endpoint import Endpoint
+from botocore.hooks import first_non_none_response
 from botocore.stub import Stubber
 
 from runctl.aws.ec2 import BlockDevice, Ec2, LaunchRejected, RunSpec
+from runctl.aws.session import client_config
 from runctl.errors import AuthError, NotFoundError
+from runctl.services.instances.placement import plan_placements
 from tests.cloud.harness import Cloud
 
 
@@ -75,14 +84,58 @@ def test_run_instances_tags_instance_and_volumes_and_requires_imdsv2(cloud: Clou
     assert found[0].tags["Name"] == "x" and len(found[0].volume_ids) == 2
 
 
-def test_capacity_refusal_is_launch_rejected_and_not_retried(cloud: Cloud) -> None:
+def _needs_retry_before_1_43_3(
+    self: Endpoint,
+    attempts: int,
+    operation_model: Any,
+    request_dict: Any,
+    response: Any = None,
+    caught_exception: Any = None,
+) -> bool:
+    """``Endpoint._needs_retry`` as botocore had it before 1.43.3: any answer that is not None
+    (``False`` included) means "sleep that long, then retry"."""
+    service_id = operation_model.service_model.service_id.hyphenize()
+    responses = self._event_emitter.emit(
+        f"needs-retry.{service_id}.{operation_model.name}",
+        response=response,
+        endpoint=self,
+        operation=operation_model,
+        attempts=attempts,
+        caught_exception=caught_exception,
+        request_dict=request_dict,
+    )
+    handler_response = first_non_none_response(responses)
+    if handler_response is None:
+        return False
+    time.sleep(handler_response)
+    return True
+
+
+@pytest.mark.parametrize("botocore_retry", ["installed", "before-1.43.3"])
+def test_capacity_refusal_is_one_request_whatever_the_botocore_version(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, botocore_retry: str
+) -> None:
+    if botocore_retry == "before-1.43.3":
+        monkeypatch.setattr(Endpoint, "_needs_retry", _needs_retry_before_1_43_3)
     ec2 = Ec2(cloud.client("ec2", config=None))
-    cloud.insufficient_capacity(azs=["us-east-1a"], spot_only=False)
+    # 40 refusals in a row: a client that retried them would get through and launch.
+    cloud.insufficient_capacity(azs=["us-east-1a"], spot_only=False, times=40)
     with pytest.raises(LaunchRejected) as info:
         ec2.run_instances(spec(cloud, availability_zone="us-east-1a"))
     assert info.value.code == "InsufficientInstanceCapacity" and info.value.exit_code == 5
     assert len(cloud.calls("RunInstances")) == 1
     assert ec2.describe_instances() == []
+    with pytest.raises(LaunchRejected):
+        ec2.check_run_instances(spec(cloud, availability_zone="us-east-1a"))
+    assert len(cloud.calls("RunInstances")) == 2
+
+
+def test_throttled_run_instances_is_still_retried(cloud: Cloud) -> None:
+    ec2 = Ec2(cloud.client("ec2", config=client_config()))
+    cloud.throttle("RunInstances", times=2, service="ec2")
+    instance = ec2.run_instances(spec(cloud))
+    assert instance.state in ("pending", "running")
+    assert len(cloud.calls("RunInstances")) == 3
 
 
 def test_dry_run_is_allowed_or_names_the_missing_permission(cloud: Cloud) -> None:
@@ -128,3 +181,55 @@ def test_subnets_by_id_and_vpc(cloud: Cloud) -> None:
     assert default
     one = ec2.describe_subnets(subnet_ids=[default[0].subnet_id])
     assert one[0].availability_zone == default[0].availability_zone
+
+
+@pytest.mark.parametrize(
+    ("price", "text"),
+    [(0.00003, "0.00003"), (0.5, "0.5"), (1.23456789, "1.23456789"), (12.0, "12.0")],
+)
+def test_spot_max_price_is_sent_as_plain_decimal_digits(
+    cloud: Cloud, price: float, text: str
+) -> None:
+    client = cloud.client("ec2")
+    sent: list[str] = []
+    client.meta.events.register(
+        "before-call.ec2.RunInstances",
+        lambda params, **_: sent.append(
+            params["body"]["InstanceMarketOptions.SpotOptions.MaxPrice"]
+        ),
+    )
+    Ec2(client).run_instances(spec(cloud, spot=True, spot_max_price=price))
+    assert sent == [text]
+
+
+def test_spot_prices_are_the_current_ones_in_every_zone_however_quiet(cloud: Cloud) -> None:
+    now = datetime.now(UTC)
+    busy = {"us-east-1a": 0.05, "us-east-1b": 0.04}
+    for zone, base in busy.items():
+        changes = [(now - timedelta(hours=h), base + h / 100_000) for h in range(1, 151)]
+        cloud.set_spot_price_history("t3.micro", zone, changes)
+    # The cheapest zone's price last changed ten days ago: still its price now.
+    cloud.set_spot_price_history(
+        "t3.micro",
+        "us-east-1c",
+        [(now - timedelta(days=12), 0.02), (now - timedelta(days=10), 0.01)],
+    )
+    ec2 = Ec2(cloud.client("ec2"))
+    prices = ec2.describe_spot_price_history("t3.micro")
+    assert {z: p.usd_per_hour for z, p in prices.items()} == pytest.approx(
+        {"us-east-1a": 0.05001, "us-east-1b": 0.04001, "us-east-1c": 0.01}
+    )
+    only = ec2.describe_spot_price_history("t3.micro", ["us-east-1c", "us-east-1b"])
+    assert sorted(only) == ["us-east-1b", "us-east-1c"]
+
+    @dataclass
+    class Spot:
+        spot: bool = True
+        fallback: bool = False
+        subnet_id: str | None = None
+
+    info = ec2.describe_instance_type("t3.micro")
+    assert info is not None
+    placements = plan_placements(ec2, Spot(), info)
+    assert placements[0].availability_zone == "us-east-1c"
+    assert placements[0].spot_price == pytest.approx(0.01)

@@ -56,3 +56,19 @@ def test_a_bucket_name_taken_elsewhere_is_a_usage_error() -> None:
         stub.add_client_error("create_bucket", "BucketAlreadyExists", "taken", 409)
         with pytest.raises(UsageError, match="taken"):
             Buckets(client).create_bucket("taken-name", "eu-west-1", tags={})
+
+
+@pytest.mark.parametrize(
+    ("constraint", "region"),
+    [(None, "us-east-1"), ("", "us-east-1"), ("EU", "eu-west-1"), ("eu-west-1", "eu-west-1")],
+)
+def test_legacy_bucket_locations_name_their_region(constraint: str | None, region: str) -> None:
+    # moto cannot make an "EU" bucket (its endpoint refuses the legacy constraint); AWS still
+    # answers EU for buckets made with it, so the answer is stubbed.
+    client = boto3.client(
+        "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    answer = {} if constraint is None else {"LocationConstraint": constraint}
+    with Stubber(client) as stub:
+        stub.add_response("get_bucket_location", answer, {"Bucket": "old-bucket"})
+        assert Buckets(client).get_bucket_region("old-bucket") == region

@@ -6,6 +6,7 @@ import contextlib
 import textwrap
 from pathlib import Path
 
+from runctl.services.tags import current_user
 from tests.cloud.harness import Cloud
 
 BUCKET = "runctl-test-bucket"
@@ -27,10 +28,13 @@ def make_project(root: Path, files: dict[str, str]) -> Path:
 
 
 def ready_instance(cloud: Cloud, **kwargs: object) -> str:
-    """A running instance with an instance profile (SSM online) and the job bucket."""
+    """A running runctl instance with an instance profile (SSM online) and the job bucket."""
     s3 = cloud.client("s3")
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=BUCKET)
+    # What `aws create` tags an instance with: runctl stops or terminates only its own.
+    owned = {"runctl:managed": "true", "runctl:project": "demo", "runctl:user": current_user()}
+    kwargs.setdefault("tags", owned)
     instance_id = cloud.run_instance(**kwargs)  # type: ignore[arg-type]
     cloud.wait_state(instance_id, "running")
     return instance_id

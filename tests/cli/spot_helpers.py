@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,12 @@ REPO = Path(__file__).resolve().parents[2]
 TRAINER = (REPO / "training" / "train_with_checkpoints.py").read_text()
 
 
+def interruptible() -> None:
+    """In the child: Ctrl-C as in a terminal. A test run started in the background inherits
+    SIGINT ignored, and Python then never turns SIGINT into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(cloud: Cloud, cwd: Path, cache: Path, *args: str) -> subprocess.Popen[str]:
     """``runctl ARGS`` as a subprocess in ``cwd`` against the harness."""
     env = {**cloud.subprocess_env(), "XDG_CACHE_HOME": str(cache), "COLUMNS": "200"}
@@ -27,6 +34,7 @@ def spawn(cloud: Cloud, cwd: Path, cache: Path, *args: str) -> subprocess.Popen[
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
 
 
@@ -49,7 +57,10 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 300, what: str = "
 def log_text(cloud: Cloud, instance_id: str) -> str:
     """Every job log on the instance's disk, concatenated."""
     root = cloud.sandbox(instance_id)
-    return "".join(p.read_text(errors="replace") for p in sorted(root.rglob("attempt-*.log")))
+    try:
+        return "".join(p.read_text(errors="replace") for p in sorted(root.rglob("attempt-*.log")))
+    except FileNotFoundError:  # a directory renamed under the walk (code.extracting -> code)
+        return ""
 
 
 def job_state(cloud: Cloud, instance_id: str) -> str | None:

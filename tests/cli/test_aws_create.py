@@ -27,6 +27,8 @@ CREATE_KEYS = [
     "request_key",
     "attempts",
     "warnings",
+    "count",
+    "instances",
 ]
 
 
@@ -115,11 +117,25 @@ def test_capacity_everywhere_for_on_demand_too_exits_5(cloud_env: Cloud, workdir
     assert live_instances(cloud) == []
 
 
-def test_retrying_the_same_create_does_not_launch_twice(cloud_env: Cloud, workdir: Path) -> None:
+def test_two_identical_creates_give_two_instances(cloud_env: Cloud, workdir: Path) -> None:
+    first = run("aws", "create", "t3.micro", "--output", "instance-id")
+    second = run("aws", "create", "t3.micro", "--output", "instance-id")
+    assert first.exit_code == 0 and second.exit_code == 0, first.stderr + second.stderr
+    a, b = first.stdout.strip(), second.stdout.strip()
+    assert a.startswith("i-") and b.startswith("i-") and a != b
+    assert sorted(i["InstanceId"] for i in live_instances(cloud_env)) == sorted([a, b])
+    tokens = {describe(cloud_env, i)["ClientToken"] for i in (a, b)}
+    assert len(tokens) == 2 and all(tokens)
+
+
+def test_a_retry_with_the_client_token_returns_the_instance_it_launched(
+    cloud_env: Cloud, workdir: Path
+) -> None:
     cloud = cloud_env
     profile = cloud.create_instance_profile()
     cloud.ssm_registration_delay = 3600.0
-    args = ["aws", "create", "t3.micro", "--spot", "--iam-instance-profile", profile.name, "--wait"]
+    args = ["aws", "create", "t3.micro", "--spot", "--iam-instance-profile", profile.name, "--wait",
+            "--client-token", "ci-run-7"]  # fmt: skip
     failed = run(*args, "--timeout", "0")
     assert failed.exit_code == 9
     assert "SSM agent is not online" in failed.stderr
@@ -128,7 +144,7 @@ def test_retrying_the_same_create_does_not_launch_twice(cloud_env: Cloud, workdi
     assert again.exit_code == 0, again.stderr
     data = json.loads(again.stdout)
     assert data["reused"] is True and data["ssm_online"] is True
-    assert "reusing" in again.stderr
+    assert "client token ci-run-7 already launched" in again.stderr
     assert len(cloud.calls("RunInstances")) == 1
     assert [i["InstanceId"] for i in live_instances(cloud)] == [data["instance_id"]]
 
@@ -141,6 +157,66 @@ def test_explicit_client_token_and_a_different_request(cloud_env: Cloud, workdir
     third = ok_json("aws", "create", "t3.micro", "--client-token", "nightly-2")
     assert third["instance_id"] != first["instance_id"]
     assert len(live_instances(cloud)) == 2
+
+
+def test_count_prints_one_id_a_line_all_tagged(cloud_env: Cloud, workdir: Path) -> None:
+    result = run("aws", "create", "t3.micro", "--count", "3", "--project-name", "demo",
+                 "--output", "instance-id")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    ids = result.stdout.split()
+    assert len(ids) == 3 and len(set(ids)) == 3 and all(i.startswith("i-") for i in ids)
+    assert sorted(i["InstanceId"] for i in live_instances(cloud_env)) == sorted(ids)
+    for instance_id in ids:
+        tags = tags_of(describe(cloud_env, instance_id))
+        assert tags["runctl:managed"] == "true" and tags["runctl:project"] == "demo"
+    assert "launched 3 instances" in result.stderr
+
+
+def test_count_under_partial_spot_capacity_places_spot_where_possible(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    cloud = cloud_env
+    cloud.insufficient_capacity(after=1)  # room for one spot instance in the whole region
+    data = ok_json("aws", "create", "t3.micro", "--spot", "--count", "3")
+    assert sorted(i["lifecycle"] for i in data["instances"]) == ["on-demand", "on-demand", "spot"]
+    assert len(live_instances(cloud)) == 3
+    assert {a["outcome"] for a in data["attempts"]} == {"launched", "no-capacity"}
+
+
+def test_count_that_cannot_be_placed_exits_5_and_leaves_nothing(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    cloud = cloud_env
+    cloud.insufficient_capacity(after=1)
+    result = run("aws", "create", "t3.micro", "--spot", "--no-fallback", "--count", "3")
+    assert result.exit_code == 5, result.stderr
+    assert "placed 1" in result.stderr and "nothing was left running" in result.stderr
+    assert "--allow-partial" in result.stderr
+    assert live_instances(cloud) == []
+    assert len(cloud.calls("TerminateInstances")) >= 1
+
+
+def test_allow_partial_keeps_what_fits(cloud_env: Cloud, workdir: Path) -> None:
+    cloud = cloud_env
+    cloud.insufficient_capacity(after=1)
+    result = run("aws", "create", "t3.micro", "--spot", "--no-fallback", "--count", "3",
+                 "--allow-partial", "--output", "instance-id")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.split()) == 1 and "placed 1 of 3" in result.stderr
+    assert [i["InstanceId"] for i in live_instances(cloud)] == result.stdout.split()
+
+
+def test_client_token_reruns_of_a_count_return_the_same_ids(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    args = ["aws", "create", "t3.micro", "--count", "3", "--client-token", "sweep-42",
+            "--output", "instance-id"]  # fmt: skip
+    first = run(*args)
+    again = run(*args)
+    assert first.exit_code == 0 and again.exit_code == 0, first.stderr + again.stderr
+    assert again.stdout.split() == first.stdout.split() and len(first.stdout.split()) == 3
+    assert len(cloud_env.calls("RunInstances")) == 3
+    assert len(live_instances(cloud_env)) == 3
 
 
 def test_terminated_then_recreated_launches_a_new_instance(cloud_env: Cloud, workdir: Path) -> None:

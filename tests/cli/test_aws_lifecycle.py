@@ -31,6 +31,9 @@ STATUS_KEYS = [
 ]
 
 
+MANAGED = {"runctl:managed": "true"}
+
+
 @pytest.mark.parametrize("command", ["start", "stop", "terminate", "status", "wait"])
 def test_malformed_ids_exit_2_before_any_call(
     cloud_env: Cloud, workdir: Path, command: str
@@ -63,7 +66,7 @@ def test_stop_then_stop_again_then_start(cloud_env: Cloud, workdir: Path) -> Non
 
 def test_one_time_spot_cannot_be_stopped(cloud_env: Cloud, workdir: Path) -> None:
     cloud = cloud_env
-    instance_id = cloud.run_instance(spot=True)
+    instance_id = cloud.run_instance(spot=True, tags=MANAGED)
     result = run("aws", "stop", instance_id)
     assert result.exit_code == 8
     assert "one-time spot" in result.stderr and f"aws terminate {instance_id}" in result.stderr
@@ -72,7 +75,7 @@ def test_one_time_spot_cannot_be_stopped(cloud_env: Cloud, workdir: Path) -> Non
 
 def test_starting_a_terminated_instance_exits_8(cloud_env: Cloud, workdir: Path) -> None:
     cloud = cloud_env
-    instance_id = cloud.run_instance()
+    instance_id = cloud.run_instance(tags=MANAGED)
     assert run("aws", "terminate", instance_id, "--yes", "--wait").exit_code == 0
     assert cloud.state(instance_id) == "terminated"
     result = run("aws", "start", instance_id)
@@ -82,7 +85,7 @@ def test_starting_a_terminated_instance_exits_8(cloud_env: Cloud, workdir: Path)
 
 def test_terminate_refuses_without_a_terminal_or_yes(cloud_env: Cloud, workdir: Path) -> None:
     cloud = cloud_env
-    instance_id = cloud.run_instance()
+    instance_id = cloud.run_instance(tags=MANAGED)
     result = run("aws", "terminate", instance_id, input="y\n")
     assert result.exit_code == 2
     assert "not a terminal" in result.stderr and "--yes" in result.stderr
@@ -95,6 +98,34 @@ def test_terminate_refuses_protected_instances(cloud_env: Cloud, workdir: Path) 
     result = run("aws", "terminate", instance_id, "--yes")
     assert result.exit_code == 8 and "protected" in result.stderr
     assert cloud.state(instance_id) == "running"
+
+
+@pytest.mark.parametrize("flags", [[], ["--force"], ["--wait"]])
+def test_stop_refuses_protected_instances_even_with_force(
+    cloud_env: Cloud, workdir: Path, flags: list[str]
+) -> None:
+    cloud = cloud_env
+    instance_id = cloud.run_instance(tags={"runctl:managed": "true", "runctl:protected": "true"})
+    result = run("aws", "stop", instance_id, *flags)
+    assert result.exit_code == 8 and "protected" in result.stderr, result.stderr
+    assert cloud.state(instance_id) == "running"
+    assert cloud.calls("StopInstances") == []
+
+
+@pytest.mark.parametrize("command", [["stop"], ["terminate", "--yes"]])
+def test_instances_runctl_did_not_create_need_force(
+    cloud_env: Cloud, workdir: Path, command: list[str]
+) -> None:
+    cloud = cloud_env
+    instance_id = cloud.run_instance(tags={"Name": "shared-db"})
+    result = run("aws", command[0], instance_id, *command[1:])
+    assert result.exit_code == 2, result.stderr
+    assert "NOT created by runctl" in result.stderr and "shared-db" in result.stderr
+    assert "--force" in result.stderr
+    assert cloud.state(instance_id) == "running"
+    forced = run("aws", *command, instance_id, "--force")
+    assert forced.exit_code == 0, forced.stderr
+    assert cloud.state(instance_id) in ("stopping", "stopped", "shutting-down", "terminated")
 
 
 def test_status_json_keys_and_ssm_ping(cloud_env: Cloud, workdir: Path) -> None:

@@ -48,6 +48,7 @@ def test_follow_streams_lines_while_running_and_ends_with_the_job(
         "job_id": job_id,
         "attempt": 0,
         "state": "succeeded",
+        "verdict": "succeeded",
         "exit_code": 0,
     }
 

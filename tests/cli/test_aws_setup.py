@@ -6,6 +6,9 @@ import json
 import tomllib
 from pathlib import Path
 
+import pytest
+from botocore.exceptions import ClientError
+
 from tests.cli.aws_helpers import ok_json, run
 from tests.cloud.harness import Cloud
 
@@ -67,3 +70,91 @@ def test_prices_table_and_spot(cloud_env: Cloud, workdir: Path) -> None:
     assert rows["t3.micro"]["spot_zone"].startswith("us-east-1")
     everything = ok_json("aws", "prices")
     assert len(everything["prices"]) > 50
+
+
+def test_grant_lets_the_instance_role_read_a_prefix_and_nothing_more(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    cloud = cloud_env
+    s3 = cloud.client("s3")
+    s3.create_bucket(Bucket="team-data")
+    s3.put_object(Bucket="team-data", Key="datasets/mnist/a.npz", Body=b"a")
+    s3.put_object(Bucket="team-data", Key="private/b.npz", Body=b"b")
+    bad = run("aws", "setup", "--read-only")
+    assert bad.exit_code == 2 and "--grant" in bad.stderr
+    done = ok_json(
+        "aws", "setup", "--bucket", "b-grant", "--grant", "s3://team-data/datasets/", "--read-only"
+    )
+    [step] = [s for s in done["steps"] if s["name"].startswith("runctl-grant-")]
+    assert step["action"] == "create" and step["detail"] == "read-only s3://team-data/datasets/"
+    instance_id = ok_json("aws", "create", "t3.micro", "--wait", "--timeout", "60")["instance_id"]
+
+    role_s3 = cloud.role_client(instance_id, "s3")
+    listed = role_s3.list_objects_v2(Bucket="team-data", Prefix="datasets/")["Contents"]
+    assert [o["Key"] for o in listed] == ["datasets/mnist/a.npz"]
+    assert role_s3.get_object(Bucket="team-data", Key="datasets/mnist/a.npz")["Body"].read() == b"a"
+    for call in (
+        lambda: role_s3.get_object(Bucket="team-data", Key="private/b.npz"),
+        lambda: role_s3.put_object(Bucket="team-data", Key="datasets/new", Body=b"x"),
+    ):
+        with pytest.raises(ClientError) as info:
+            call()
+        assert info.value.response["Error"]["Code"] == "AccessDenied"
+    again = ok_json("aws", "setup", "--grant", "s3://team-data/datasets/", "--read-only")
+    assert again["changed"] is False
+
+
+def test_create_right_after_setup_waits_for_the_instance_profile(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    cloud = cloud_env
+    cloud.profile_propagation_delay = 2.5  # IAM takes seconds (at worst minutes) to propagate
+    ok_json("aws", "setup", "--bucket", "b-propagation")
+    dry = run("aws", "create", "t3.micro", "--dry-run", "--output", "json")
+    assert dry.exit_code == 0, dry.stderr
+    assert len(cloud.calls("RunInstances")) >= 2
+
+
+def test_a_real_create_right_after_setup_is_retried_not_a_usage_error(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    cloud = cloud_env
+    cloud.profile_propagation_delay = 2.5
+    ok_json("aws", "setup", "--bucket", "b-propagation")
+    created = run("aws", "create", "t3.micro", "--output", "json")
+    assert created.exit_code == 0, created.stderr
+    assert json.loads(created.stdout)["instance_id"].startswith("i-")
+    assert len(cloud.calls("RunInstances")) >= 2
+
+
+def test_setup_adds_the_abort_incomplete_uploads_rule_beside_existing_rules(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    s3 = cloud_env.client("s3")
+    ok_json("aws", "setup", "--bucket", "fresh-bucket")
+    s3.create_bucket(Bucket="their-bucket")
+    theirs = {"ID": "expire-tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}}
+    theirs["Expiration"] = {"Days": 3}  # type: ignore[assignment]
+    s3.put_bucket_lifecycle_configuration(
+        Bucket="their-bucket",
+        LifecycleConfiguration={"Rules": [theirs]},  # type: ignore[list-item]
+    )
+
+    added = ok_json("aws", "setup", "--bucket", "their-bucket")
+    again = ok_json("aws", "setup", "--bucket", "their-bucket")
+
+    expected = {
+        "ID": "runctl-abort-incomplete-uploads",
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+    }
+    fresh = s3.get_bucket_lifecycle_configuration(Bucket="fresh-bucket")["Rules"]
+    assert fresh == [expected]
+    rules = s3.get_bucket_lifecycle_configuration(Bucket="their-bucket")["Rules"]
+    assert sorted(r["ID"] for r in rules) == ["expire-tmp", "runctl-abort-incomplete-uploads"]
+    assert next(r for r in rules if r["ID"] == "expire-tmp")["Expiration"] == {"Days": 3}
+    lifecycle = [s for s in added["steps"] if s["resource"] == "bucket-lifecycle"]
+    assert [s["action"] for s in lifecycle] == ["create"]
+    assert "7 days" in lifecycle[0]["detail"]
+    assert {s["action"] for s in again["steps"] if s["resource"] == "bucket-lifecycle"} == {"ok"}

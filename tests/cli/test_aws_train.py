@@ -28,6 +28,7 @@ def test_train_wait_runs_the_script_and_ships_outputs(cloud_env: Cloud, project:
     instance_id = ready_instance(cloud)
     s3 = cloud.client("s3")
     s3.put_object(Bucket=BUCKET, Key="datasets/mnist/part-0.npz", Body=b"x" * 10)
+    cloud.allow_s3(f"s3://{BUCKET}/datasets/", read_only=True)  # as `aws setup --grant` would
     result = run(
         "aws", "train", instance_id, "train.py",
         "--data-s3", f"s3://{BUCKET}/datasets/mnist/",
@@ -56,6 +57,33 @@ def test_train_wait_runs_the_script_and_ships_outputs(cloud_env: Cloud, project:
     assert len(code_keys) == 1
 
 
+def test_data_the_instance_role_may_not_read_names_the_grant_that_fixes_it(
+    cloud_env: Cloud, project: Path
+) -> None:
+    make_project(project, {"train.py": TRAIN})
+    instance_id = ready_instance(cloud_env)
+    cloud_env.client("s3").put_object(Bucket=BUCKET, Key="private/x.npz", Body=b"x")
+    result = run(
+        "aws", "train", instance_id, "train.py", "--data-s3", f"s3://{BUCKET}/private/", "--wait"
+    )
+    assert result.exit_code == 4, result.stderr
+    assert f"runctl aws setup --grant s3://{BUCKET}/private/ --read-only" in result.stderr
+    jobs = cloud_env.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runctl/demo/jobs/")
+    assert jobs.get("KeyCount", 0) == 0  # refused before anything about the job was written
+
+
+def test_stop_on_finish_on_a_one_time_spot_instance_is_refused_before_it_starts(
+    cloud_env: Cloud, project: Path
+) -> None:
+    make_project(project, {"train.py": TRAIN})
+    instance_id = ready_instance(cloud_env, spot=True)
+    result = run("aws", "train", instance_id, "train.py", "--stop-on-finish")
+    assert result.exit_code == 2, result.stderr
+    assert "one-time spot" in result.stderr and "--terminate-on-finish" in result.stderr
+    jobs = cloud_env.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runctl/demo/jobs/")
+    assert jobs.get("KeyCount", 0) == 0
+
+
 def test_failing_script_exits_7_with_its_code(cloud_env: Cloud, project: Path) -> None:
     make_project(project, {"train.py": TRAIN})
     instance_id = ready_instance(cloud_env)
@@ -63,7 +91,7 @@ def test_failing_script_exits_7_with_its_code(cloud_env: Cloud, project: Path) -
     assert result.exit_code == 7, result.stderr
     doc = json.loads(result.stdout)
     assert doc["state"] == "failed"
-    assert doc["script_exit_code"] == 3
+    assert doc["exit_code"] == 3 and doc["verdict"] == "failed"
     assert "exited with code 3" in result.stderr
 
 

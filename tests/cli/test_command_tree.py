@@ -1,4 +1,4 @@
-"""Contract: every leaf command accepts --output after its own name (PRODUCT.md section 1)."""
+"""Contract: every leaf command accepts --output after its own name (the README)."""
 
 from __future__ import annotations
 
@@ -41,5 +41,6 @@ def test_commands_of_the_spec_are_registered() -> None:
         "aws wait", "aws train", "aws monitor", "aws logs", "aws watch", "aws processes",
         "resources list", "s3 upload", "s3 download", "s3 sync", "s3 list", "s3 cleanup",
         "checkpoint list", "checkpoint info", "checkpoint resume", "checkpoint cleanup",
+        "jobs list", "jobs show", "jobs logs", "jobs cancel", "workflow train",
     ):  # fmt: skip
         assert name in names, name

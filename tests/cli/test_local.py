@@ -119,10 +119,9 @@ def test_failing_script_exits_7_with_its_code(project: Path) -> None:
 
     code, out, err = invoke("local", "fail.py", "--output", "json")
 
-    assert code == 7
+    assert code == 7  # runctl's own code is the process's
     error = json.loads(out)
-    assert error["script_exit_code"] == 3
-    assert error["exit_code"] == 7
+    assert error["exit_code"] == 3 and error["verdict"] == "failed"  # the script's, in JSON
     assert "oops" in err
 
 

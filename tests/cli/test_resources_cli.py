@@ -73,3 +73,19 @@ def test_cleanup_and_stop_all_spare_protected_and_foreign(cloud_env: Cloud, work
     assert done["acted_on"] == [ours]
     assert cloud.state(ours) in ("shutting-down", "terminated")
     assert cloud.state(protected) == "running" and cloud.state(foreign) == "running"
+
+
+def test_cleanup_aborts_runctl_uploads_left_unfinished(cloud_env: Cloud, workdir: Path) -> None:
+    cloud = cloud_env
+    s3 = cloud.client("s3")
+    s3.create_bucket(Bucket="jobs-bucket")
+    (workdir / ".runctl.toml").write_text('[aws]\ns3_bucket = "jobs-bucket"\n')
+    ours = s3.create_multipart_upload(Bucket="jobs-bucket", Key="runctl/demo/code/x.tar.gz")
+    other = s3.create_multipart_upload(Bucket="jobs-bucket", Key="datasets/big.bin")
+    planned = ok_json("resources", "cleanup", "--dry-run")
+    assert [u["key"] for u in planned["uploads"]["aborted"]] == ["runctl/demo/code/x.tar.gz"]
+    assert len(s3.list_multipart_uploads(Bucket="jobs-bucket")["Uploads"]) == 2
+    done = ok_json("resources", "cleanup", "--yes")
+    assert [u["upload_id"] for u in done["uploads"]["aborted"]] == [ours["UploadId"]]
+    left = s3.list_multipart_uploads(Bucket="jobs-bucket")["Uploads"]
+    assert [u["UploadId"] for u in left] == [other["UploadId"]]  # not runctl's: untouched

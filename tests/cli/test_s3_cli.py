@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.s3_helpers import BUCKET, read_tree, run, run_json, write_tree
+from tests.cli.spot_helpers import interruptible
 from tests.cloud.harness import Cloud
 
 SYNC_KEYS = ["source", "destination", "dry_run", "files", "bytes", "seconds", "mb_per_s"]
@@ -298,7 +299,9 @@ def test_interrupted_download_leaves_nothing_and_rerun_completes(
     # The download cannot finish while held: the interrupt lands mid-transfer, however slow
     # or fast this machine is (it used to race a free-running 96 MB download).
     hold = s3_env.hold_s3_download("big.bin", after_bytes=4 * 1024 * 1024)
-    proc = subprocess.Popen(argv, env=s3_env.subprocess_env(), stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv, env=s3_env.subprocess_env(), stderr=subprocess.PIPE, preexec_fn=interruptible
+    )
     try:
         assert hold.reached.wait(timeout=300), "the download never started"
         s3_env.wait_for(lambda: any(out.iterdir()), timeout=60)  # its part file is being written
@@ -317,3 +320,38 @@ def test_interrupted_download_leaves_nothing_and_rerun_completes(
     assert json.loads(again.stdout)["unverified"] == 0
     assert [p.name for p in out.iterdir()] == ["big.bin"]
     assert (out / "big.bin").read_bytes() == data
+
+
+def test_a_killed_upload_left_pending_is_found_and_aborted_by_cleanup_incomplete(
+    s3_env: Cloud, tmp_path: Path
+) -> None:
+    s3 = s3_env.client("s3", internal=True)
+    (tmp_path / "big.bin").write_bytes(os.urandom(20 * 1024 * 1024))
+    s3_env.cut_s3_upload("kill/", times=10_000, after_bytes=1)  # parts never arrive: it hangs on
+    argv = [sys.executable, "-m", "runctl", "s3", "upload", str(tmp_path / "big.bin")]
+    proc = subprocess.Popen([*argv, f"s3://{BUCKET}/kill/big.bin"], env=s3_env.subprocess_env())
+    deadline = time.monotonic() + 60
+    while not s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads"):
+        assert proc.poll() is None and time.monotonic() < deadline, "the upload never started"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    s3_env.clear_faults()
+    s3.put_object(Bucket=BUCKET, Key="kill/kept.txt", Body=b"a finished object stays")
+
+    nothing = run("s3", "cleanup", f"s3://{BUCKET}/kill/")
+    no_tty = run("s3", "cleanup", f"s3://{BUCKET}/kill/", "--incomplete")
+    dry = run_json("s3", "cleanup", f"s3://{BUCKET}/kill/", "--incomplete", "--dry-run")
+    assert len(s3.list_multipart_uploads(Bucket=BUCKET)["Uploads"]) == 1
+    done = run_json("s3", "cleanup", f"s3://{BUCKET}/kill/", "--incomplete", "--yes")
+    text = run("s3", "cleanup", f"s3://{BUCKET}/kill/", "--incomplete", "--yes")
+
+    assert nothing.exit_code == 2 and "--incomplete" in nothing.stderr
+    assert no_tty.exit_code == 2 and "--yes" in no_tty.stderr
+    assert list(dry) == ["prefix", "dry_run", "incomplete"]
+    assert [u["uri"] for u in dry["incomplete"]["aborted"]] == [f"s3://{BUCKET}/kill/big.bin"]
+    assert [u["uri"] for u in done["incomplete"]["aborted"]] == [f"s3://{BUCKET}/kill/big.bin"]
+    assert done["incomplete"]["failed"] == [] and done["dry_run"] is False
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert "aborted 0 unfinished upload(s)" in text.stdout
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["kill/kept.txt"]

@@ -140,6 +140,7 @@ def test_stop_commits_a_checkpoint_and_start_then_train_resumes_from_it(
     make_project(project, {"train.py": TRAINER})
     instance_id = ready_instance(cloud)
     store = f"s3://{BUCKET}/experiments/exp1/"
+    cloud.allow_s3(store)  # outside runctl/: the role needs a grant, as on AWS
     # Runs until stopped, however long `aws stop` takes to land on a busy machine.
     endless = 10**6
     proc = spawn(
@@ -178,6 +179,7 @@ def test_cut_final_upload_resumes_from_the_previous_committed_checkpoint(
     cloud = cloud_env
     make_project(project, {"train.py": TRAINER})
     store = "experiments/cut/"
+    cloud.allow_s3(f"s3://{BUCKET}/{store}")
     first = ready_instance(cloud, spot=True)
     proc = spawn(
         cloud, project, shared_cache,
@@ -215,6 +217,7 @@ def test_corrupted_blob_is_detected_and_the_previous_checkpoint_is_used(
     cloud = cloud_env
     make_project(project, {"train.py": TRAINER})
     store = "experiments/corrupt/"
+    cloud.allow_s3(f"s3://{BUCKET}/{store}")
     first = ready_instance(cloud)
     # Two runs, so that two committed checkpoints with different states exist whatever the
     # periodic commits caught on a busy machine: run 1 ends at step 10, run 2 at step 30.

@@ -25,12 +25,14 @@ class Throttle:
 
 @dataclass
 class Capacity:
-    """RunInstances fails with InsufficientInstanceCapacity in ``azs`` (None: every AZ)."""
+    """RunInstances fails with InsufficientInstanceCapacity in ``azs`` (None: every AZ), once
+    ``after`` matching launches have succeeded (a zone with room for ``after`` instances)."""
 
     azs: frozenset[str] | None
     spot_only: bool
     instance_types: frozenset[str] | None
     remaining: int | None
+    after: int = 0
 
 
 @dataclass
@@ -90,9 +92,10 @@ class Faults:
         spot_only: bool,
         instance_types: frozenset[str] | None,
         times: int | None,
+        after: int = 0,
     ) -> None:
         with self._lock:
-            self.capacity.append(Capacity(azs, spot_only, instance_types, times))
+            self.capacity.append(Capacity(azs, spot_only, instance_types, times, after))
 
     def add_s3_cut(self, key_prefix: str, bucket: str | None, after_bytes: int, times: int) -> None:
         with self._lock:
@@ -135,6 +138,9 @@ class Faults:
                 if fault.azs is not None and az not in fault.azs:
                     continue
                 if fault.instance_types is not None and instance_type not in fault.instance_types:
+                    continue
+                if fault.after > 0:
+                    fault.after -= 1
                     continue
                 if fault.remaining is not None:
                     fault.remaining -= 1

@@ -2,10 +2,13 @@
 
 For every request the :class:`Gateway` classifies the call (service from the SigV4
 credential scope, operation from ``Action=``/``X-Amz-Target``/the S3 method and path),
-records it in ``Cloud.request_log`` and applies faults, unless the request carries the
-harness-internal header (the harness's own helper clients). Then:
+records it in ``Cloud.request_log``, applies faults and then refuses what AWS would refuse
+(:mod:`tests.cloud.strict`), unless the request carries the harness-internal header (the
+harness's own helper clients). Then:
 
-* SSM Run Command operations are answered by :class:`tests.cloud.ssm.SsmService`;
+* SSM Run Command operations are answered by :class:`tests.cloud.ssm.SsmService`, IAM's
+  SimulatePrincipalPolicy by :func:`tests.cloud.iam_authz.simulate_principal_policy`,
+  DescribeSpotPriceHistory for seeded histories by :mod:`tests.cloud.spot_prices`;
 * EC2 calls go to moto and, when moto answers 2xx, ``Cloud.reconcile`` boots instances
   that are now running and powers off those that stopped or terminated (so RunInstances,
   StartInstances, StopInstances, TerminateInstances, CreateFleet, ... all drive the
@@ -27,7 +30,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from tests.cloud import protocol
+from tests.cloud import iam_authz, protocol
 from tests.cloud.faults import S3Hold
 from tests.cloud.protocol import EC2, Request, Response, WsgiEnviron, classify, error_response
 from tests.cloud.ssm import HANDLED as SSM_HANDLED
@@ -56,11 +59,22 @@ class Gateway:
             fault = self._fault(req, environ)
             if fault is not None:
                 return fault(start_response)
+            refusal = self.cloud.strict.refuse(req, environ)
+            if refusal is not None:
+                return refusal(start_response)
             hold = self._hold(req)
             if hold is not None:
                 return self._held(environ, start_response, hold)
+        if req.service == "iam" and req.operation == "SimulatePrincipalPolicy":
+            return iam_authz.simulate_principal_policy(self.cloud, req.params)(start_response)
         if req.service == "ssm" and req.operation in SSM_HANDLED:
             return self.cloud.ssm.handle(req.operation, req.json_body or {})(start_response)
+        if (
+            req.service == "ec2"
+            and req.operation == "DescribeSpotPriceHistory"
+            and self.cloud.spot_prices.answers(req)
+        ):
+            return self.cloud.spot_prices.describe(req)(start_response)
         if req.service == "ec2":
             return self._buffered(environ, start_response, lambda body: self._after_ec2(req, body))
         if req.service == "ecr" and self.cloud.ecr_registry:

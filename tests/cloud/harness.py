@@ -51,13 +51,19 @@ Seeded images
 Instances
     ``create_instance_profile(name="runctl-harness", ssm_policy=True)`` -> ``Profile``
     (``name``, ``arn``, ``role_name``, ``role_arn``): role trusted by EC2, with
-    ``AmazonSSMManagedInstanceCore`` attached unless ``ssm_policy=False``; idempotent.
+    ``AmazonSSMManagedInstanceCore`` attached unless ``ssm_policy=False``, and the access
+    ``runctl aws setup`` gives its role (:data:`RUNCTL_ROLE_DOCUMENT`: objects under
+    ``runctl/`` of any bucket, stop/terminate of ``runctl:managed`` instances); idempotent.
+    ``allow_s3(uri, read_only=False, profile=...)`` adds access to another S3 prefix;
+    ``role_client(id, service)``: a client with the instance role's IMDS credentials.
     ``run_instance(image="al2023", instance_type="t3.micro", spot=False, user_data=None,
     profile="runctl-harness", az=None, tags=None, **run_instances_kwargs)`` -> instance
     id (``profile=None``: no instance profile, so not SSM-managed).
     ``sandbox(id)`` -> Path of the instance's disk (``HOME`` and ``RUNCTL_REMOTE_ROOT`` of
-    its processes); ``imds_endpoint(id)``; ``processes(id)`` -> live pids;
-    ``state(id)``; ``wait_state(id, state)``; ``wait_boot(id)`` (user data finished);
+    its processes); ``install_executable(id, name, text)`` -> Path: an executable in the
+    instance's ``usr/local/bin``, first on its PATH; ``imds_endpoint(id)``;
+    ``processes(id)`` -> live pids; ``state(id)``; ``wait_state(id, state)``;
+    ``wait_boot(id)`` (user data finished);
     ``run_command(id, commands, execution_timeout=None, working_directory=None,
     timeout=60)`` -> the GetCommandInvocation dict once finished (harness-internal, not
     logged, no InvocationDoesNotExist wait); ``wait_for(predicate, timeout)``;
@@ -66,15 +72,16 @@ What runs on an instance
     Processes run on the host in the sandbox directory (no chroot/namespace) with:
     ``HOME``/``RUNCTL_REMOTE_ROOT`` = sandbox, ``TMPDIR`` = sandbox/tmp,
     ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` = the instance's own IMDS,
-    ``AWS_ENDPOINT_URL`` = moto, ``AWS_DEFAULT_REGION``/``AWS_REGION``, and a ``PATH`` whose
-    ``python3``/``python`` is a bare venv interpreter (no boto3, no pip) and on which
-    there is no ``aws`` CLI. There are **no credentials in the environment**: the
-    instance role's credentials come from IMDS (``iam/security-credentials/<role>``),
-    as botocore's default chain finds them. What runctl needs on an instance, runctl
-    must bring. ``shutdown``/``poweroff``/``halt`` stop or terminate the instance (per
-    its InstanceInitiatedShutdownBehavior); ``reboot`` reboots it. Every process carries
-    ``RUNCTL_HARNESS_INSTANCE=<id>`` (and a session marker) and is killed when the
-    instance stops, terminates or reboots, even if it daemonised.
+    ``AWS_ENDPOINT_URL`` = moto, ``AWS_DEFAULT_REGION``/``AWS_REGION``, and a ``PATH`` that
+    starts with the sandbox's ``usr/local/bin`` (as on a real AMI; made at boot, empty), then
+    a bare venv ``python3``/``python`` (no boto3, no pip), and has no ``aws`` CLI. There are
+    **no credentials in the environment**: the instance role's credentials come from IMDS
+    (``iam/security-credentials/<role>``), as botocore's default chain finds them, and
+    requests signed with them are held to the role's policies. What runctl needs on an
+    instance, runctl must bring. ``shutdown``/``poweroff``/``halt`` stop or terminate the
+    instance (per its InstanceInitiatedShutdownBehavior); ``reboot`` reboots it. Every
+    process carries ``RUNCTL_HARNESS_INSTANCE=<id>`` (and a session marker) and is killed
+    when the instance stops, terminates or reboots, even if it daemonised.
 Lifecycle
     RunInstances -> the instance boots (sandbox, IMDS, user data in the background at
     first boot, output in ``var/log/cloud-init-output.log``, then
@@ -91,14 +98,17 @@ Spot and IMDS
     (``notice_seconds=0``: at once, synchronously). Spot instances only.
     ``rebalance(id)``: ``events/recommendations/rebalance`` gives ``{"noticeTime": ...}``.
     IMDS details: :mod:`tests.cloud.imds`.
+    ``set_spot_price_history(type, zone, [(when, usd), ...])``: a real price history for
+    DescribeSpotPriceHistory (StartTime/EndTime, pages, newest first), where moto makes one up.
 Faults (each HTTP request counts once; botocore retries are separate requests)
     ``throttle(operation, times, service=None)``: the next ``times`` calls fail with
     ``RequestLimitExceeded`` (EC2, 503), ``Throttling`` (IAM/STS query, 400),
     ``ThrottlingException`` (JSON protocols such as SSM/ECR, 400) or ``SlowDown`` (S3, 503).
-    ``insufficient_capacity(azs=None, spot_only=True, instance_types=None, times=None)``:
-    RunInstances in those AZs (None: all) fails with ``InsufficientInstanceCapacity``
+    ``insufficient_capacity(azs=None, spot_only=True, instance_types=None, times=None,
+    after=0)``: RunInstances in those AZs (None: all) fails with ``InsufficientInstanceCapacity``
     (HTTP 500, so botocore retries it: 5 attempts in legacy mode) until cleared or
-    ``times`` is used up. The AZ is ``Placement.AvailabilityZone``, else the subnet's
+    ``times`` is used up; with ``after=k`` the first ``k`` matching launches succeed (a
+    zone with room for ``k`` instances). The AZ is ``Placement.AvailabilityZone``, else the subnet's
     (``SubnetId`` or ``NetworkInterface.1.SubnetId``), else the launch template's, else
     moto's default ``<region>a``; spot means ``InstanceMarketOptions.MarketType=spot``.
     ``cut_s3_upload(key_prefix, times=1, after_bytes=65536, bucket=None)``: the next
@@ -115,6 +125,13 @@ ECR and Docker
     ``link_ecr(registry.address)``: ECR repository URIs and GetAuthorizationToken's
     ``proxyEndpoint`` name the ``registry`` fixture's real registry, so a CLI's
     ``docker login``/``push`` (against the ``dockerd`` fixture) really happen.
+What AWS refuses (on for every test; see :mod:`tests.cloud.strict`)
+    SigV2 S3 requests; presigned URLs signed for another region than the bucket's; requests
+    with an instance role's credentials that its policies do not allow (AccessDenied /
+    UnauthorizedOperation); StopInstances of a one-time spot instance
+    (UnsupportedOperation); user data over 16 KB; an instance profile created or given its
+    role less than ``profile_propagation_delay`` seconds ago (InvalidParameterValue, in
+    EC2's wordings); SendCommand parameters over SSM's 64 KB document limit.
 Request log
     ``request_log``: list of ``ApiCall(service, operation, key)`` for every non-internal
     request (faulted ones too); ``key`` is the S3 object key (else None). ``calls(op,
@@ -123,7 +140,9 @@ Tunables (reset before each test)
     ``ssm_invocation_delay`` (0.3 s: GetCommandInvocation says InvocationDoesNotExist
     this long), ``ssm_delivery_delay`` (0.05 s in Pending), ``ssm_registration_delay``
     (0 s from boot until the instance is Online), ``require_ssm_policy`` (True),
-    ``shutdown_grace`` (0 s: SIGTERM this long before SIGKILL on power-off).
+    ``shutdown_grace`` (0 s: SIGTERM this long before SIGKILL on power-off),
+    ``profile_propagation_delay`` (0 s: how long a profile made through the API stays
+    unknown to RunInstances).
 
 Speed
 =====
@@ -146,6 +165,7 @@ for the ``aws`` partition, and skips re-initialising IAM backends that a reset d
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -162,7 +182,9 @@ from tests.cloud.gateway import INTERNAL_HEADER, Gateway
 from tests.cloud.instances import InstanceRuntime, iso_now
 from tests.cloud.protocol import Request
 from tests.cloud.sandbox import Toolbox, kill_marked, marked_pids
+from tests.cloud.spot_prices import SpotPriceHistory
 from tests.cloud.ssm import TERMINAL, SsmService
+from tests.cloud.strict import Strict
 
 ACCOUNT_ID = "123456789012"
 DEFAULT_PROFILE = "runctl-harness"
@@ -190,6 +212,44 @@ _TUNABLES: dict[str, Any] = {
     "ssm_registration_delay": 0.0,
     "require_ssm_policy": True,
     "shutdown_grace": 0.0,
+    "profile_propagation_delay": 0.0,
+}
+#: What the default harness role may do besides SSM: what ``runctl aws setup`` grants its role,
+#: for every bucket (objects under ``runctl/``, listing that prefix, the bucket's location) and
+#: stopping or terminating runctl-managed instances. Anything else needs ``Cloud.allow_s3``.
+RUNCTL_ROLE_POLICY = "runctl-harness-access"
+RUNCTL_ROLE_DOCUMENT = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": "arn:aws:s3:::*",
+            "Condition": {"StringLike": {"s3:prefix": ["runctl/*", "runctl/"]}},
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
+            "Resource": "arn:aws:s3:::*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": [
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:AbortMultipartUpload",
+                "s3:ListMultipartUploadParts",
+            ],
+            "Resource": "arn:aws:s3:::*/runctl/*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["ec2:StopInstances", "ec2:TerminateInstances"],
+            "Resource": "arn:aws:ec2:*:*:instance/*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/runctl:managed": "true"}},
+        },
+    ],
 }
 
 
@@ -288,6 +348,10 @@ class Cloud:
         self.ssm_registration_delay: float = 0.0
         self.require_ssm_policy: bool = True
         self.shutdown_grace: float = 0.0
+        self.profile_propagation_delay: float = 0.0
+        self.strict = Strict(self)
+        self.spot_prices = SpotPriceHistory()
+        self.role_keys: dict[str, tuple[str, str]] = {}
         self.ecr_registry: str | None = None
         self._lock = threading.RLock()
         self._server: Any = None
@@ -381,6 +445,9 @@ class Cloud:
         self.runtimes.clear()
         shutil.rmtree(self.root / "instances", ignore_errors=True)
         self.faults.clear()
+        self.strict.reset()
+        self.spot_prices.clear()
+        self.role_keys.clear()
         self.request_log.clear()
         self.ecr_registry = None
         for name, value in _TUNABLES.items():
@@ -549,11 +616,13 @@ class Cloud:
         spot_only: bool = True,
         instance_types: list[str] | None = None,
         times: int | None = None,
+        after: int = 0,
     ) -> None:
-        """Make RunInstances fail with InsufficientInstanceCapacity in ``azs``."""
+        """Make RunInstances fail with InsufficientInstanceCapacity in ``azs`` (after ``after``
+        matching launches succeeded: a zone with room for that many)."""
         zones = frozenset([azs] if isinstance(azs, str) else azs) if azs is not None else None
         types = frozenset(instance_types) if instance_types is not None else None
-        self.faults.add_capacity(zones, spot_only, types, times)
+        self.faults.add_capacity(zones, spot_only, types, times, after)
 
     def cut_s3_upload(
         self,
@@ -572,6 +641,14 @@ class Cloud:
         ``hold.release()``; then drop it (and every later one, until ``clear_faults``).
         ``hold.reached`` is set once a download is held, i.e. certainly in progress."""
         return self.faults.add_s3_hold(key_prefix, bucket, after_bytes)
+
+    def set_spot_price_history(
+        self, instance_type: str, zone: str, points: list[tuple[Any, float]]
+    ) -> None:
+        """Seed the spot price history of ``instance_type`` in ``zone``: (aware datetime, USD)
+        changes. DescribeSpotPriceHistory for that type then answers as AWS does (time window,
+        pages, newest first); see :mod:`tests.cloud.spot_prices`. Reset before each test."""
+        self.spot_prices.set(instance_type, zone, points)
 
     def clear_faults(self) -> None:
         """Remove every fault (a held download is released and dropped)."""
@@ -678,9 +755,79 @@ class Cloud:
         role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=EC2_TRUST_POLICY)["Role"]
         if ssm_policy:
             iam.attach_role_policy(RoleName=name, PolicyArn=SSM_CORE_POLICY)
+        iam.put_role_policy(
+            RoleName=name,
+            PolicyName=RUNCTL_ROLE_POLICY,
+            PolicyDocument=json.dumps(RUNCTL_ROLE_DOCUMENT),
+        )
         profile = iam.create_instance_profile(InstanceProfileName=name)["InstanceProfile"]
         iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
         return Profile(name, profile["Arn"], name, role["Arn"])
+
+    def allow_s3(
+        self, uri: str, *, read_only: bool = False, profile: str = DEFAULT_PROFILE
+    ) -> None:
+        """Let the profile's role read (and unless ``read_only`` write) ``s3://bucket/prefix/``,
+        as ``runctl aws setup --grant`` would (an inline policy per prefix; idempotent)."""
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        found = self.create_instance_profile(profile)
+        actions = ["s3:GetObject"] + (
+            []
+            if read_only
+            else [
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:AbortMultipartUpload",
+                "s3:ListMultipartUploadParts",
+            ]
+        )
+        document = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "s3:ListBucket",
+                    "Resource": f"arn:aws:s3:::{bucket}",
+                    "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": actions,
+                    "Resource": f"arn:aws:s3:::{bucket}/{prefix}*",
+                },
+            ],
+        }
+        name = "allow-" + "".join(c if c.isalnum() else "-" for c in f"{bucket}-{prefix}")[:100]
+        self._internal("iam").put_role_policy(
+            RoleName=found.role_name, PolicyName=name, PolicyDocument=json.dumps(document)
+        )
+
+    def role_client(self, instance_id: str, service: str, region: str | None = None) -> Any:
+        """A client signed with the credentials the instance gets from its IMDS (held to its
+        role's policies, as the instance's own requests are)."""
+        runtime = self._runtime(instance_id)
+        found = runtime.credentials()
+        if found is None:
+            raise ValueError(f"{instance_id} has no instance profile with a role")
+        _, creds = found
+        return self.client(
+            service,
+            region=region,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["Token"],
+        )
+
+    def install_executable(self, instance_id: str, name: str, text: str) -> Path:
+        """Put an executable ``name`` with ``text`` into the instance's ``/usr/local/bin``,
+        which comes first on every instance process's PATH (a fake old ``python3``, a framework
+        Python wrapper, ...). Returns its path."""
+        directory = self.sandbox(instance_id) / "usr/local/bin"
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / name
+        path.write_text(text)
+        path.chmod(0o755)
+        return path
 
     def run_instance(
         self,

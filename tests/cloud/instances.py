@@ -18,6 +18,7 @@ import base64
 import datetime as dt
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -70,7 +71,7 @@ class InstanceRuntime:
         self._credentials: dict[str, Any] | None = None
         self._credentials_role: str | None = None
         self._lock = threading.Lock()
-        for sub in ("tmp", "var/log", "var/lib/cloud/instance/scripts"):
+        for sub in ("tmp", "var/log", "var/lib/cloud/instance/scripts", "usr/local/bin"):
             (self.sandbox / sub).mkdir(parents=True, exist_ok=True)
         self.imds = ImdsServer(self)
 
@@ -100,7 +101,8 @@ class InstanceRuntime:
         return {
             "HOME": home,
             "RUNCTL_REMOTE_ROOT": home,
-            "PATH": self.cloud.toolbox.path,
+            # As on a real AMI, /usr/local/bin comes first (Cloud.install_executable).
+            "PATH": os.pathsep.join([str(self.sandbox / "usr/local/bin"), self.cloud.toolbox.path]),
             "TMPDIR": str(self.sandbox / "tmp"),
             "LANG": "C.UTF-8",
             "USER": "root",
@@ -274,6 +276,7 @@ class InstanceRuntime:
                     "Expiration": iso_now(6 * 3600),
                 }
                 self._credentials_role = role.name
+                self.cloud.role_keys[assumed.access_key_id] = (self.instance_id, role.name)
             return role.name, self._credentials
 
     def metadata(self) -> dict[str, Any]:

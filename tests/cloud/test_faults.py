@@ -100,6 +100,16 @@ def test_capacity_everywhere_and_on_demand(cloud: Cloud) -> None:
     assert _launch(cloud, "us-east-1d", spot=False)
 
 
+def test_a_zone_with_room_for_some_instances(cloud: Cloud) -> None:
+    cloud.insufficient_capacity(azs=["us-east-1a"], after=2)
+    assert _launch(cloud, "us-east-1a").startswith("i-")
+    assert _launch(cloud, "us-east-1b").startswith("i-")  # another zone uses none of the room
+    assert _launch(cloud, "us-east-1a").startswith("i-")
+    with pytest.raises(ClientError) as err:
+        _launch(cloud, "us-east-1a")
+    assert err.value.response["Error"]["Code"] == "InsufficientInstanceCapacity"
+
+
 def test_capacity_errors_are_retried_by_default_clients(cloud: Cloud) -> None:
     cloud.insufficient_capacity(times=1)
     ec2 = cloud.client("ec2", config=Config(retries={"total_max_attempts": 2, "mode": "standard"}))

@@ -24,7 +24,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from runctl.job.s3store import S3Store
 from runctl.job.spec import TERMINAL_STATES, JobLocation, JobSpec, code_key, new_job_id
+from runctl.job.stores import CheckpointStore, LocalStore
 from runctl.services.bundles.code import build_code_bundle, upload_code_bundle
 from runctl.services.bundles.runtime import (
     RuntimeBundle,
@@ -79,6 +81,16 @@ def bucket(s3: Any) -> str:
     name = f"runctl-test-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> CheckpointStore:
+    """A checkpoint store in a local directory, then one in S3 (moto)."""
+    if request.param == "local":
+        return LocalStore(tmp_path / "store")
+    s3 = request.getfixturevalue("s3")
+    bucket = request.getfixturevalue("bucket")
+    return S3Store(s3, f"s3://{bucket}/runctl/p/jobs/j/checkpoints/")
 
 
 @pytest.fixture(scope="session")

@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runctl.job.checkpoints import (
-    HashCache,
-    commit_checkpoint,
-    latest_manifest,
-    list_manifests,
-    prune_checkpoints,
-    read_manifest,
-    restore_checkpoint,
-    scan_checkpoint_dir,
-)
-from runctl.job.s3store import S3Store
+from runctl.job.checkpoints import commit_checkpoint, prune_checkpoints, restore_checkpoint
+from runctl.job.manifests import latest_manifest, list_manifests, read_manifest
+from runctl.job.snapshot import HashCache, scan_checkpoint_dir
 from runctl.job.stores import CheckpointStore, LocalStore, StoredObject, open_store
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> CheckpointStore:
-    if request.param == "local":
-        return LocalStore(tmp_path / "store")
-    s3 = request.getfixturevalue("s3")
-    bucket = request.getfixturevalue("bucket")
-    return S3Store(s3, f"s3://{bucket}/runctl/p/jobs/j/checkpoints/")
 
 
 class Recording(CheckpointStore):
@@ -53,14 +37,18 @@ class Recording(CheckpointStore):
     def write(self, key: str, data: bytes) -> None:
         self.inner.write(key, data)
 
-    def upload(self, items: Sequence[tuple[Path, str]]) -> None:
+    def upload(
+        self, items: Sequence[tuple[Path, str]], *, stop: Callable[[], bool] | None = None
+    ) -> Sequence[str]:
+        done = []
         for path, key in items:
             if self.fail_after is not None and len(self.uploaded) >= self.fail_after:
                 raise ConnectionError("network cut")
             if self.before_upload is not None:
                 self.before_upload(path)
-            self.inner.upload([(path, key)])
-            self.uploaded.append(key)
+            done.extend(self.inner.upload([(path, key)], stop=stop))
+            self.uploaded.extend(done[-1:])
+        return done
 
     def download(self, items: Sequence[tuple[str, Path]]) -> None:
         self.inner.download(items)
@@ -207,33 +195,31 @@ def test_prune_keeps_the_newest_and_only_deletes_unreferenced_old_blobs(
     assert restored is not None and restored.id == ids[3]
 
 
-def test_a_file_changing_during_upload_is_never_stored_under_a_wrong_hash(
+def test_a_file_rewritten_during_its_upload_is_uploaded_as_it_was_read(
     store: CheckpointStore, tmp_path: Path
 ) -> None:
     source = tmp_path / "ckpt"
-    _write(source, {"model": b"version-1"})
+    _write(source, {"model": b"version-1", "other": b"x"})
     recording = Recording(store)
-    writes = iter([b"version-2 (longer)"])
+    rewrites = iter([b"version-2 (longer)", b"v3"])
 
-    def rewrite(path: Path) -> None:
-        data = next(writes, None)
+    def rewrite(_copy: Path) -> None:  # the script writes its file while the copy uploads
+        data = next(rewrites, None)
         if data is not None:
-            path.write_bytes(data)
-            os.utime(path, ns=(1, 1))
+            (source / "model").write_bytes(data)
 
     recording.before_upload = rewrite
-    messages: list[str] = []
 
-    manifest = commit_checkpoint(
-        recording, source, job_id="j", attempt=0, log=messages.append
-    ).manifest
+    first = commit_checkpoint(recording, source, job_id="j", attempt=0).manifest
+    second = commit_checkpoint(recording, source, job_id="j", attempt=0).manifest
 
-    assert manifest is not None
-    restore_checkpoint(store, tmp_path / "resume")
-    assert (tmp_path / "resume" / "model").read_bytes() == b"version-2 (longer)"
-    assert any("changed while uploading" in m for m in messages)
-    for key in store.list("blobs/"):
-        assert len(store.read(key)) in (len(b"version-2 (longer)"),)
+    assert first is not None and second is not None
+    restore_checkpoint(store, tmp_path / "first", start=first.id)
+    restore_checkpoint(store, tmp_path / "second")
+    assert (tmp_path / "first" / "model").read_bytes() == b"version-1"
+    assert (tmp_path / "second" / "model").read_bytes() == b"v3"
+    for key in store.list("blobs/"):  # every blob holds the content its key names
+        assert hashlib.sha256(store.read(key)).hexdigest() == key.removeprefix("blobs/")
 
 
 def test_scan_skips_unfinished_writes(tmp_path: Path) -> None:
@@ -260,8 +246,10 @@ def test_hash_cache_hashes_an_unchanged_file_once(tmp_path: Path) -> None:
     path.write_bytes(b"abc")
     cache = HashCache()
     first = cache.sha256(path, path.stat())
+    assert cache.get(path, path.stat()) == first
     path.write_bytes(b"xyz")
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert cache.get(path, path.stat()) is None
     assert cache.sha256(path, path.stat()) != first
 
 

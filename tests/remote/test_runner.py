@@ -235,6 +235,23 @@ def test_control_stop_commits_and_reports_the_checkpoint(instance: Instance) -> 
     assert again["running"] is False
 
 
+def test_control_stop_with_reason_cancel_records_cancelled(instance: Instance) -> None:
+    spec = _long_job(instance)
+    instance.start(spec)
+    _wait_for_log(instance, spec, "step 3/")
+
+    cancelled = instance.bash(
+        stop_job_command(spec.job_id, reason="cancel", remote_root_default="/nonexistent")
+    )
+
+    assert cancelled.returncode == 0, cancelled.stderr
+    answer = parse_command_json(cancelled.stdout)
+    assert answer["stopped"] is True and answer["state"] == "cancelled"
+    assert answer["checkpoint_id"]
+    status = instance.wait(spec)
+    assert status["state"] == "cancelled" and status["checkpoint_id"] == answer["checkpoint_id"]
+
+
 def test_commands_answer_on_a_machine_that_never_ran_a_job(instance: Instance) -> None:
     stop = instance.bash(stop_job_command())
     state = instance.bash(job_state_command())

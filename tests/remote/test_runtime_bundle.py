@@ -10,11 +10,13 @@ import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from runctl.services.bundles.runtime import (
     BOTOCORE_DATA_FILES,
+    PRESIGN_SECONDS,
     RuntimeBundle,
     build_runtime_bundle,
     upload_runtime_bundle,
@@ -76,7 +78,11 @@ def test_uploaded_once(s3: Any, bucket: str, runtime_bundle: RuntimeBundle) -> N
 
     assert first.uploaded and not second.uploaded
     assert first.key == f"runctl/runtime/{runtime_bundle.sha256}.tar.gz"
-    assert "X-Amz-Signature" in first.url or "Signature=" in first.url
+    query = parse_qs(urlsplit(first.url).query)
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert int(query["X-Amz-Expires"][0]) == PRESIGN_SECONDS <= 3600
+    assert "/us-east-1/s3/aws4_request" in query["X-Amz-Credential"][0]
+    assert "Signature" not in query and "AWSAccessKeyId" not in query
 
 
 def _python39() -> str | None:

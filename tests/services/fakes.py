@@ -58,12 +58,14 @@ ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
 
 @dataclass
 class FakeEc2:
-    """EC2 as the services see it. ``refuse[(market, zone)] = code`` makes launches there fail."""
+    """EC2 as the services see it. ``refuse[(market, zone)] = code`` makes launches there fail;
+    ``room[(market, zone)] = n`` lets n launches there succeed, then refuses for capacity."""
 
     region: str = "us-east-1"
     zones: list[str] = field(default_factory=lambda: list(ZONES))
     offered: list[str] | None = None
     refuse: dict[tuple[str, str], str] = field(default_factory=dict)
+    room: dict[tuple[str, str], int] = field(default_factory=dict)
     spot_prices: dict[str, float] = field(default_factory=dict)
     instances: dict[str, Instance] = field(default_factory=dict)
     subnets: list[Subnet] = field(default_factory=list)
@@ -169,6 +171,9 @@ class FakeEc2:
                 availability_zone=zone,
             )
         code = self.refuse.get((market, zone))
+        if (market, zone) in self.room:
+            self.room[(market, zone)] -= 1
+            code = code or ("InsufficientInstanceCapacity" if self.room[(market, zone)] < 0 else "")
         if code:
             raise LaunchRejected(code, f"no {market} capacity in {zone}")
         instance = self.add(

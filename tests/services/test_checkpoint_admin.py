@@ -11,7 +11,6 @@ from typing import Any, cast
 
 import pytest
 
-from runctl.config import Settings
 from runctl.errors import NotFoundError, UsageError, WrongStateError
 from runctl.job.checkpoints import commit_checkpoint
 from runctl.job.spec import CheckpointSettings, JobLocation, JobSpec, JobStatus
@@ -26,11 +25,11 @@ from runctl.services.checkpoints.admin import (
 )
 from runctl.services.checkpoints.resume import (
     ResumePlan,
-    check_not_running,
     plan_resume,
     resume_here,
     resume_on_instance,
 )
+from runctl.services.jobs.start import ensure_not_running
 
 LATER = datetime.now(UTC) + timedelta(hours=2)
 
@@ -225,19 +224,17 @@ def test_check_not_running_unless_forced() -> None:
     plan = ResumePlan(spec, status, None, cast(Any, None), "store")
 
     with pytest.raises(WrongStateError, match="still running on i-1"):
-        check_not_running(plan, force=False)
-    check_not_running(plan, force=True)
+        ensure_not_running(plan.status, plan.spec.job_id, force=False)
+    ensure_not_running(plan.status, plan.spec.job_id, force=True)
 
 
 def test_resume_on_instance_needs_an_s3_job(tmp_path: Path) -> None:
     spec = JobSpec(job_id="j", project="p", script="t.py")
     plan = ResumePlan(spec, None, None, cast(Any, None), "store")
     with pytest.raises(UsageError, match="not in S3"):
-        resume_on_instance(
-            cast(Any, None), plan, "i-0123456789abcdef0", Settings(), cache_dir=tmp_path
-        )
+        resume_on_instance(cast(Any, None), plan, "i-0123456789abcdef0")
     with pytest.raises(UsageError, match="instance id"):
-        resume_on_instance(cast(Any, None), plan, "box-1", Settings(), cache_dir=tmp_path)
+        resume_on_instance(cast(Any, None), plan, "box-1")
 
 
 ENV_SCRIPT = """

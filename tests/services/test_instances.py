@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from runctl.aws.ec2 import Instance
 from runctl.errors import NotFoundError, UsageError, WaitTimeoutError, WrongStateError
 from runctl.polling import Timing
 from runctl.services.instances.lifecycle import (
@@ -20,6 +21,11 @@ from runctl.services.instances.lifecycle import (
 )
 from runctl.services.instances.prices import PriceBook
 from tests.services.fakes import NOW, FakeClock, FakeEc2, FakeSsm
+
+
+def no_job(instance: Instance) -> GracefulStopResult | None:
+    """The graceful step when no job runs on the instance."""
+    return None
 
 
 def timing() -> Timing:
@@ -42,7 +48,7 @@ def test_malformed_instance_ids_are_usage_errors(value: str) -> None:
 
 def test_unknown_instance_is_not_found() -> None:
     with pytest.raises(NotFoundError):
-        stop_instance(FakeEc2(), "i-0123456789abcdef0")
+        stop_instance(FakeEc2(), "i-0123456789abcdef0", graceful=no_job)
 
 
 def test_stop_running_calls_graceful_step_first() -> None:
@@ -74,7 +80,7 @@ def test_force_skips_the_graceful_step() -> None:
 def test_stopping_a_stopped_instance_is_a_noop(state: str) -> None:
     ec2 = FakeEc2()
     instance = ec2.add(state)
-    result = stop_instance(ec2, instance.instance_id)
+    result = stop_instance(ec2, instance.instance_id, graceful=no_job)
     assert not result.changed and result.state == state
     assert ("StopInstances", instance.instance_id) not in ec2.calls
 
@@ -84,12 +90,12 @@ def test_one_time_spot_cannot_be_stopped_and_terminate_is_suggested() -> None:
     instance = ec2.add("running", lifecycle="spot", spot_request_id="sir-1")
     ec2.spot_request_types["sir-1"] = "one-time"
     with pytest.raises(WrongStateError) as info:
-        stop_instance(ec2, instance.instance_id)
+        stop_instance(ec2, instance.instance_id, graceful=no_job)
     assert "one-time spot" in info.value.message
     assert "terminate" in (info.value.hint or "")
     persistent = ec2.add("running", lifecycle="spot", spot_request_id="sir-2")
     ec2.spot_request_types["sir-2"] = "persistent"
-    assert stop_instance(ec2, persistent.instance_id).changed
+    assert stop_instance(ec2, persistent.instance_id, graceful=no_job).changed
 
 
 @pytest.mark.parametrize("state", ["terminated", "shutting-down"])
@@ -100,8 +106,8 @@ def test_gone_instances_cannot_be_started_or_stopped(state: str) -> None:
         start_instance(ec2, instance.instance_id)
     assert info.value.exit_code == 8
     with pytest.raises(WrongStateError):
-        stop_instance(ec2, instance.instance_id)
-    assert not terminate_instance(ec2, instance.instance_id).changed
+        stop_instance(ec2, instance.instance_id, graceful=no_job)
+    assert not terminate_instance(ec2, instance.instance_id, graceful=no_job).changed
 
 
 def test_start_running_is_a_noop_and_start_stopped_starts() -> None:
@@ -128,12 +134,25 @@ def test_start_waits_for_a_stopping_instance_to_stop_first() -> None:
     assert start_instance(ec2, instance.instance_id, timing=timing()).changed
 
 
-def test_protected_instances_are_not_terminated() -> None:
+def test_protected_instances_are_neither_stopped_nor_terminated_even_with_force() -> None:
     ec2 = FakeEc2()
     instance = ec2.add("running", tags={"runctl:managed": "true", "runctl:protected": "true"})
-    with pytest.raises(WrongStateError, match="protected"):
-        terminate_instance(ec2, instance.instance_id)
+    for act in (stop_instance, terminate_instance):
+        for force in (False, True):
+            with pytest.raises(WrongStateError, match="protected"):
+                act(ec2, instance.instance_id, graceful=no_job, force=force)
     assert ec2.instances[instance.instance_id].state == "running"
+    assert not any(call[0] in ("StopInstances", "TerminateInstances") for call in ec2.calls)
+
+
+def test_instances_runctl_did_not_create_need_force_and_are_named() -> None:
+    ec2 = FakeEc2()
+    foreign = ec2.add("running", tags={"Name": "db-primary"})
+    for act, verb in ((stop_instance, "stop"), (terminate_instance, "terminate")):
+        with pytest.raises(UsageError, match=f"refusing to {verb} .*db-primary.*NOT created by"):
+            act(ec2, foreign.instance_id, graceful=no_job)
+    assert ec2.instances[foreign.instance_id].state == "running"
+    assert terminate_instance(ec2, foreign.instance_id, graceful=no_job, force=True).changed
 
 
 def test_wait_for_state_times_out_naming_the_state() -> None:

@@ -14,14 +14,8 @@ from runctl.aws.ec2 import Subnet
 from runctl.errors import CapacityError, NotFoundError, UsageError
 from runctl.polling import Timing
 from runctl.services import tags as tagging
-from runctl.services.instances.launch import (
-    LaunchRequest,
-    NoCapacityError,
-    launch_instance,
-    render_user_data,
-    request_key,
-    validate_request,
-)
+from runctl.services.instances.launch import NoCapacityError, launch_instances, render_user_data
+from runctl.services.instances.launch_request import LaunchRequest, request_key, validate_request
 from tests.services.fakes import NOW, FakeClock, FakeEc2, FakeSsm
 
 REQUEST = LaunchRequest(instance_type="t3.micro", project="demo", user="alice")
@@ -29,7 +23,7 @@ SPOT = replace(REQUEST, spot=True)
 
 
 def launch(ec2: FakeEc2, request: LaunchRequest = REQUEST, **kw: object):  # type: ignore[no-untyped-def]
-    return launch_instance(ec2, FakeSsm(), request, now=lambda: ec2.now, **kw)  # type: ignore[arg-type]
+    return launch_instances(ec2, FakeSsm(), request, now=lambda: ec2.now, **kw)  # type: ignore[arg-type]
 
 
 def test_on_demand_launch_is_tagged_imdsv2_and_uses_the_amis_root_device() -> None:
@@ -157,19 +151,21 @@ def test_spot_zones_above_max_price_are_skipped_without_a_call() -> None:
 def test_instance_terminated_at_launch_for_capacity_counts_as_a_failed_attempt() -> None:
     ec2 = FakeEc2(launched_state="pending")
     clock = FakeClock()
-    original = ec2.describe_instance
+    original = ec2.describe_instances
 
-    def describe(instance_id: str):  # type: ignore[no-untyped-def]
-        instance = original(instance_id)
-        if instance.availability_zone == "us-east-1a" and instance.state == "pending":
-            ec2.set_state(
-                instance_id, "terminated", state_reason_code="Server.InsufficientInstanceCapacity"
-            )
-        elif instance.state == "pending":
-            ec2.set_state(instance_id, "running")
-        return original(instance_id)
+    def describe(**kw):  # type: ignore[no-untyped-def]
+        for instance in original(**kw):
+            if instance.availability_zone == "us-east-1a" and instance.state == "pending":
+                ec2.set_state(
+                    instance.instance_id,
+                    "terminated",
+                    state_reason_code="Server.InsufficientInstanceCapacity",
+                )
+            elif instance.state == "pending":
+                ec2.set_state(instance.instance_id, "running")
+        return original(**kw)
 
-    ec2.describe_instance = describe  # type: ignore[method-assign]
+    ec2.describe_instances = describe  # type: ignore[method-assign]
     result = launch(ec2, SPOT, confirm_running=True, timing=Timing(sleep=clock.sleep, clock=clock))
     assert result.attempts[0].code == "Server.InsufficientInstanceCapacity"
     assert result.instance is not None and result.instance.availability_zone == "us-east-1b"
@@ -202,36 +198,16 @@ def test_ctrl_c_during_launch_terminates_what_was_being_created() -> None:
     assert ec2.live() == []
 
 
-def test_rerunning_the_same_create_reuses_the_instance() -> None:
+def test_two_identical_creates_launch_two_instances() -> None:
     ec2 = FakeEc2()
     first = launch(ec2, SPOT)
-    ec2.now = NOW + timedelta(minutes=3)
     second = launch(ec2, SPOT)
-    assert second.reused and second.instance is not None and first.instance is not None
-    assert second.instance.instance_id == first.instance.instance_id
-    assert len(ec2.launches()) == 1
-
-
-def test_a_different_request_or_an_old_one_launches_again() -> None:
-    ec2 = FakeEc2()
-    launch(ec2, SPOT)
-    assert not launch(ec2, replace(SPOT, tags={"run": "2"})).reused
-    ec2.now = NOW + timedelta(minutes=30)
-    third = launch(ec2, SPOT)
-    assert not third.reused
-    assert len(ec2.launches()) == 3
-
-
-def test_after_terminating_it_the_same_create_gets_a_new_client_token() -> None:
-    ec2 = FakeEc2()
-    first = launch(ec2, SPOT)
-    assert first.instance is not None
-    ec2.set_state(first.instance.instance_id, "terminated")
-    second = launch(ec2, SPOT)
-    assert not second.reused and second.instance is not None
-    assert second.instance.instance_id != first.instance.instance_id
+    assert not first.reused and not second.reused
+    assert first.instance is not None and second.instance is not None
+    assert first.instance.instance_id != second.instance.instance_id
+    assert first.request_key != second.request_key
     tokens = [spec.client_token for spec in ec2.launches()]
-    assert len(set(tokens)) == 2
+    assert len(tokens) == 2 and all(tokens) and len(set(tokens)) == 2
 
 
 def test_explicit_client_token_reuses_at_any_age_and_in_any_live_state() -> None:
@@ -244,14 +220,150 @@ def test_explicit_client_token_reuses_at_any_age_and_in_any_live_state() -> None
     again = launch(ec2, replace(request, spot=False))
     assert again.reused and again.instance is not None
     assert again.instance.instance_id == first.instance.instance_id
+    assert [a.outcome for a in again.attempts] == ["reused"]
+    assert len(ec2.launches()) == 1
 
 
-def test_request_key_depends_on_the_request_but_not_on_force() -> None:
-    assert request_key(REQUEST, "us-east-1") == request_key(
-        replace(REQUEST, force=True), "us-east-1"
+def test_once_a_tokens_instances_are_gone_it_launches_with_new_client_tokens() -> None:
+    ec2 = FakeEc2()
+    request = replace(SPOT, client_token="nightly-42")
+    first = launch(ec2, request)
+    assert first.instance is not None
+    ec2.set_state(first.instance.instance_id, "terminated")
+    second = launch(ec2, request)
+    assert not second.reused and second.instance is not None
+    assert second.instance.instance_id != first.instance.instance_id
+    assert len({spec.client_token for spec in ec2.launches()}) == 2
+
+
+def test_request_key_is_the_client_token_or_fresh_for_every_run() -> None:
+    assert request_key(replace(REQUEST, client_token="t-1")) == "t-1"
+    assert request_key(REQUEST) != request_key(REQUEST)
+    assert request_key(REQUEST).startswith("r-")
+
+
+def test_count_places_every_instance_through_the_strategy_with_its_own_token() -> None:
+    ec2 = FakeEc2(spot_prices={"us-east-1a": 0.01, "us-east-1b": 0.003, "us-east-1c": 0.02})
+    result = launch(ec2, SPOT, count=3)
+    assert [i.availability_zone for i in result.instances] == ["us-east-1b"] * 3
+    assert all(i.lifecycle == "spot" for i in result.instances)
+    assert len({i.instance_id for i in result.instances}) == 3
+    specs = ec2.launches()
+    assert len({spec.client_token for spec in specs}) == 3
+    assert {spec.tags[tagging.REQUEST] for spec in specs} == {result.request_key}
+    assert result.count == 3 and len(ec2.live()) == 3
+
+
+def test_count_spills_to_other_zones_then_on_demand_when_spot_runs_out() -> None:
+    ec2 = FakeEc2(
+        spot_prices={"us-east-1a": 0.01, "us-east-1b": 0.02, "us-east-1c": 0.03},
+        room={("spot", "us-east-1a"): 1, ("spot", "us-east-1b"): 1},
+        refuse={("spot", "us-east-1c"): "InsufficientInstanceCapacity"},
     )
-    assert request_key(REQUEST, "us-east-1") != request_key(REQUEST, "us-west-2")
-    assert request_key(REQUEST, "us-east-1") != request_key(SPOT, "us-east-1")
+    result = launch(ec2, SPOT, count=3)
+    assert [(i.lifecycle, i.availability_zone) for i in result.instances] == [
+        ("spot", "us-east-1a"),
+        ("spot", "us-east-1b"),
+        ("on-demand", "us-east-1a"),
+    ]
+    # A zone that refused is not asked again in the same run.
+    tried = [(spec.spot, spec.availability_zone) for spec in ec2.launches()]
+    assert tried.count((True, "us-east-1a")) == 2 and tried.count((True, "us-east-1c")) == 1
+    assert len(ec2.live()) == 3
+
+
+def test_count_that_cannot_be_placed_terminates_everything_it_launched() -> None:
+    ec2 = FakeEc2(
+        room={("spot", "us-east-1a"): 1},
+        refuse={("spot", z): "InsufficientInstanceCapacity" for z in ("us-east-1b", "us-east-1c")},
+    )
+    with pytest.raises(NoCapacityError) as info:
+        launch(ec2, replace(SPOT, fallback=False), count=3)
+    assert info.value.exit_code == 5
+    assert "placed 1" in info.value.message and "nothing was left running" in info.value.message
+    assert "--allow-partial" in (info.value.hint or "")
+    assert ec2.live() == []
+
+
+def test_allow_partial_keeps_what_was_placed_and_says_so() -> None:
+    ec2 = FakeEc2(
+        room={("spot", "us-east-1a"): 1},
+        refuse={("spot", z): "InsufficientInstanceCapacity" for z in ("us-east-1b", "us-east-1c")},
+    )
+    result = launch(ec2, replace(SPOT, fallback=False), count=3, allow_partial=True)
+    assert len(result.instances) == 1 and len(ec2.live()) == 1
+    assert any("placed 1 of 3" in w for w in result.warnings)
+
+
+def test_explicit_token_returns_all_n_and_completes_a_launch_that_lost_one() -> None:
+    ec2 = FakeEc2()
+    request = replace(SPOT, client_token="sweep-7")
+    first = launch(ec2, request, count=3)
+    ids = [i.instance_id for i in first.instances]
+    again = launch(ec2, request, count=3)
+    assert again.reused and [i.instance_id for i in again.instances] == ids
+    assert len(ec2.launches()) == 3
+    ec2.set_state(ids[1], "terminated")
+    topped_up = launch(ec2, request, count=3)
+    assert not topped_up.reused and len(topped_up.instances) == 3
+    assert [i.instance_id for i in topped_up.instances][:2] == [ids[0], ids[2]]
+    assert len(ec2.launches()) == 4
+
+
+def test_ctrl_c_in_the_middle_of_a_count_terminates_all_it_launched() -> None:
+    ec2 = FakeEc2()
+    original = ec2.run_instances
+    calls = iter([False, False, True])
+
+    def interrupted(spec):  # type: ignore[no-untyped-def]
+        if next(calls):
+            raise KeyboardInterrupt
+        return original(spec)
+
+    ec2.run_instances = interrupted  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        launch(ec2, SPOT, count=3)
+    assert ec2.live() == []
+
+
+def test_the_instance_limit_counts_what_a_count_adds() -> None:
+    ec2 = FakeEc2()
+    ec2.add("running")
+    with pytest.raises(CapacityError, match="3 more asked for"):
+        launch(ec2, replace(REQUEST, max_instances=3), count=3)
+    assert ec2.launches() == []
+    assert len(launch(ec2, replace(REQUEST, max_instances=3), count=2).instances) == 2
+
+
+def test_a_count_instance_terminated_at_launch_is_placed_again_elsewhere() -> None:
+    ec2 = FakeEc2(launched_state="pending")
+    clock = FakeClock()
+    original = ec2.describe_instances
+    doomed: list[str] = []
+
+    def describe(**kw):  # type: ignore[no-untyped-def]
+        for instance in original(**kw):
+            if instance.state != "pending":
+                continue
+            if instance.availability_zone == "us-east-1a" and not doomed:
+                doomed.append(instance.instance_id)
+                ec2.set_state(instance.instance_id, "terminated", state_reason_code="capacity")
+            else:
+                ec2.set_state(instance.instance_id, "running")
+        return original(**kw)
+
+    ec2.describe_instances = describe  # type: ignore[method-assign]
+    result = launch(
+        ec2, SPOT, count=2, confirm_running=True, timing=Timing(sleep=clock.sleep, clock=clock)
+    )
+    assert len(result.instances) == 2 and doomed[0] not in [i.instance_id for i in result.instances]
+    assert [a.outcome for a in result.attempts].count("no-capacity") == 1
+    # The slot that lost its instance went to the next zone; us-east-1a refused and is not
+    # asked again.
+    assert [(i.state, i.availability_zone) for i in result.instances] == [
+        ("running", "us-east-1a"),
+        ("running", "us-east-1b"),
+    ]
 
 
 def test_instance_limit_refuses_without_force() -> None:
@@ -306,6 +418,12 @@ def test_bad_requests_are_usage_errors_before_any_call(
 ) -> None:
     with pytest.raises(UsageError, match=message):
         validate_request(replace(REQUEST, **change))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("count", [0, 101])
+def test_a_count_out_of_range_is_a_usage_error(count: int) -> None:
+    with pytest.raises(UsageError, match="--count"):
+        validate_request(REQUEST, count)
 
 
 def test_with_a_subnet_other_zones_go_through_subnets_of_the_same_vpc() -> None:
@@ -398,4 +516,30 @@ def test_a_just_created_instance_profile_is_retried_until_iam_knows_it() -> None
         timing=Timing(sleep=clock.sleep, clock=clock),
     )
     assert result.instance is not None
-    assert clock.sleeps == [3.0, 3.0]
+    assert clock.sleeps == [2.0, 4.0]
+
+
+def test_an_instance_profile_iam_never_shows_is_given_up_after_two_minutes() -> None:
+    from runctl.aws.ec2 import ProfileNotReady
+
+    ec2 = FakeEc2()
+    clock = FakeClock()
+
+    def never(spec):  # type: ignore[no-untyped-def]
+        raise ProfileNotReady("p", 'IAM Instance Profile "arn:p" has no associated IAM Roles')
+
+    ec2.run_instances = never  # type: ignore[method-assign]
+    ec2.check_run_instances = never  # type: ignore[method-assign]
+    for dry_run in (False, True):
+        clock.sleeps.clear()
+        start = clock.now
+        with pytest.raises(ProfileNotReady) as info:
+            launch(
+                ec2,
+                replace(REQUEST, iam_instance_profile="p"),
+                dry_run=dry_run,
+                timing=Timing(sleep=clock.sleep, clock=clock),
+            )
+        assert info.value.exit_code == 6
+        assert clock.now - start == pytest.approx(120.0)
+        assert clock.sleeps[:5] == [2.0, 4.0, 8.0, 16.0, 20.0]

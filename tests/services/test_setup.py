@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from runctl.aws.iam import InstanceProfile, Role
+from runctl.errors import UsageError
 from runctl.services.account.setup import (
     EC2_TRUST,
     INLINE_POLICY,
-    SSM_CORE_POLICY,
+    Grant,
     apply_setup,
     bucket_policy,
     default_bucket_name,
+    grant_policy,
+    parse_grant,
     plan_setup,
+    ssm_core_policy_arn,
 )
 
 
@@ -68,6 +76,13 @@ class FakeIam:
 @dataclass
 class FakeBuckets:
     buckets: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def get_lifecycle_rules(self, bucket: str) -> list[dict[str, Any]]:
+        return list(self.rules.get(bucket, []))
+
+    def put_lifecycle_rules(self, bucket: str, rules: list[dict[str, Any]]) -> None:
+        self.rules[bucket] = list(rules)
 
     def head_bucket(self, bucket: str) -> bool:
         return bucket in self.buckets
@@ -79,8 +94,22 @@ class FakeBuckets:
         self.buckets[bucket] = region
 
 
-def run(iam: FakeIam, buckets: FakeBuckets, dry_run: bool = False, writes: Any = None):  # type: ignore[no-untyped-def]
-    plan = plan_setup(iam, buckets, bucket="b1", region="eu-west-1", config_writes=writes)  # type: ignore[arg-type]
+def run(  # type: ignore[no-untyped-def]
+    iam: FakeIam,
+    buckets: FakeBuckets,
+    dry_run: bool = False,
+    writes: Any = None,
+    region: str = "eu-west-1",
+    grants: Any = (),
+):
+    plan = plan_setup(
+        iam,  # type: ignore[arg-type]
+        buckets,  # type: ignore[arg-type]
+        bucket="b1",
+        region=region,
+        grants=grants,
+        config_writes=writes,
+    )
     return apply_setup(plan, dry_run=dry_run)
 
 
@@ -92,7 +121,10 @@ def test_first_run_creates_everything_and_second_changes_nothing() -> None:
     assert {s.action for s in first.steps} == {"create", "update"}
     assert buckets.buckets == {"b1": "eu-west-1"}
     assert iam.roles["runctl-instance-role"].trust_policy == EC2_TRUST
-    assert SSM_CORE_POLICY in iam.attached["runctl-instance-role"]
+    assert (
+        "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+        in iam.attached["runctl-instance-role"]
+    )
     assert iam.inline[("runctl-instance-role", INLINE_POLICY)] == bucket_policy("b1")
     assert iam.profiles["runctl-instance"].role_names == ("runctl-instance-role",)
     assert written == ["bucket"]
@@ -132,3 +164,101 @@ def test_policy_lets_the_runner_stop_only_runctl_instances() -> None:
     assert sorted(ec2["Action"]) == ["ec2:StopInstances", "ec2:TerminateInstances"]
     assert ec2["Condition"] == {"StringEquals": {"aws:ResourceTag/runctl:managed": "true"}}
     assert default_bucket_name("123456789012", "us-east-1") == "runctl-123456789012-us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("region", "partition"),
+    [("cn-northwest-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"), ("eu-west-1", "aws")],
+)
+def test_every_arn_setup_writes_is_in_the_regions_partition(region: str, partition: str) -> None:
+    iam, buckets = FakeIam(), FakeBuckets()
+    run(iam, buckets, region=region, grants=[parse_grant("s3://data/x/", read_only=True)])
+    assert iam.attached["runctl-instance-role"] == [
+        f"arn:{partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    ]
+    assert ssm_core_policy_arn(region) == iam.attached["runctl-instance-role"][0]
+    documents = json.dumps(list(iam.inline.values()))
+    arns = re.findall(r'"(arn:[^"]+)"', documents)
+    assert arns and all(a.startswith(f"arn:{partition}:") for a in arns)
+
+
+def test_grants_add_one_policy_per_prefix_and_are_idempotent() -> None:
+    iam, buckets = FakeIam(), FakeBuckets()
+    data = parse_grant("s3://my-data/datasets", read_only=True)
+    out = parse_grant("s3://my-out/results/", read_only=False)
+    assert data == Grant("s3://my-data/datasets/", True)
+    first = run(iam, buckets, grants=[data, out])
+    created = [s for s in first.steps if s.name.startswith("runctl-grant-")]
+    assert [(s.action, s.detail) for s in created] == [
+        ("create", "read-only s3://my-data/datasets/"),
+        ("create", "read/write s3://my-out/results/"),
+    ]
+    read_only = iam.inline[("runctl-instance-role", data.policy_name)]
+    assert read_only == grant_policy(data, region="eu-west-1")
+    objects = next(s for s in read_only["Statement"] if s["Sid"] == "GrantedObjects")
+    assert objects["Action"] == ["s3:GetObject"]
+    assert objects["Resource"] == "arn:aws:s3:::my-data/datasets/*"
+    listing = next(s for s in read_only["Statement"] if s["Sid"] == "ListGrantedPrefix")
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["datasets/*"]}}
+    writable = iam.inline[("runctl-instance-role", out.policy_name)]
+    assert (
+        "s3:PutObject"
+        in next(s for s in writable["Statement"] if s["Sid"] == "GrantedObjects")["Action"]
+    )
+    iam.writes.clear()
+    again = run(iam, buckets, grants=[data, out])
+    assert not again.changed and iam.writes == []
+    # Turning a read-only grant into read/write is an update of the same policy.
+    widened = run(iam, buckets, grants=[parse_grant("s3://my-data/datasets/", read_only=False)])
+    assert [s.action for s in widened.steps if s.name == data.policy_name] == ["update"]
+
+
+@pytest.mark.parametrize("bad", ["my-data/x/", "s3://", "s3://Bad_Bucket/x/", "https://b/x"])
+def test_a_bad_grant_is_a_usage_error(bad: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_grant(bad, read_only=False)
+    assert info.value.exit_code == 2 and "--grant" in info.value.message
+
+
+def _lifecycle_step(result: Any) -> Any:
+    (step,) = [s for s in result.steps if s.resource == "bucket-lifecycle"]
+    return step
+
+
+def test_an_existing_abort_rule_for_the_whole_bucket_is_enough() -> None:
+    iam, buckets = FakeIam(), FakeBuckets(buckets={"b1": "eu-west-1"})
+    theirs = {
+        "ID": "their-abort",
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 3},
+    }
+    buckets.rules["b1"] = [theirs]
+
+    step = _lifecycle_step(run(iam, buckets))
+
+    assert step.action == "ok"
+    assert step.detail == "rule their-abort aborts unfinished uploads after 3d"
+    assert buckets.rules["b1"] == [theirs]
+
+
+def test_a_narrower_or_disabled_abort_rule_gets_ours_beside_it() -> None:
+    iam, buckets = FakeIam(), FakeBuckets(buckets={"b1": "eu-west-1"})
+    narrow = {
+        "ID": "tmp-only",
+        "Status": "Enabled",
+        "Filter": {"Prefix": "tmp/"},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+    }
+    ours_changed = {
+        "ID": "runctl-abort-incomplete-uploads",
+        "Status": "Disabled",
+        "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+    }
+    buckets.rules["b1"] = [narrow, ours_changed]
+
+    step = _lifecycle_step(run(iam, buckets))
+
+    assert step.action == "update"
+    assert buckets.rules["b1"] == [narrow, {**ours_changed, "Status": "Enabled"}]

@@ -90,6 +90,8 @@ def test_aws_errors_context_manager_translates() -> None:
 
 
 def test_job_failed_carries_the_script_exit_code() -> None:
-    err = JobFailedError("job failed", script_exit_code=3)
-    assert err.exit_code == 7
-    assert err.to_dict()["script_exit_code"] == 3
+    err = JobFailedError("job failed", script_exit_code=3, details={"verdict": "failed"})
+    assert err.exit_code == 7  # runctl's own exit code: the process's
+    document = err.to_dict()
+    assert document["exit_code"] == 3  # in JSON, exit_code is always the script's
+    assert document["verdict"] == "failed" and document["error"] == "JobFailedError"

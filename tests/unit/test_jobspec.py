@@ -11,6 +11,9 @@ import pytest
 
 from runctl.job.layout import JobPaths, RemoteRoot
 from runctl.job.spec import (
+    RESTORE_FAILED,
+    RUN_FAILED,
+    CheckpointFallback,
     CheckpointSettings,
     JobLocation,
     JobSpec,
@@ -88,11 +91,13 @@ def test_job_spec_round_trips_and_defaults() -> None:
         bucket="bkt",
         checkpoint=CheckpointSettings(sync_interval_seconds=5, keep_last_n=2),
         launch_spec={"InstanceType": "t3.micro"},
+        user="alice",
     )
 
     again = JobSpec.from_json(spec.to_json())
 
-    assert again == spec
+    assert again == spec and again.user == "alice"
+    assert JobSpec.from_dict({"job_id": "j", "project": "p", "script": "s.py"}).user is None
     assert spec.checkpoint_uri == "s3://bkt/runctl/p/jobs/p-20240501-120304-a1b2/checkpoints/"
     assert spec.output_uri == "s3://bkt/runctl/p/jobs/p-20240501-120304-a1b2/outputs/"
     local = JobSpec(job_id="j", project="p", script="s.py")
@@ -129,6 +134,42 @@ def test_status_round_trips_and_measures_the_interruption() -> None:
     assert not JobStatus(job_id="j", state="running").is_terminal
     with pytest.raises(ValueError):
         JobStatus.from_dict({"job_id": "j", "state": "exploded"})
+
+
+def test_status_records_the_restored_checkpoint_and_the_fallbacks() -> None:
+    fallbacks = [
+        CheckpointFallback(1, "00000003-x-a0", RESTORE_FAILED, "blob is corrupt", "t1"),
+        CheckpointFallback(2, "00000002-x-a0", RUN_FAILED, "exited 1 before committing", "t2"),
+    ]
+    status = JobStatus(
+        job_id="j", attempt=2, restored_checkpoint="00000001-x-a0", fallbacks=fallbacks
+    )
+
+    again = JobStatus.from_json(status.to_json())
+    written_before = JobStatus.from_dict({"job_id": "j", "state": "running", "attempt": 2})
+
+    assert again == status
+    assert json.loads(status.to_json())["fallbacks"][1] == {
+        "attempt": 2,
+        "checkpoint_id": "00000002-x-a0",
+        "kind": "run",
+        "reason": "exited 1 before committing",
+        "time": "t2",
+    }
+    assert again.fallbacks_of() == fallbacks[1:] and again.fallbacks_of(1) == fallbacks[:1]
+    assert written_before.fallbacks == [] and written_before.restored_checkpoint is None
+    with pytest.raises(ValueError, match="fallback"):
+        JobStatus.from_dict({"job_id": "j", "fallbacks": [{"attempt": 1}]})
+
+
+def test_a_pinned_checkpoint_is_for_one_attempt_only() -> None:
+    spec = JobSpec(
+        job_id="j", project="p", script="s.py", restore_checkpoint="c-2", restore_attempt=3
+    )
+
+    assert spec.checkpoint_to_restore(3) == "c-2"
+    assert spec.checkpoint_to_restore(4) is None
+    assert JobSpec.from_dict({"job_id": "j", "project": "p", "script": "s"}).max_restarts == 3
 
 
 def test_times() -> None:

@@ -107,7 +107,10 @@ def test_control_commands_pass_values_exactly(
     (runtime / "runctl").mkdir(parents=True, exist_ok=True)
     (root / "runtime" / "current").write_text(f"{runtime}\n")
 
-    stop = _run(stop_job_command(job, timeout_seconds=7, remote_root_default=str(root)), stub_path)
+    stop = _run(
+        stop_job_command(job, timeout_seconds=7, remote_root_default=str(root), reason="cancel"),
+        stub_path,
+    )
     state = _run(job_state_command(job, lines=4, remote_root_default=str(root)), stub_path)
 
     assert stop == [
@@ -119,6 +122,8 @@ def test_control_commands_pass_values_exactly(
             str(root),
             "--timeout",
             "7.0",
+            "--reason",
+            "cancel",
             "--job",
             job,
         ]

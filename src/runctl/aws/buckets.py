@@ -1,4 +1,5 @@
-"""Bucket-level S3 operations ``aws setup`` needs: exists?, create (in the right region), guard.
+"""Bucket-level S3 operations ``aws setup`` needs: exists?, create (in the right region), guard,
+and the bucket's lifecycle rules.
 
 Object transfers live in ``runctl.aws.s3*``; this module only manages the bucket itself.
 """
@@ -32,6 +33,12 @@ class Buckets:
     def create_bucket(self, bucket: str, region: str, *, tags: Mapping[str, str]) -> None:
         create_bucket(self.client, bucket, region, tags=tags)
 
+    def get_lifecycle_rules(self, bucket: str) -> list[dict[str, Any]]:
+        return get_lifecycle_rules(self.client, bucket)
+
+    def put_lifecycle_rules(self, bucket: str, rules: list[dict[str, Any]]) -> None:
+        put_lifecycle_rules(self.client, bucket, rules)
+
 
 def head_bucket(client: S3Client, bucket: str) -> bool:
     """True when the bucket exists and is ours, False when it does not exist.
@@ -54,11 +61,24 @@ def head_bucket(client: S3Client, bucket: str) -> bool:
     return True
 
 
+#: GetBucketLocation's legacy answers: none for us-east-1, ``EU`` for buckets made with the old
+#: EU constraint (they live in eu-west-1). See the LocationConstraint values in
+#: https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketLocation.html
+LEGACY_LOCATIONS = {"": "us-east-1", "EU": "eu-west-1"}
+
+
+def region_of_location(constraint: str | None) -> str:
+    """The region a GetBucketLocation ``LocationConstraint`` stands for."""
+    value = constraint or ""
+    return LEGACY_LOCATIONS.get(value, value)
+
+
 def get_bucket_region(client: S3Client, bucket: str) -> str:
-    """The bucket's region (``us-east-1`` for the empty LocationConstraint)."""
+    """The bucket's region (``us-east-1`` for the empty LocationConstraint, ``eu-west-1`` for
+    ``EU``)."""
     with aws_errors("GetBucketLocation", bucket):
         raw = client.get_bucket_location(Bucket=bucket)
-    return str(raw.get("LocationConstraint") or "us-east-1")
+    return region_of_location(raw.get("LocationConstraint"))
 
 
 def create_bucket(client: S3Client, bucket: str, region: str, *, tags: Mapping[str, str]) -> None:
@@ -96,4 +116,24 @@ def create_bucket(client: S3Client, bucket: str, region: str, *, tags: Mapping[s
         client.put_bucket_tagging(
             Bucket=bucket,
             Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+        )
+
+
+def get_lifecycle_rules(client: S3Client, bucket: str) -> list[dict[str, Any]]:
+    """The bucket's lifecycle rules as S3 returns them (empty when it has none)."""
+    try:
+        response = client.get_bucket_lifecycle_configuration(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchLifecycleConfiguration":
+            return []
+        raise translate(exc, "GetBucketLifecycleConfiguration", bucket) from exc
+    return [dict(rule) for rule in response.get("Rules", [])]
+
+
+def put_lifecycle_rules(client: S3Client, bucket: str, rules: list[dict[str, Any]]) -> None:
+    """Set the bucket's lifecycle rules: the whole configuration, so pass every rule to keep."""
+    with aws_errors("PutBucketLifecycleConfiguration", bucket):
+        client.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={"Rules": rules},  # type: ignore[typeddict-item]
         )

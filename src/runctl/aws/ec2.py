@@ -8,9 +8,11 @@ AWS error code, so the launch strategy can decide where to try next.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -192,10 +194,12 @@ class Ec2:
         self.client = client
         # AWS answers InsufficientInstanceCapacity with HTTP 500, which botocore's retry modes
         # retry with backoff; the launch strategy should try the next zone at once instead.
-        # More specific event names are handled first, and False means "do not retry".
+        # The handler raises rather than returning False: before botocore 1.43.3 any non-None
+        # answer to needs-retry meant "retry after that many seconds", so False retried at once,
+        # without limit. An exception ends the call the same way in every version.
         client.meta.events.register(
             "needs-retry.ec2.RunInstances",
-            _no_retry_on_capacity,  # type: ignore[arg-type]
+            _stop_on_capacity,
             unique_id="runctl-no-retry-on-capacity",
         )
 
@@ -306,33 +310,46 @@ class Ec2:
         return sorted(r["RegionName"] for r in response.get("Regions", []))
 
     def describe_spot_price_history(
-        self, instance_type: str, availability_zones: Iterable[str] = ()
+        self,
+        instance_type: str,
+        availability_zones: Iterable[str] = (),
+        *,
+        now: datetime | None = None,
     ) -> dict[str, SpotPrice]:
-        """The latest Linux spot price of ``instance_type`` per zone (only ``availability_zones``
-        when given)."""
+        """The Linux spot price of ``instance_type`` in effect ``now`` (default: the current
+        time), per zone (only ``availability_zones`` when given).
+
+        With StartTime = EndTime = now AWS returns, per zone and product, the last price change
+        before that moment, i.e. the current price, however long ago it changed; every page is
+        read. (Without StartTime it returns the whole history, newest first, and one page of it
+        can miss a zone whose price has been quiet for days.)
+        """
         wanted = set(availability_zones)
+        moment = now or datetime.now(UTC)
         kwargs: dict[str, Any] = {
             "InstanceTypes": [instance_type],
             "ProductDescriptions": ["Linux/UNIX", "Linux/UNIX (Amazon VPC)"],
-            "MaxResults": 100,
+            "StartTime": moment,
+            "EndTime": moment,
         }
-        if len(wanted) == 1:
-            kwargs["AvailabilityZone"] = next(iter(wanted))
-        with aws_errors("DescribeSpotPriceHistory", instance_type):
-            response = self.client.describe_spot_price_history(**kwargs)
+        if wanted:
+            kwargs["Filters"] = [{"Name": "availability-zone", "Values": sorted(wanted)}]
         latest: dict[str, SpotPrice] = {}
-        for raw in response.get("SpotPriceHistory", []):
-            zone = raw.get("AvailabilityZone", "")
-            if wanted and zone not in wanted:
-                continue
-            price = SpotPrice(
-                instance_type=raw.get("InstanceType", instance_type),
-                availability_zone=zone,
-                usd_per_hour=float(raw.get("SpotPrice", "0")),
-                timestamp=raw["Timestamp"],
-            )
-            if zone not in latest or price.timestamp > latest[zone].timestamp:
-                latest[zone] = price
+        with aws_errors("DescribeSpotPriceHistory", instance_type):
+            paginator = self.client.get_paginator("describe_spot_price_history")
+            for page in paginator.paginate(**kwargs):
+                for raw in page.get("SpotPriceHistory", []):
+                    zone = raw.get("AvailabilityZone", "")
+                    if wanted and zone not in wanted:
+                        continue
+                    price = SpotPrice(
+                        instance_type=raw.get("InstanceType", instance_type),
+                        availability_zone=zone,
+                        usd_per_hour=float(raw.get("SpotPrice", "0")),
+                        timestamp=raw["Timestamp"],
+                    )
+                    if zone not in latest or price.timestamp > latest[zone].timestamp:
+                        latest[zone] = price
         return latest
 
     # -- instances --------------------------------------------------------------------------------
@@ -374,6 +391,8 @@ class Ec2:
         """Launch one instance; LaunchRejected when AWS has no capacity or quota for it."""
         try:
             response = self.client.run_instances(**_run_kwargs(spec))
+        except CapacityRefused as exc:
+            raise LaunchRejected(exc.code, exc.aws_message) from exc
         except ClientError as exc:
             code = error_code(exc)
             if code in LAUNCH_CAPACITY_CODES:
@@ -381,9 +400,7 @@ class Ec2:
                 raise LaunchRejected(code, message) from exc
             if code == "IdempotentParameterMismatch":
                 raise LaunchTokenReused(spec.client_token) from exc
-            message = str(exc.response.get("Error", {}).get("Message") or "")
-            if spec.iam_instance_profile and "iamInstanceProfile" in message:
-                raise ProfileNotReady(spec.iam_instance_profile, message) from exc
+            _raise_if_profile_not_ready(exc, spec)
             raise translate(exc, "RunInstances", spec.instance_type) from exc
         return _instance(response["Instances"][0])
 
@@ -395,6 +412,8 @@ class Ec2:
         """
         try:
             self.client.run_instances(DryRun=True, **_run_kwargs(spec))
+        except CapacityRefused as exc:
+            raise LaunchRejected(exc.code, exc.aws_message) from exc
         except ClientError as exc:
             code = error_code(exc)
             if code == "DryRunOperation":
@@ -409,6 +428,7 @@ class Ec2:
                 ) from exc
             if code in LAUNCH_CAPACITY_CODES:
                 raise LaunchRejected(code, str(exc)) from exc
+            _raise_if_profile_not_ready(exc, spec)
             raise translate(exc, "RunInstances (dry run)", spec.instance_type) from exc
         return
 
@@ -449,12 +469,42 @@ class Ec2:
         return str(requests[0].get("Type")) if requests else None
 
 
-def _no_retry_on_capacity(response: Any = None, **_: Any) -> bool | None:
+#: How EC2 words "I do not know this instance profile (yet)": ``Value (p) for parameter
+#: iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name``, the same for ``.arn``,
+#: and, while the role is not yet attached as far as EC2 can see, ``IAM Instance Profile "arn:..."
+#: has no associated IAM Roles``; all InvalidParameterValue.
+PROFILE_NOT_READY_RE = re.compile(r"iamInstanceProfile|instance profile", re.IGNORECASE)
+
+
+def _raise_if_profile_not_ready(exc: ClientError, spec: RunSpec) -> None:
+    """ProfileNotReady when RunInstances refused ``spec`` for its instance profile."""
+    message = str(exc.response.get("Error", {}).get("Message") or "")
+    if (
+        spec.iam_instance_profile
+        and error_code(exc) == "InvalidParameterValue"
+        and PROFILE_NOT_READY_RE.search(message)
+    ):
+        raise ProfileNotReady(spec.iam_instance_profile, message) from exc
+
+
+class CapacityRefused(Exception):
+    """Raised inside botocore's retry check to end a RunInstances call refused for capacity."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{message} ({code})")
+        self.code = code
+        self.aws_message = message
+
+
+def _stop_on_capacity(response: Any = None, **_: Any) -> None:
+    """``needs-retry`` handler: a capacity refusal ends the call (raises) instead of a retry."""
     if not response:
-        return None
+        return
     parsed = response[1] if len(response) > 1 else {}
-    code = (parsed or {}).get("Error", {}).get("Code")
-    return False if code in LAUNCH_CAPACITY_CODES else None
+    error = (parsed or {}).get("Error", {})
+    code = error.get("Code")
+    if code in LAUNCH_CAPACITY_CODES:
+        raise CapacityRefused(str(code), str(error.get("Message") or code))
 
 
 # -- request and response shapes -------------------------------------------------------------------
@@ -496,7 +546,7 @@ def _run_kwargs(spec: RunSpec) -> dict[str, Any]:
             "InstanceInterruptionBehavior": "terminate",
         }
         if spec.spot_max_price is not None:
-            spot_options["MaxPrice"] = f"{spec.spot_max_price:.4f}"
+            spot_options["MaxPrice"] = price_text(spec.spot_max_price)
         kwargs["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": spot_options}
     if spec.subnet_id:
         kwargs["SubnetId"] = spec.subnet_id
@@ -510,6 +560,12 @@ def _run_kwargs(spec: RunSpec) -> dict[str, Any]:
         key = "Arn" if spec.iam_instance_profile.startswith("arn:") else "Name"
         kwargs["IamInstanceProfile"] = {key: spec.iam_instance_profile}
     return kwargs
+
+
+def price_text(usd: float) -> str:
+    """A price as AWS takes it: plain decimal digits, never rounded to zero nor in exponent form
+    (``0.00003``, not ``0.0000`` or ``3e-05``)."""
+    return format(Decimal(repr(float(usd))), "f")
 
 
 def _instance_type(raw: Mapping[str, Any]) -> InstanceTypeInfo:

@@ -2,7 +2,8 @@
 
 Wrappers call AWS inside :func:`aws_errors`, naming the action and the resource, so a failure
 reaches the user as one line saying what failed, where, and what to do next, with the exit code of
-PRODUCT.md section 3. Throttling never gets here unless botocore's retries ran out.
+docs/reference.md, "Output and exit codes". Throttling never gets here unless botocore's retries ran
+out.
 """
 
 from __future__ import annotations

@@ -134,3 +134,26 @@ class Iam:
     def add_role_to_instance_profile(self, profile: str, role: str) -> None:
         with aws_errors("AddRoleToInstanceProfile", profile):
             self.client.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=role)
+
+    def simulate_principal_policy(
+        self,
+        principal_arn: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, str] | None = None,
+    ) -> str:
+        """IAM's verdict on ``principal_arn`` doing ``action`` on ``resource``: ``allowed``,
+        ``implicitDeny`` or ``explicitDeny`` (its identity policies only)."""
+        entries = [
+            {"ContextKeyName": key, "ContextKeyValues": [value], "ContextKeyType": "string"}
+            for key, value in (context or {}).items()
+        ]
+        with aws_errors("SimulatePrincipalPolicy", principal_arn):
+            raw = self.client.simulate_principal_policy(
+                PolicySourceArn=principal_arn,
+                ActionNames=[action],
+                ResourceArns=[resource],
+                ContextEntries=entries,  # type: ignore[arg-type]
+            )
+        results = raw.get("EvaluationResults", [])
+        return str(results[0]["EvalDecision"]) if results else "implicitDeny"

@@ -1,7 +1,9 @@
 """Typed wrapper around the AWS Price List (Pricing) API: EC2 on-demand Linux prices.
 
-The Pricing API is served from a few regions only (us-east-1 among them) whatever region the
-instances are in, so its client is built here with that region fixed.
+The Pricing API is served from a few regions only, whatever region the instances are in: in the
+``aws`` partition from us-east-1, in China from cn-northwest-1, and not at all in GovCloud. Its
+client is built here in the endpoint region of the instances' partition
+(:func:`runctl.aws.partitions.pricing_region`).
 """
 
 from __future__ import annotations
@@ -11,17 +13,27 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from runctl.aws.errors import aws_errors
+from runctl.aws.partitions import partition_of, pricing_region
 from runctl.aws.session import AwsContext, client_config
+from runctl.errors import ConfigError
 
 if TYPE_CHECKING:
     from mypy_boto3_pricing import PricingClient
 
-PRICING_REGION = "us-east-1"
-
 
 def pricing_client(context: AwsContext) -> PricingClient:
-    """A Pricing API client (always in us-east-1; AWS_ENDPOINT_URL is still honoured)."""
-    return context.session.client("pricing", region_name=PRICING_REGION, config=client_config())
+    """A Pricing API client in the endpoint region of the context's partition
+    (AWS_ENDPOINT_URL is still honoured); ConfigError where the partition has none."""
+    region = context.region_name
+    endpoint_region = pricing_region(region)
+    if endpoint_region is None:
+        raise ConfigError(
+            f"the AWS Pricing API has no endpoint in the {partition_of(region)} partition "
+            f"({region})",
+            hint="runctl uses its shipped price table there; drop --refresh",
+            resource=region,
+        )
+    return context.session.client("pricing", region_name=endpoint_region, config=client_config())
 
 
 class Pricing:

@@ -38,6 +38,10 @@ MB = 1024 * 1024
 # Part sizes of common uploaders (boto3 and the AWS CLI 8 MiB, s5cmd 50 MiB, rclone 5 MiB, ...),
 # tried when a store does not say how an object was split.
 COMMON_PART_SIZES = tuple(n * MB for n in (8, 16, 5, 10, 32, 50, 64, 100, 128))
+#: Server-side encryptions whose ETag is not the MD5 of the content: SSE-KMS and dual-layer
+#: DSSE-KMS (SSE-C is recognised by its ``SSECustomerAlgorithm``). See
+#: https://docs.aws.amazon.com/AmazonS3/latest/API/API_Object.html (ETag).
+KMS_ENCRYPTIONS = frozenset({"aws:kms", "aws:kms:dsse"})
 _MD5_ETAG = re.compile(r'^"?([0-9a-fA-F]{32})(?:-(\d+))?"?$')
 
 
@@ -122,7 +126,9 @@ def expected_digests(head: Mapping[str, Any]) -> list[Expected]:
             parsed = parse_checksum(algorithm, value, etag_parts, head.get("ChecksumType"))
             if parsed is not None:
                 found.append(parsed)
-    encrypted = head.get("ServerSideEncryption") == "aws:kms" or "SSECustomerAlgorithm" in head
+    encrypted = (
+        head.get("ServerSideEncryption") in KMS_ENCRYPTIONS or "SSECustomerAlgorithm" in head
+    )
     if etag is not None and not encrypted:
         found.append(etag)
     return found

@@ -10,7 +10,10 @@ whole operation (in-flight transfers are cancelled, multipart uploads aborted); 
 local path is taken by a directory (or needs a directory where a file is) is reported in
 ``failed`` and the others go on.
 
-Progress goes to a plain ``progress(bytes)`` callback, called from worker threads.
+Progress goes to a plain ``progress(bytes)`` callback, called from worker threads. An upload may
+be given a ``stop()`` predicate (a checkpoint commit's deadline): once it returns True, the files
+not yet uploaded are cancelled (their multipart uploads aborted) and listed in the report's
+``abandoned``; what finished stays finished.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from s3transfer.futures import TransferFuture
 
 MB = 1024 * 1024
+STOP_POLL_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -108,8 +112,9 @@ class TransferIssue:
 @dataclass
 class TransferReport:
     """What a transfer did: files and bytes moved, time taken, downloads S3 gave us nothing
-    to verify against (``unverified``), objects left out on purpose (``skipped``) and objects
-    that could not be written (``failed``: the transfer is incomplete)."""
+    to verify against (``unverified``), objects left out on purpose (``skipped``), objects
+    that could not be written (``failed``: the transfer is incomplete), and uploads given up
+    when ``stop()`` came (``abandoned``)."""
 
     files: int = 0
     bytes: int = 0
@@ -117,6 +122,7 @@ class TransferReport:
     unverified: int = 0
     skipped: list[TransferIssue] = field(default_factory=list)
     failed: list[TransferIssue] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)
 
     @property
     def mb_per_s(self) -> float:
@@ -194,11 +200,39 @@ def _run_jobs(
     client: S3Client,
     settings: TransferSettings,
     submit: Callable[[TransferManager], Iterable[_Job]],
+    stop: Callable[[], bool] | None = None,
 ) -> TransferReport:
-    """Submit jobs to one manager and complete them in order; the first failure stops all."""
+    """Submit jobs to one manager and complete them in order; the first failure stops all.
+
+    Once ``stop()`` is true, jobs that finished are kept and the others cancelled and named in
+    ``abandoned`` (``submit`` should then stop yielding).
+    """
     report = TransferReport()
     started = time.monotonic()
     pending: deque[_Job] = deque()
+
+    def finished(job: _Job) -> bool:
+        """Wait for ``job``; False when ``stop()`` came first."""
+        while stop is not None and not job.future.done():
+            if stop():
+                return False
+            time.sleep(STOP_POLL_SECONDS)
+        return True
+
+    def salvage() -> None:
+        """``stop()`` came: keep what succeeded, cancel and name the rest."""
+        while pending:
+            job = pending.popleft()
+            if job.future.done():
+                try:
+                    complete(job)
+                    continue
+                except RunctlError:
+                    pass  # failed anyway: it is abandoned like the unfinished ones
+            job.future.cancel()
+            if job.abandon is not None:
+                job.abandon()
+            report.abandoned.append(job.resource)
 
     def complete(job: _Job) -> None:
         try:
@@ -220,6 +254,9 @@ def _run_jobs(
                     complete(pending[0])
                     pending.popleft()
             while pending:
+                if not finished(pending[0]):
+                    salvage()
+                    break
                 complete(pending[0])
                 pending.popleft()
     except BaseException:
@@ -237,20 +274,26 @@ def upload_files(
     *,
     settings: TransferSettings | None = None,
     progress: ProgressCallback | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> TransferReport:
     """Upload every item in parallel (multipart above the threshold), with S3-verified CRC32.
 
     Returns the TransferReport; raises a RunctlError naming the first file that failed (missing
     bucket: NotFoundError, exit 6; denied: AuthError, exit 4). A failed multipart upload is
-    aborted, so no partial object appears under any key.
+    aborted, so no partial object appears under any key. Once ``stop()`` is true, the items not
+    uploaded yet are given up and their URIs listed in ``abandoned`` instead.
     """
     settings = settings or TransferSettings()
     extra: dict[str, Any] = {}
     if settings.checksum_algorithm:
         extra["ChecksumAlgorithm"] = settings.checksum_algorithm
+    unsubmitted: list[str] = []
 
     def submit(manager: TransferManager) -> Iterable[_Job]:
         for item in items:
+            if stop is not None and (unsubmitted or stop()):
+                unsubmitted.append(str(item.uri))
+                continue
             args = dict(extra)
             content_type = mimetypes.guess_type(item.path.name)[0]
             if content_type:
@@ -264,7 +307,9 @@ def upload_files(
             )
             yield _Job(future, item.size, "PutObject", str(item.uri), local=item.path)
 
-    return _run_jobs(client, settings, submit)
+    report = _run_jobs(client, settings, submit, stop)
+    report.abandoned.extend(unsubmitted)
+    return report
 
 
 def download_objects(

@@ -1,5 +1,8 @@
 """The one place that builds boto3 sessions and clients.
 
+Building an :class:`AwsContext` costs nothing: boto3 is imported, and the session built, when
+the first client is asked for, so commands check their input before paying for boto3.
+
 Profile and region come from the flags, then the environment, then ``aws.region`` in the config,
 then the AWS profile's own default. Endpoints honour ``AWS_ENDPOINT_URL`` and
 ``AWS_ENDPOINT_URL_<SERVICE>`` (botocore reads both), so runctl runs against moto, LocalStack or
@@ -10,18 +13,17 @@ any S3-compatible store. Retries use botocore's ``standard`` mode, which retries
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ProfileNotFound
 
 from runctl import __version__
 from runctl.errors import ConfigError
 from runctl.naming import region_problem
 
 if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_s3 import S3Client
@@ -36,6 +38,8 @@ USER_AGENT = f"runctl/{__version__}"
 
 def client_config(**overrides: Any) -> Config:
     """Retry, timeout and user-agent settings shared by every client."""
+    from botocore.config import Config
+
     options: dict[str, Any] = {
         "retries": {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         "connect_timeout": CONNECT_TIMEOUT,
@@ -57,10 +61,14 @@ class AwsContext:
     config_region: str | None = None
     _session: boto3.Session | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def session(self) -> boto3.Session:
         if self._session is None:
+            import boto3
+            from botocore.exceptions import ProfileNotFound
+
             try:
                 self._session = boto3.Session(profile_name=self.profile)
             except ProfileNotFound:
@@ -96,15 +104,20 @@ class AwsContext:
         return region
 
     def client(self, service: str, **config: Any) -> Any:
-        """A cached client for ``service`` in the resolved region."""
+        """A cached client for ``service`` in the resolved region.
+
+        Thread-safe: a boto3 session must not build clients in two threads at once, and the
+        job workflow asks for clients from worker threads (a probe beside an upload).
+        """
         key = f"{service}:{sorted(config.items())}"
-        if key not in self._clients:
-            self._clients[key] = self.session.client(
-                service,  # type: ignore[call-overload]
-                region_name=self.region_name,
-                config=client_config(**config),
-            )
-        return self._clients[key]
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self.session.client(
+                    service,  # type: ignore[call-overload]
+                    region_name=self.region_name,
+                    config=client_config(**config),
+                )
+            return self._clients[key]
 
     def ec2(self) -> EC2Client:
         return self.client("ec2")  # type: ignore[no-any-return]

@@ -1,18 +1,23 @@
-"""Typed AWS wrappers for a command, built from the invocation's state (boto3 loads lazily)."""
+"""Typed AWS wrappers and the job session for a command, built from the invocation's state
+(boto3 loads lazily)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
+from runctl.cli.output import Output
 from runctl.cli.state import get_state
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Ec2
     from runctl.aws.session import AwsContext
     from runctl.aws.ssm import Ssm
+    from runctl.config import Settings
     from runctl.services.instances.prices import PriceBook
+    from runctl.services.jobs.session import JobSession
 
 
 def aws_for(ctx: typer.Context) -> AwsContext:
@@ -58,3 +63,14 @@ def prices_for(ec2: Ec2) -> PriceBook:
     from runctl.services.instances.prices import PriceBook
 
     return PriceBook(ec2.region, spot_source=ec2)
+
+
+def job_session(ctx: typer.Context, out: Output, settings: Settings | None = None) -> JobSession:
+    """The invocation's job session: its AWS context, ``settings`` (default: the resolved
+    config) and this directory; it reports on ``out``. Nothing AWS is built until the session
+    first needs it."""
+    from runctl.services.jobs.session import JobSession
+
+    state = get_state(ctx)
+    chosen = settings or state.config().settings
+    return JobSession(state.aws(), chosen, cwd=Path.cwd(), report=out)

@@ -1,4 +1,4 @@
-"""``runctl aws create``: launch one instance (spot, other zones, then on-demand)."""
+"""``runctl aws create``: launch instances (spot, other zones, then on-demand)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,25 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from runctl.cli.aws_clients import ec2_for, prices_for, ssm_for
+from runctl.cli.aws_clients import job_session
+from runctl.cli.options import (
+    AmiId,
+    IamInstanceProfile,
+    NoFallback,
+    ProjectName,
+    Spot,
+    SpotMaxPrice,
+    Tags,
+)
 from runctl.cli.output import Output
 from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.cli.units import money
 from runctl.errors import UsageError
+from runctl.services.tags import parse_tag_options
 
 if TYPE_CHECKING:
     from runctl.services.instances.launch import LaunchResult
-    from runctl.services.instances.lifecycle import Readiness
-    from runctl.services.instances.prices import PriceQuote
+    from runctl.services.jobs.session import Launched
 
 CREATE_FORMATS = ("text", "json", "instance-id")
 
@@ -24,17 +33,17 @@ CREATE_FORMATS = ("text", "json", "instance-id")
 def create(
     ctx: typer.Context,
     instance_type: Annotated[str, typer.Argument(help="EC2 instance type, e.g. t3.micro.")],
-    spot: Annotated[
-        bool | None,
-        typer.Option("--spot/--on-demand", help="Spot (falls back to on-demand) or on-demand."),
-    ] = None,
-    spot_max_price: Annotated[
-        float | None, typer.Option("--spot-max-price", help="Highest spot price, USD/hour.")
-    ] = None,
-    no_fallback: Annotated[
-        bool, typer.Option("--no-fallback", help="Never fall back from spot to on-demand.")
+    count: Annotated[
+        int, typer.Option("--count", "-n", help="How many instances of this spec.", min=1)
+    ] = 1,
+    allow_partial: Annotated[
+        bool,
+        typer.Option("--allow-partial", help="Keep what could be placed when not all N fit."),
     ] = False,
-    ami_id: Annotated[str | None, typer.Option("--ami-id", help="AMI to boot.")] = None,
+    spot: Spot = None,
+    spot_max_price: SpotMaxPrice = None,
+    no_fallback: NoFallback = False,
+    ami_id: AmiId = None,
     key_name: Annotated[str | None, typer.Option("--key-name", help="EC2 key pair.")] = None,
     security_group: Annotated[
         str | None, typer.Option("--security-group", help="Security group id (sg-...).")
@@ -46,19 +55,13 @@ def create(
     data_volume_size: Annotated[
         int | None, typer.Option("--data-volume-size", help="Extra gp3 volume at /mnt/data, GB.")
     ] = None,
-    project_name: Annotated[
-        str | None, typer.Option("--project-name", help="Project (tags).")
-    ] = None,
-    iam_instance_profile: Annotated[
-        str | None, typer.Option("--iam-instance-profile", help="Instance profile name or ARN.")
-    ] = None,
-    tag: Annotated[
-        list[str] | None, typer.Option("--tag", help="Extra tag K=V (repeatable).")
-    ] = None,
+    project_name: ProjectName = None,
+    iam_instance_profile: IamInstanceProfile = None,
+    tag: Tags = None,
     name: Annotated[str | None, typer.Option("--name", help="Name tag.")] = None,
     client_token: Annotated[
         str | None,
-        typer.Option("--client-token", help="Idempotency token: reruns with it never relaunch."),
+        typer.Option("--client-token", help="Idempotency token: a rerun returns what it launched."),
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until running and SSM online.")
@@ -74,80 +77,34 @@ def create(
     ] = False,
     output: OutputOption = None,
 ) -> None:
-    """Launch one instance, tagged at launch; prints what was tried and what was chosen."""
-    import time
-
+    """Launch new instances (--count N), tagged at launch; prints what was tried and what was
+    chosen. Only a repeated --client-token returns the instances it launched before."""
     from runctl.paths import Project
-    from runctl.services import tags as tagging
-    from runctl.services.instances import launch
-    from runctl.services.instances import lifecycle as instances
+    from runctl.services.instances.launch_request import request_from_settings
 
     out = command_output(ctx, output, allowed=CREATE_FORMATS)
     if spot_max_price is not None and spot_max_price <= 0:
         raise UsageError("--spot-max-price must be above 0 (USD per hour)")
-    state = get_state(ctx)
-    aws = state.config(
-        overrides={
-            "aws.use_spot": spot,
-            "aws.default_ami": ami_id,
-            "aws.key_name": key_name,
-            "aws.security_group": security_group,
-            "aws.subnet_id": subnet_id,
-            "aws.project_name": project_name,
-            "aws.iam_instance_profile": iam_instance_profile,
-        }
-    )
-    settings = aws.settings.aws
-    # The configured price applies to spot launches; a flag without --spot is a usage error.
-    max_price = settings.spot_max_price if settings.use_spot else None
-    request = launch.LaunchRequest(
-        instance_type=instance_type,
-        project=Project.find(Path.cwd(), settings.project_name).key,
-        user=tagging.current_user(),
-        spot=settings.use_spot,
-        spot_max_price=spot_max_price if spot_max_price is not None else max_price,
-        fallback=not no_fallback,
-        ami_id=settings.default_ami,
-        ami_source="--ami-id" if ami_id else "aws.default_ami",
-        key_name=settings.key_name,
-        security_group=settings.security_group,
-        subnet_id=settings.subnet_id,
-        root_volume_gb=root_volume_size,
-        data_volume_gb=data_volume_size,
-        iam_instance_profile=settings.iam_instance_profile,
-        tags=tagging.parse_tag_options(tag or []),
-        name=name,
-        client_token=client_token,
-        force=force,
-        max_instances=settings.max_instances,
-        remote_root=settings.remote_root,
-    )
-    launch.validate_request(request)
-    ec2, ssm = ec2_for(ctx), ssm_for(ctx)
-    started = time.monotonic()
-    with out.spinner(f"launching {instance_type}") as update:
-        result = launch.launch_instance(
-            ec2,
-            ssm,
-            request,
-            dry_run=dry_run,
-            confirm_running=wait,
-            timeout=timeout,
-            on_event=update,
-        )
-    for warning in result.warnings:
-        out.warn(warning)
-    _report_attempts(out, result)
-    ready: Readiness | None = None
-    if wait and result.instance is not None:
-        remaining = max(timeout - (time.monotonic() - started), 0.0)
-        with out.spinner(f"waiting for {result.instance.instance_id}: running + SSM online") as up:
-            ready = instances.wait_ready(
-                ec2, ssm, result.instance.instance_id, timeout=remaining, on_progress=up
-            )
-        result.instance = ec2.describe_instance(result.instance.instance_id)
-    price = prices_for(ec2).for_instance(result.instance) if result.instance else None
-    _render(out, result, price, ready)
+    settings = get_state(ctx).config(overrides={
+        "aws.use_spot": spot, "aws.default_ami": ami_id, "aws.key_name": key_name,
+        "aws.security_group": security_group, "aws.subnet_id": subnet_id,
+        "aws.project_name": project_name, "aws.iam_instance_profile": iam_instance_profile,
+    }).settings  # fmt: skip
+    project = Project.find(Path.cwd(), settings.aws.project_name).key
+    request = request_from_settings(
+        settings.aws, instance_type, project=project,
+        ami_from_flag=ami_id is not None, spot_max_price=spot_max_price, fallback=not no_fallback,
+        root_volume_gb=root_volume_size, data_volume_gb=data_volume_size,
+        tags=parse_tag_options(tag or []), name=name, client_token=client_token, force=force,
+    )  # fmt: skip
+    session = job_session(ctx, out, settings)
+    what = f"{count} x {instance_type}" if count > 1 else instance_type
+    with out.spinner(f"launching {what}") as update:
+        launched = session.launch_ready(
+            request, count=count, allow_partial=allow_partial, wait=wait, dry_run=dry_run,
+            timeout=timeout, on_progress=update,
+        )  # fmt: skip
+    _render(out, launched)
 
 
 def _report_attempts(out: Output, result: LaunchResult) -> None:
@@ -156,81 +113,80 @@ def _report_attempts(out: Output, result: LaunchResult) -> None:
         leftovers = ", ".join(attempt.cleaned_up)
         cleaned = f"; terminated leftover {leftovers}" if leftovers else ""
         out.info(f"tried {attempt.describe()}{cleaned}")
-    if result.reused and result.instance is not None:
+    ids = ", ".join(i.instance_id for i in result.instances)
+    if result.reused:
         out.info(
-            f"reusing {result.instance.instance_id}: an identical create launched it "
-            f"(key {result.request_key}); pass another --client-token to launch a second one"
+            f"client token {result.request_key} already launched {ids}: returning "
+            f"{'them' if len(result.instances) > 1 else 'it'}; pass another --client-token "
+            "(or none) to launch new instances"
         )
     elif result.dry_run:
         first = result.attempts[0] if result.attempts else None
         where = f" ({first.market} in {first.availability_zone})" if first else ""
         out.success(f"dry run: the launch would be allowed{where}; nothing was launched")
-    elif result.instance is not None:
-        chosen = result.attempts[-1]
-        out.success(f"launched {result.instance.instance_id} ({chosen.describe()})")
+    elif len(result.instances) == 1:
+        chosen = [a for a in result.attempts if a.outcome == "launched"][-1]
+        out.success(f"launched {ids} ({chosen.describe()})")
+    elif result.instances:
+        out.success(f"launched {len(result.instances)} instances: {ids}")
 
 
-def launch_document(
-    result: LaunchResult, price: PriceQuote | None, ready: Readiness | None
-) -> dict[str, Any]:
-    """The JSON document of ``aws create`` (stable keys)."""
-    instance = result.instance
-    image = result.image.image if result.image else None
-    return {
-        "instance_id": instance.instance_id if instance else None,
-        "instance_type": result.instance_type.name,
-        "lifecycle": instance.lifecycle if instance else None,
-        "availability_zone": instance.availability_zone if instance else None,
-        "ami_id": instance.image_id if instance else (image.image_id if image else None),
-        "ami_name": image.name if image else None,
-        "state": instance.state if instance else None,
-        "private_ip": instance.private_ip if instance else None,
-        "public_ip": instance.public_ip if instance else None,
-        "hourly_price_usd": price.usd_per_hour if price else None,
-        "price_source": price.source if price else None,
-        "tags": dict(instance.tags) if instance else {},
-        "ssm_online": ready.ssm_online if ready else None,
-        "reused": result.reused,
-        "dry_run": result.dry_run,
-        "request_key": result.request_key,
-        "attempts": [vars(a) for a in result.attempts],
-        "warnings": result.warnings,
-    }
-
-
-def _render(
-    out: Output, result: LaunchResult, price: PriceQuote | None, ready: Readiness | None
-) -> None:
+def _render(out: Output, launched: Launched) -> None:
+    result = launched.result
+    for warning in result.warnings:
+        out.warn(warning)
+    _report_attempts(out, result)
     if out.format == "instance-id":
-        if result.instance is not None:
-            out.line(result.instance.instance_id)
+        for instance in result.instances:
+            out.line(instance.instance_id)
         return
-    data = launch_document(result, price, ready)
+    data = launched.to_dict()
+    if len(result.instances) > 1:
+        out.document(data, lambda o: _print_fleet(o, data["instances"]))
+        return
+    out.document(data, lambda o: _print_launched(o, data))
 
-    def text(o: Output) -> None:
-        if result.instance is None:
-            o.fields(
-                [
-                    ("instance_type", data["instance_type"]),
-                    ("ami", data["ami_id"]),
-                    ("would launch", "yes (dry run)"),
-                ]
-            )
-            return
-        hourly = money(data["hourly_price_usd"], "/h")
-        o.fields(
+
+def _print_fleet(out: Output, instances: list[dict[str, Any]]) -> None:
+    out.table(
+        ["instance_id", "type", "lifecycle", "zone", "state", "price", "ssm"],
+        [
             [
-                ("instance_id", data["instance_id"]),
-                ("type", data["instance_type"]),
-                ("lifecycle", data["lifecycle"]),
-                ("zone", data["availability_zone"]),
-                ("ami", f"{data['ami_id']} {data['ami_name'] or ''}".strip()),
-                ("state", data["state"]),
-                ("private_ip", data["private_ip"]),
-                ("public_ip", data["public_ip"]),
-                ("price", f"{hourly} ({data['price_source']})"),
-                ("ssm", "online" if data["ssm_online"] else "-"),
+                i["instance_id"],
+                i["instance_type"],
+                i["lifecycle"],
+                i["availability_zone"],
+                i["state"],
+                money(i["hourly_price_usd"], "/h"),
+                "online" if i["ssm_online"] else "-",
+            ]
+            for i in instances
+        ],
+    )
+
+
+def _print_launched(out: Output, data: dict[str, Any]) -> None:
+    if data["instance_id"] is None:
+        out.fields(
+            [
+                ("instance_type", data["instance_type"]),
+                ("ami", data["ami_id"]),
+                ("would launch", f"{data['count']} (dry run)"),
             ]
         )
-
-    out.document(data, text)
+        return
+    hourly = money(data["hourly_price_usd"], "/h")
+    out.fields(
+        [
+            ("instance_id", data["instance_id"]),
+            ("type", data["instance_type"]),
+            ("lifecycle", data["lifecycle"]),
+            ("zone", data["availability_zone"]),
+            ("ami", f"{data['ami_id']} {data['ami_name'] or ''}".strip()),
+            ("state", data["state"]),
+            ("private_ip", data["private_ip"]),
+            ("public_ip", data["public_ip"]),
+            ("price", f"{hourly} ({data['price_source']})"),
+            ("ssm", "online" if data["ssm_online"] else "-"),
+        ]
+    )

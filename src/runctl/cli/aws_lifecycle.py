@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runctl.cli.aws_clients import aws_for, ec2_for, prices_for, ssm_for
+from runctl.cli.aws_clients import ec2_for, job_session, prices_for, ssm_for
 from runctl.cli.output import Output
-from runctl.cli.state import OutputOption, command_output, get_state
+from runctl.cli.state import InstanceId, OutputOption, command_output
 from runctl.cli.units import duration, money
-from runctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from runctl.services.instances.lifecycle import ActionResult, GracefulJobStop
+    from runctl.services.instances.lifecycle import ActionResult, InstanceStatus
 
-InstanceId = Annotated[str, typer.Argument(help="Instance id (i-...).", show_default=False)]
 Wait = Annotated[bool, typer.Option("--wait", help="Wait for the target state.")]
 Force = Annotated[
-    bool, typer.Option("--force", help="Skip the graceful job step (no final checkpoint).")
+    bool,
+    typer.Option(
+        "--force",
+        help="Skip the graceful job step (no final checkpoint); also needed for instances "
+        "runctl did not create.",
+    ),
 ]
 Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to wait.", min=0)]
 
@@ -28,18 +30,6 @@ def _check_id(instance_id: str) -> None:
     from runctl.services.instances.lifecycle import validate_instance_id
 
     validate_instance_id(instance_id)
-
-
-def _graceful(ctx: typer.Context, out: Output) -> GracefulJobStop:
-    """The graceful job step: stop the running job through SSM, committing its checkpoint."""
-    from runctl.services.jobs.graceful import ssm_graceful_stop
-
-    return ssm_graceful_stop(
-        aws_for(ctx).ssm(),
-        ssm_for(ctx),
-        remote_root=get_state(ctx).config().settings.aws.remote_root,
-        notify=out.info,
-    )
 
 
 def _render_action(out: Output, result: ActionResult) -> None:
@@ -66,9 +56,8 @@ def start(
 
     out = command_output(ctx, output)
     _check_id(instance_id)
-    ec2 = ec2_for(ctx)
     with out.spinner(f"starting {instance_id}"):
-        result = start_instance(ec2, instance_id, wait=wait, timeout=timeout)
+        result = start_instance(ec2_for(ctx), instance_id, wait=wait, timeout=timeout)
     _render_action(out, result)
 
 
@@ -81,15 +70,10 @@ def stop(
     output: OutputOption = None,
 ) -> None:
     """Stop an instance, letting a running job checkpoint first (a no-op when stopped)."""
-    from runctl.services.instances.lifecycle import stop_instance
-
     out = command_output(ctx, output)
     _check_id(instance_id)
-    ec2 = ec2_for(ctx)
     with out.spinner(f"stopping {instance_id}"):
-        result = stop_instance(
-            ec2, instance_id, force=force, wait=wait, timeout=timeout, graceful=_graceful(ctx, out)
-        )
+        result = job_session(ctx, out).stop(instance_id, force=force, wait=wait, timeout=timeout)
     _render_action(out, result)
 
 
@@ -103,32 +87,20 @@ def terminate(
     output: OutputOption = None,
 ) -> None:
     """Terminate an instance (asks first unless --yes), letting a running job checkpoint."""
-    from runctl.services import tags as tagging
-    from runctl.services.instances.lifecycle import terminate_instance
+    from runctl.services.instances.lifecycle import GONE, check_may_act, describe_owner
 
     out = command_output(ctx, output)
     _check_id(instance_id)
-    ec2 = ec2_for(ctx)
+    session = job_session(ctx, out)
     if not yes:
-        instance = ec2.describe_instance(instance_id)
-        if instance.state not in ("shutting-down", "terminated"):
-            if not sys.stdin.isatty():
-                raise UsageError(
-                    f"refusing to terminate {instance_id} without confirmation: "
-                    "stdin is not a terminal",
-                    hint="pass --yes to terminate without a prompt",
-                    resource=instance_id,
-                )
-            owner = "" if tagging.is_managed(instance.tags) else " (NOT created by runctl)"
-            label = f"{instance_id} ({instance.name or '-'}, {instance.instance_type}, "
-            label += f"{instance.state})"
-            if not typer.confirm(f"Terminate {label}{owner}?", err=True):
-                out.info("not terminated")
-                raise typer.Exit(1)
+        instance = session.ec2.describe_instance(instance_id)
+        if instance.state not in GONE:
+            check_may_act(instance, "terminate", force=force)
+            out.confirm(
+                f"Terminate {describe_owner(instance)}?", refusing=f"terminate {instance_id}"
+            )
     with out.spinner(f"terminating {instance_id}"):
-        result = terminate_instance(
-            ec2, instance_id, force=force, wait=wait, timeout=timeout, graceful=_graceful(ctx, out)
-        )
+        result = session.terminate(instance_id, force=force, wait=wait, timeout=timeout)
     _render_action(out, result)
 
 
@@ -140,27 +112,27 @@ def status(ctx: typer.Context, instance_id: InstanceId, output: OutputOption = N
     _check_id(instance_id)
     ec2 = ec2_for(ctx)
     info = instance_status(ec2, ssm_for(ctx), prices_for(ec2), instance_id)
+    out.document(info, lambda o: _print_status(o, info))
 
-    def text(o: Output) -> None:
-        o.fields(
-            [
-                ("instance_id", info.instance_id),
-                ("name", info.name),
-                ("state", info.state),
-                ("type", info.instance_type),
-                ("lifecycle", info.lifecycle),
-                ("zone", info.availability_zone),
-                ("uptime", duration(info.uptime_seconds)),
-                ("price", money(info.hourly_price_usd, "/h") + f" ({info.price_source})"),
-                ("cost so far", money(info.cost_so_far_usd, " since last start")),
-                ("ssm", info.ssm_ping),
-                ("job", info.current_job),
-                ("private_ip", info.private_ip),
-                ("public_ip", info.public_ip),
-            ]
-        )
 
-    out.document(info, text)
+def _print_status(out: Output, info: InstanceStatus) -> None:
+    out.fields(
+        [
+            ("instance_id", info.instance_id),
+            ("name", info.name),
+            ("state", info.state),
+            ("type", info.instance_type),
+            ("lifecycle", info.lifecycle),
+            ("zone", info.availability_zone),
+            ("uptime", duration(info.uptime_seconds)),
+            ("price", money(info.hourly_price_usd, "/h") + f" ({info.price_source})"),
+            ("cost so far", money(info.cost_so_far_usd, " since last start")),
+            ("ssm", info.ssm_ping),
+            ("job", info.current_job),
+            ("private_ip", info.private_ip),
+            ("public_ip", info.public_ip),
+        ]
+    )
 
 
 def wait(

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from runctl.cli.aws_jobs import InstanceId, LogPrinter, job_clients
+from runctl.cli.aws_clients import job_session
+from runctl.cli.job_output import LogPrinter, print_follow_end
 from runctl.cli.output import Output
-from runctl.cli.state import OutputOption, command_output, get_state
+from runctl.cli.state import InstanceId, OutputOption, command_output
 from runctl.cli.units import duration
-from runctl.errors import WrongStateError
 
 if TYPE_CHECKING:
-    from runctl.services.jobs.follow import JobReader
+    from runctl.services.jobs.follow import Glance
 
 TAIL_BYTES = 15_000
 
@@ -30,88 +29,29 @@ def monitor(
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines of log to show.", min=0)] = 50,
     output: OutputOption = None,
 ) -> None:
-    """Print a job's log; --follow streams it until the job ends (NDJSON with --output json)."""
-    from runctl.services.instances.lifecycle import validate_instance_id
-    from runctl.services.jobs.follow import InstanceReader, S3Reader
-    from runctl.services.jobs.follow import follow as follow_job
-    from runctl.services.jobs.lookup import job_ref, require_location
-
+    """Print a job's log; --follow streams it until the job ends (NDJSON with --output json)
+    and exits with its verdict: 0 when it succeeded, 7 when it failed, was interrupted or lost."""
     out = command_output(ctx, output)
-    validate_instance_id(instance_id)
-    settings = get_state(ctx).config().settings
-    clients = job_clients(ctx)
-    instance = clients.ec2.describe_instance(instance_id)
-    ref = job_ref(instance, job, settings, Path.cwd())
-    reader: JobReader
-    if instance.state == "running":
-        reader = InstanceReader(
-            clients.ssm_client, instance_id, ref.job_id, settings.aws.remote_root
-        )
-    else:
-        out.detail(f"{instance_id} is {instance.state}; reading the job's S3 copy")
-        reader = S3Reader(clients.s3, require_location(ref, instance_id))
-    try:
-        first = reader.tail(None, TAIL_BYTES)
-    except WrongStateError:  # SSM cannot reach it after all: the S3 copy still can
-        if ref.location is None or isinstance(reader, S3Reader):
-            raise
-        reader = S3Reader(clients.s3, ref.location)
-        first = reader.tail(None, TAIL_BYTES)
-    text = first.chunk.decode("utf-8", "replace")
-    shown = text.splitlines()[-lines:] if lines else []
-    state = first.status.state if first.status else "unknown"
+    watch = job_session(ctx, out).watch(instance_id, job)
+    glance = watch.tail(TAIL_BYTES)
     if not follow:
-        data = {
-            "instance_id": instance_id,
-            "job_id": first.job_id,
-            "attempt": first.attempt,
-            "state": state,
-            "exit_code": first.status.exit_code if first.status else None,
-            "source": first.source,
-            "lines": shown,
-        }
-
-        def render(o: Output) -> None:
-            for line in shown:
-                o.line(line)
-            o.info(f"job {first.job_id} attempt {first.attempt}: {state} (from {first.source})")
-
-        out.document(data, render)
+        out.document(glance.to_dict(instance_id, lines), lambda o: _print_glance(o, glance, lines))
         return
-
     printer = LogPrinter(out, ndjson=out.is_json)
+    shown = glance.lines(lines)
     if shown:
         printer(("\n".join(shown) + "\n").encode())
-    location = ref.location
-    if location is None and first.job_id:
-        location = job_ref(instance, first.job_id, settings, Path.cwd()).location
-
-    def alive() -> bool:
-        return clients.ec2.describe_instance(instance_id).state in ("pending", "running")
-
-    result = follow_job(
-        reader,
-        fallback=(lambda: S3Reader(clients.s3, location)) if location is not None else None,
-        attempt=first.attempt,
-        offset=first.log_size,
-        on_log=printer,
-        instance_alive=alive,
-    )
+    seen = glance.observation
+    result = watch.follow(on_log=printer, attempt=seen.attempt, offset=seen.log_size)
     printer.close()
-    final = "lost" if result.lost else (result.status.state if result.status else "unknown")
-    end = {
-        "type": "end",
-        "instance_id": instance_id,
-        "job_id": first.job_id,
-        "attempt": result.attempt,
-        "state": final,
-        "exit_code": result.status.exit_code if result.status else None,
-    }
-    if out.is_json:
-        out.json_line(end)
-    else:
-        code = end["exit_code"]
-        out.info(f"job {first.job_id} {final}" + ("" if code is None else f" (exit code {code})"))
+    print_follow_end(out, watch, result)
+
+
+def _print_glance(out: Output, glance: Glance, count: int) -> None:
+    for line in glance.lines(count):
+        out.line(line)
+    seen = glance.observation
+    out.info(f"job {seen.job_id} attempt {seen.attempt}: {glance.state} (from {seen.source})")
 
 
 def processes(
@@ -127,18 +67,11 @@ def processes(
     output: OutputOption = None,
 ) -> None:
     """CPU, memory, disk, GPUs and the job's processes (NDJSON with --watch --output json)."""
-    from runctl.services.instances.lifecycle import validate_instance_id
-    from runctl.services.jobs.processes import instance_snapshot
-
     out = command_output(ctx, output)
-    validate_instance_id(instance_id)
-    settings = get_state(ctx).config().settings
-    clients = job_clients(ctx)
+    session = job_session(ctx, out)
     taken = 0
     while True:
-        snap = instance_snapshot(
-            clients.ssm_client, instance_id, remote_root=settings.aws.remote_root
-        )
+        snap = session.processes(instance_id)
         if out.is_json:
             out.json_line(snap)
         else:

@@ -1,4 +1,4 @@
-"""``runctl checkpoint list|info|resume|cleanup``: committed checkpoints, here and in S3.
+"""``runctl checkpoint list|info|resume|download|cleanup``: committed checkpoints, here and in S3.
 
 TARGET is a job (``s3://B/runctl/P/jobs/ID/``), an ``s3://`` checkpoint store prefix, a local
 store (``runctl local --checkpoint-s3 DIR``) or a plain checkpoint directory; see
@@ -6,7 +6,9 @@ store (``runctl local --checkpoint-s3 DIR``) or a plain checkpoint directory; se
 list (one object per checkpoint, newest first), ``info`` and ``cleanup`` one object. ``resume``
 starts the job's next attempt from the newest checkpoint: on ``--instance-id`` (``--wait``
 follows it and exits with its verdict like ``aws train --wait``) or, without it, here through
-``runctl local``'s runner (exit 0, 7 with the script's exit code, 130 when stopped).
+``runctl local``'s runner (exit 0, 7 with the script's exit code, 130 when stopped); with
+``--checkpoint`` from an older checkpoint. ``download`` restores a checkpoint's files, verified,
+into a directory (one JSON object: the checkpoint, its files, the fallbacks taken).
 """
 
 from __future__ import annotations
@@ -14,11 +16,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runctl.cli.aws_clients import aws_for
+from runctl.cli.aws_clients import aws_for, job_session
+from runctl.cli.job_output import (
+    LogPrinter,
+    follow_to_verdict,
+    render_started,
+    report_local_result,
+    say_started,
+)
 from runctl.cli.output import Output, format_bytes
 from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output, get_state
@@ -47,6 +56,10 @@ Target = Annotated[
     ),
 ]
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+Checkpoint = Annotated[
+    str | None,
+    typer.Option("--checkpoint", help="Id, sequence number or id prefix (default: the newest)."),
+]
 
 
 def _open(ctx: typer.Context, target: str) -> CheckpointTarget:
@@ -95,15 +108,7 @@ def _when(mtime: float) -> str:
 
 @checkpoint_app.command("info")
 def info(
-    ctx: typer.Context,
-    target: Target,
-    checkpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--checkpoint", help="Id, sequence number or id prefix (default: the newest)."
-        ),
-    ] = None,
-    output: OutputOption = None,
+    ctx: typer.Context, target: Target, checkpoint: Checkpoint = None, output: OutputOption = None
 ) -> None:
     """One checkpoint's manifest: its files with sizes and sha256, attempt, time, job id."""
     from runctl.services.checkpoints.admin import checkpoint_info
@@ -134,6 +139,38 @@ def _print_detail(o: Output, detail: CheckpointDetail) -> None:
             for f in detail.files
         ],
     )
+
+
+@checkpoint_app.command("download")
+def download(
+    ctx: typer.Context,
+    source: Target,
+    directory: Annotated[
+        Path, typer.Argument(help="Where the files go (created when missing).", show_default=False)
+    ],
+    checkpoint: Checkpoint = None,
+    output: OutputOption = None,
+) -> None:
+    """Restore a committed checkpoint's files into DIRECTORY, each verified against its sha256."""
+    from runctl.services.checkpoints.download import download_checkpoint
+
+    out = command_output(ctx, output)
+    result = download_checkpoint(_open(ctx, source), directory, checkpoint)
+
+    def text(o: Output) -> None:
+        for checkpoint_id, why in result.given_up:
+            o.warn(f"checkpoint {checkpoint_id} given up: {why}")
+        manifest = result.manifest
+        o.table(
+            ["file", "size", "sha256"],
+            [[f.path, format_bytes(f.size), f.sha256] for f in manifest.files],
+        )
+        o.success(
+            f"checkpoint {manifest.id}: {len(manifest.files)} file(s), "
+            f"{format_bytes(manifest.total_size)}, verified, in {directory}"
+        )
+
+    out.document(result.to_dict(), text)
 
 
 @checkpoint_app.command("cleanup")
@@ -209,12 +246,12 @@ def resume(
     force: Annotated[
         bool, typer.Option("--force", help="Resume even if the job looks still running.")
     ] = False,
+    checkpoint: Checkpoint = None,
     output: OutputOption = None,
 ) -> None:
-    """Start the job's next attempt from its newest committed checkpoint (here or on an
-    instance). Put the script's arguments after `--` to replace the job's."""
-    from runctl.cli.aws_jobs import finish_job, follow_started, job_clients
-    from runctl.paths import cache_dir
+    """Start the job's next attempt from its newest committed checkpoint, or the one
+    --checkpoint names (here or on an instance). Put the script's arguments after `--` to
+    replace the job's."""
     from runctl.services.checkpoints.resume import plan_resume, resume_on_instance
     from runctl.services.instances.lifecycle import validate_instance_id
 
@@ -224,47 +261,36 @@ def resume(
     if timeout is not None and not (instance_id and wait):
         raise UsageError("--timeout applies to --instance-id with --wait")
     extra = [*(args or []), *ctx.args] or None
-    plan = plan_resume(_open(ctx, target), cwd=Path.cwd(), s3_client=lambda: aws_for(ctx).s3())
-    out.info(
-        f"resuming job {plan.spec.job_id} from checkpoint {plan.manifest.id} "
-        f"(attempt {plan.next_attempt})"
+    plan = plan_resume(
+        _open(ctx, target),
+        cwd=Path.cwd(),
+        s3_client=lambda: aws_for(ctx).s3(),
+        checkpoint=checkpoint,
     )
+    out.info(f"resuming job {plan.spec.job_id} from checkpoint {plan.manifest.id} "
+             f"(attempt {plan.next_attempt})")  # fmt: skip
     if instance_id is None:
         _resume_here(ctx, out, plan, extra, force)
         return
-    settings = get_state(ctx).config().settings
-    clients = job_clients(ctx)
+    session = job_session(ctx, out)
     with out.spinner(f"starting attempt {plan.next_attempt} on {instance_id}"):
-        started = resume_on_instance(
-            clients, plan, instance_id, settings, cache_dir=cache_dir(), args=extra, force=force
-        )
-    document: dict[str, Any] = {
-        **started.to_dict(),
-        "resumed_from": plan.manifest.id,
-        "state": "running",
-        "exit_code": None,
-    }
+        started = resume_on_instance(session, plan, instance_id, args=extra, force=force)
+    say_started(out, started)
     if not wait:
-        out.info(f"follow it: runctl aws monitor {instance_id} --follow")
-        out.document(document, lambda o: o.line(started.job_id))
+        render_started(out, started, resumed_from=plan.manifest.id)
         return
-    result = follow_started(
-        ctx, out, started, timeout_minutes=timeout, remote_root=settings.aws.remote_root
-    )
-    finish_job(out, document, result)
+    follow_to_verdict(out, session, started, timeout_minutes=timeout, resumed_from=plan.manifest.id)
 
 
 def _resume_here(
     ctx: typer.Context, out: Output, plan: ResumePlan, args: list[str] | None, force: bool
 ) -> None:
     """Run the next attempt here; exit like ``runctl local`` (0, 7, 130)."""
-    from runctl.cli.aws_jobs import LogPrinter
-    from runctl.cli.local import report_local_result
     from runctl.services.checkpoints.resume import resume_here
 
     result = resume_here(
         plan, cwd=Path.cwd(), args=args, force=force, s3_client=lambda: aws_for(ctx).s3(),
-        echo=LogPrinter(out), notify=out.note,
+        echo=LogPrinter(out), notify=out.detail,
     )  # fmt: skip
     data = {**result.to_dict(), "attempt": plan.next_attempt, "resumed_from": plan.manifest.id}
     report_local_result(out, result, data)

@@ -10,16 +10,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runctl.cli.output import Output
+from runctl.cli.job_output import report_local_result
 from runctl.cli.state import OutputOption, command_output, get_state
-from runctl.errors import ExitCode, JobFailedError, RunctlError
 
 if TYPE_CHECKING:
-    from runctl.services.jobs.local import LocalJobResult
+    pass
 
 HELP = (
     "Run SCRIPT on this machine with the job environment (RUNCTL_* variables, checkpoints, "
@@ -102,32 +101,3 @@ def local(
         notify=out.detail,
     )
     report_local_result(out, result, result.to_dict())
-
-
-def report_local_result(out: Output, result: LocalJobResult, data: dict[str, Any]) -> None:
-    """Render a job run here and exit like ``runctl local``: 0, 7 (script failed), 130."""
-    if isinstance(result.error, RunctlError):
-        raise result.error
-    status = result.status
-    if status.state == "succeeded":
-        out.document(
-            data, lambda o: o.success(f"job {result.job_id} succeeded (log: {result.log_path})")
-        )
-        return
-    if status.state in ("stopped", "interrupted", "cancelled"):
-        out.document(data, lambda o: _stopped(o, data))
-        raise typer.Exit(int(ExitCode.INTERRUPTED))
-    code = status.exit_code
-    raise JobFailedError(
-        f"job {result.job_id} failed: {status.message or f'exit code {code}'}",
-        script_exit_code=code,
-        hint=f"see the log: {result.log_path}",
-        resource=result.job_id,
-        details=data,
-    )
-
-
-def _stopped(out: Output, data: dict[str, object]) -> None:
-    checkpoint = data.get("checkpoint_id")
-    kept = f"; checkpoint {checkpoint} committed" if checkpoint else ""
-    out.info(f"job {data['job_id']} stopped{kept}; checkpoints stay in {data['checkpoint_dir']}")

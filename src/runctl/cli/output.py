@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -22,7 +23,6 @@ from rich.table import Table
 from runctl.errors import RunctlError, UsageError
 
 FORMATS = ("text", "json")
-WARNING_PREFIX = "warning: "
 
 
 def to_jsonable(value: Any) -> Any:
@@ -125,14 +125,6 @@ class Output:
         if self.verbose:
             self._err.print(f"[dim]{escape(message)}[/dim]")
 
-    def note(self, message: str) -> None:
-        """A service's progress message: shown with --verbose, except ``warning: ...`` ones,
-        which always are (a skipped file, a huge bundle: things the user must hear)."""
-        if message.startswith(WARNING_PREFIX):
-            self.warn(message[len(WARNING_PREFIX) :])
-        else:
-            self.detail(message)
-
     def success(self, message: str) -> None:
         self._err.print(f"[green]✓[/green] {escape(message)}")
 
@@ -146,6 +138,18 @@ class Output:
             self._err.print(f"  [dim]hint:[/dim] {escape(err.hint)}")
         if self.is_json:
             self.json_line(err.to_dict())
+
+    def confirm(self, question: str, *, refusing: str) -> None:
+        """Ask ``question`` on the terminal; exit 1 on "no". Without a terminal to ask on, a
+        UsageError saying what was refused (``refusing``) and that ``--yes`` confirms."""
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"refusing to {refusing} without confirmation: stdin is not a terminal",
+                hint="pass --yes to confirm",
+            )
+        if not typer.confirm(question, err=True):
+            self.info("nothing done")
+            raise typer.Exit(1)
 
     @contextmanager
     def spinner(self, message: str) -> Iterator[Callable[[str], None]]:

@@ -22,6 +22,16 @@ LAZY_GROUPS: dict[str, LazyGroup] = {
         "aws_app",
         "EC2 instances and the jobs on them: setup, create, train, monitor, stop, terminate.",
     ),
+    "jobs": LazyGroup(
+        "runctl.cli.jobs",
+        "jobs_app",
+        "Jobs wherever they ran: list, show, logs, cancel (read from their records in S3).",
+    ),
+    "workflow": LazyGroup(
+        "runctl.cli.workflow",
+        "workflow_app",
+        "Create, train, fetch outputs, terminate: N instances, one job each (sweeps).",
+    ),
     "s3": LazyGroup(
         "runctl.cli.s3",
         "s3_app",
@@ -30,7 +40,7 @@ LAZY_GROUPS: dict[str, LazyGroup] = {
     "checkpoint": LazyGroup(
         "runctl.cli.checkpoint",
         "checkpoint_app",
-        "Committed checkpoints in a local directory or S3: list, inspect, resume, prune.",
+        "Committed checkpoints in a local directory or S3: list, inspect, resume, download, prune.",
     ),
     "resources": LazyGroup(
         "runctl.cli.resources",

@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runctl.cli.aws_clients import ec2_for, ec2_in_regions, prices_for
+from runctl.cli.aws_clients import ec2_for, ec2_in_regions, job_session, prices_for
 from runctl.cli.output import Output
 from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output
 from runctl.cli.units import duration, money
 from runctl.errors import UsageError
 
+if TYPE_CHECKING:
+    from runctl.services.account.resources import BulkResult, ResourceListing, Scope
+
 resources_app = typer.Typer(
     help=group_help("resources"), rich_markup_mode=None, no_args_is_help=True
 )
 
 Project = Annotated[str | None, typer.Option("--project", help="Only this project.")]
+AllUsers = Annotated[
+    bool, typer.Option("--all-users", help="Every user's resources, not only yours.")
+]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would be done.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+Force = Annotated[bool, typer.Option("--force", help="Skip the graceful job step.")]
 PLATFORMS = ("aws", "local", "all")
+
+
+def _scope(project: str | None, all_users: bool, include_foreign: bool = False) -> Scope:
+    """The resources a command looks at: yours (``runctl:user``) unless ``--all-users``."""
+    from runctl.job.spec import project_key
+    from runctl.services.account.resources import Scope
+    from runctl.services.tags import current_user
+
+    try:
+        key = project_key(project) if project is not None else None
+    except ValueError as exc:
+        raise UsageError(f"--project {project!r}: {exc}") from None
+    return Scope(key, None if all_users else current_user(), include_foreign)
 
 
 @resources_app.command("list")
@@ -29,6 +48,7 @@ def list_(
     ctx: typer.Context,
     platform: Annotated[str, typer.Option("--platform", help="aws, local or all.")] = "all",
     project: Project = None,
+    all_users: AllUsers = False,
     all_regions: Annotated[
         bool, typer.Option("--all-regions", help="Every enabled region.")
     ] = False,
@@ -43,101 +63,106 @@ def list_(
     out = command_output(ctx, output)
     if platform not in PLATFORMS:
         raise UsageError(f"--platform {platform!r}: use one of {', '.join(PLATFORMS)}")
+    scope = _scope(project, all_users or include_all, include_all)
     listing = ResourceListing(rows=[], regions=[], total_hourly_usd=0.0, total_accumulated_usd=0.0)
     if platform in ("aws", "all"):
         clients = ec2_in_regions(ctx) if all_regions else [ec2_for(ctx)]
         with out.spinner(f"listing instances in {len(clients)} region(s)"):
-            listing = list_instances(
-                ((c, prices_for(c)) for c in clients), project=project, include_all=include_all
-            )
+            listing = list_instances(((c, prices_for(c)) for c in clients), scope)
     if platform in ("local", "all"):
         listing.notes.append("local: runs on this machine are not tracked as resources yet")
+    listing.notes.append(f"scope: {scope.describe()}")
+    out.document(listing, lambda o: _print_listing(o, listing))
 
-    def text(o: Output) -> None:
-        o.table(
-            ["id", "project", "state", "type", "market", "age", "$/h", "so far"],
+
+def _print_listing(out: Output, listing: ResourceListing) -> None:
+    out.table(
+        ["id", "project", "state", "type", "market", "age", "$/h", "so far"],
+        [
             [
-                [
-                    r.instance_id,
-                    r.project,
-                    r.state + (" (protected)" if r.protected else ""),
-                    r.instance_type,
-                    r.lifecycle,
-                    duration(r.age_seconds),
-                    money(r.hourly_usd),
-                    money(r.accumulated_usd),
-                ]
-                for r in listing.rows
-            ],
-        )
-        o.info(
-            f"{len(listing.rows)} instance(s) in {', '.join(listing.regions) or 'no region'}; "
-            f"running now {money(listing.total_hourly_usd, '/h')}, "
-            f"so far {money(listing.total_accumulated_usd)} (estimates; since last start)"
-        )
-        for note in listing.notes:
-            o.detail(note)
-
-    out.document(listing, text)
+                r.instance_id,
+                r.project,
+                r.state + (" (protected)" if r.protected else ""),
+                r.instance_type,
+                r.lifecycle,
+                duration(r.age_seconds),
+                money(r.hourly_usd),
+                money(r.accumulated_usd),
+            ]
+            for r in listing.rows
+        ],
+    )
+    out.info(
+        f"{len(listing.rows)} instance(s) in {', '.join(listing.regions) or 'no region'}; "
+        f"running now {money(listing.total_hourly_usd, '/h')}, "
+        f"so far {money(listing.total_accumulated_usd)} (estimates; since last start)"
+    )
+    for note in listing.notes:
+        out.detail(note)
 
 
-def _bulk(
-    ctx: typer.Context,
-    action: str,
-    project: str | None,
-    dry_run: bool,
-    yes: bool,
-    force: bool,
-    output: str | None,
-) -> None:
-    from runctl.services.account.resources import bulk_action
+def _bulk(ctx: typer.Context, action: str, scope: Scope, *, dry_run: bool, yes: bool,
+          force: bool, output: str | None) -> None:  # fmt: skip
+    """``cleanup`` and ``stop-all``: plan, confirm, act (graceful job step unless --force)."""
+    from runctl.services.account.resources import act_on_scope
 
     out = command_output(ctx, output)
-    ec2 = ec2_for(ctx)
-    verb = "stop" if action == "stop" else "terminate"
-    plan = bulk_action(ec2, action, project=project, dry_run=True)
+    session = job_session(ctx, out)
+    plan = act_on_scope(session, action, scope, dry_run=True)
+    if scope.user is None:
+        out.warn("--all-users: acting on every user's instances")
     if plan.acted_on and not dry_run and not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(
-                f"refusing to {verb} {len(plan.acted_on)} instance(s) without confirmation: "
-                "stdin is not a terminal",
-                hint="pass --yes, or --dry-run to see the list",
-            )
-        if not typer.confirm(f"{verb} {', '.join(plan.acted_on)}?", err=True):
-            out.info("nothing done")
-            raise typer.Exit(1)
-    result = plan if dry_run else bulk_action(ec2, action, project=project, force=force)
+        verb = "stop" if action == "stop" else "terminate"
+        targets = ", ".join(plan.acted_on)
+        out.confirm(f"{verb} {targets}?", refusing=f"{verb} {len(plan.acted_on)} instance(s)")
+    if not dry_run:
+        plan = act_on_scope(session, action, scope, force=force)
+    out.document(plan, lambda o: _print_bulk(o, plan))
 
-    def text(o: Output) -> None:
-        for instance_id, reason in result.skipped.items():
-            o.info(f"skipped {instance_id}: {reason}")
-        done = "would " + verb if dry_run else verb + ("ped" if verb == "stop" else "d")
-        o.success(f"{done}: {', '.join(result.acted_on) or 'nothing'}")
 
-    out.document(result, text)
+def _print_bulk(out: Output, result: BulkResult) -> None:
+    verb = "stop" if result.action == "stop" else "terminate"
+    for instance_id, reason in result.skipped.items():
+        out.info(f"skipped {instance_id}: {reason}")
+    for instance_id, message in result.job_stops.items():
+        out.info(f"{instance_id}: {message}")
+    if result.uploads is not None and (result.uploads.aborted or result.uploads.spared):
+        done = "would abort" if result.dry_run else "aborted"
+        out.info(
+            f"{done} {len(result.uploads.aborted)} unfinished upload(s) under "
+            f"{result.uploads.prefix}; spared {len(result.uploads.spared)} younger than an hour"
+        )
+    done = "would " + verb if result.dry_run else verb + ("ped" if verb == "stop" else "d")
+    out.success(f"{done}: {', '.join(result.acted_on) or 'nothing'}")
 
 
 @resources_app.command("cleanup")
 def cleanup(
     ctx: typer.Context,
     project: Project = None,
+    all_users: AllUsers = False,
     dry_run: DryRun = False,
     yes: Yes = False,
-    force: Annotated[bool, typer.Option("--force", help="Skip the graceful job step.")] = False,
+    force: Force = False,
     output: OutputOption = None,
 ) -> None:
-    """Terminate runctl-managed instances (never protected or foreign ones)."""
-    _bulk(ctx, "terminate", project, dry_run, yes, force, output)
+    """Terminate your runctl-managed instances (never protected or foreign ones); each running
+    job commits its checkpoint first unless --force."""
+    scope = _scope(project, all_users)
+    _bulk(ctx, "terminate", scope, dry_run=dry_run, yes=yes, force=force, output=output)
 
 
 @resources_app.command("stop-all")
 def stop_all(
     ctx: typer.Context,
     project: Project = None,
+    all_users: AllUsers = False,
     dry_run: DryRun = False,
     yes: Yes = False,
-    force: Annotated[bool, typer.Option("--force", help="Skip the graceful job step.")] = False,
+    force: Force = False,
     output: OutputOption = None,
 ) -> None:
-    """Stop running runctl-managed instances (never protected or foreign ones)."""
-    _bulk(ctx, "stop", project, dry_run, yes, force, output)
+    """Stop your running runctl-managed instances (never protected or foreign ones); each
+    running job commits its checkpoint first unless --force."""
+    scope = _scope(project, all_users)
+    _bulk(ctx, "stop", scope, dry_run=dry_run, yes=yes, force=force, output=output)

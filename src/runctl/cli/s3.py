@@ -28,8 +28,11 @@ from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mypy_boto3_s3 import S3Client
 
+    from runctl.aws.s3 import S3Uri
     from runctl.aws.s3_paths import PathFilter
     from runctl.aws.s3_transfer import TransferSettings
 
@@ -222,32 +225,66 @@ def list_(
 @s3_app.command("cleanup")
 def cleanup(
     ctx: typer.Context,
-    prefix: Annotated[str, typer.Argument(help="s3://bucket/prefix whose entries to prune")],
+    prefix: Annotated[str, typer.Argument(help="s3://bucket/prefix to clean up")],
     keep_last_n: Annotated[
-        int,
+        int | None,
+        typer.Option("--keep-last-n", min=0, help="Keep the newest N entries; delete the rest."),
+    ] = None,
+    incomplete: Annotated[
+        bool,
         typer.Option(
-            "--keep-last-n",
-            min=0,
-            help="How many of the newest entries to keep.",
-            show_default=False,
+            "--incomplete",
+            help="Abort the unfinished multipart uploads under PREFIX (a killed upload's "
+            "parts stay stored and billed, and no listing shows them).",
         ),
-    ],
+    ] = False,
     dry_run: DryRun = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     output: OutputOption = None,
 ) -> None:
-    """Keep the newest N entries (sub-prefixes or objects) under PREFIX; delete the rest."""
+    """Keep the newest N entries (sub-prefixes or objects) under PREFIX and delete the rest,
+    and/or abort the unfinished multipart uploads under it."""
     from runctl.aws.s3 import S3Uri
-    from runctl.aws.s3_cleanup import plan_cleanup, run_cleanup
 
     out = command_output(ctx, output)
     where = S3Uri.parse(prefix)
+    if keep_last_n is None and not incomplete:
+        raise UsageError(
+            "say what to clean up under " + prefix,
+            hint="--keep-last-n N (prune old entries), --incomplete (abort unfinished uploads)",
+        )
     if not (dry_run or yes or sys.stdin.isatty()):
         raise UsageError(
             "refusing to delete without confirmation (no terminal to ask on)",
             hint="pass --yes to confirm, or --dry-run to see what would go",
         )
     client, _ = _engine(ctx)
+    data: dict[str, Any] = {"prefix": str(where.as_prefix())}
+    if keep_last_n is not None:
+        data["keep_last_n"] = keep_last_n
+    data["dry_run"] = dry_run
+    texts: list[Callable[[Output], None]] = []
+    if keep_last_n is not None:
+        pruned, pruned_text = _prune(out, client, where, keep_last_n, dry_run=dry_run, yes=yes)
+        data.update(pruned)
+        texts.append(pruned_text)
+    if incomplete:
+        aborted, aborted_text = _abort_incomplete(out, client, where, dry_run=dry_run, yes=yes)
+        data["incomplete"] = aborted
+        texts.append(aborted_text)
+
+    def text(o: Output) -> None:
+        for part in texts:
+            part(o)
+
+    out.document(data, text)
+
+
+def _prune(
+    out: Output, client: S3Client, where: S3Uri, keep_last_n: int, *, dry_run: bool, yes: bool
+) -> tuple[dict[str, Any], Callable[[Output], None]]:
+    from runctl.aws.s3_cleanup import plan_cleanup, run_cleanup
+
     plan = plan_cleanup(client, where, keep_last_n)
     if plan.delete and not dry_run and not yes:
         for entry in plan.delete:
@@ -261,9 +298,6 @@ def cleanup(
         )
     deleted = 0 if dry_run else run_cleanup(client, plan)
     data = {
-        "prefix": str(plan.prefix),
-        "keep_last_n": keep_last_n,
-        "dry_run": dry_run,
         "kept": [e.name for e in plan.keep],
         "deleted": [e.name for e in plan.delete],
         "deleted_objects": deleted if not dry_run else len(plan.delete_keys),
@@ -278,4 +312,36 @@ def cleanup(
             f"({len(plan.delete_keys)} objects, {format_bytes(plan.delete_bytes)})"
         )
 
-    out.document(data, text)
+    return data, text
+
+
+def _abort_incomplete(
+    out: Output, client: S3Client, where: S3Uri, *, dry_run: bool, yes: bool
+) -> tuple[dict[str, object], Callable[[Output], None]]:
+    from runctl.aws.s3_uploads import abort_incomplete_uploads, abort_uploads
+
+    report = abort_incomplete_uploads(client, where.as_prefix(), dry_run=True)
+    if report.aborted and not dry_run:
+        if not yes:
+            for upload in report.aborted:
+                out.info(f"  abort {upload.uri} (started {local_time(upload.initiated)})")
+            typer.confirm(
+                f"abort {len(report.aborted)} unfinished upload(s) under {report.prefix}?",
+                abort=True,
+                err=True,
+            )
+        report.dry_run = False
+        report.aborted, report.failed = abort_uploads(client, report.aborted)
+
+    def text(o: Output) -> None:
+        verb = "would abort" if dry_run else "aborted"
+        for upload in report.aborted:
+            started = local_time(upload.initiated)
+            o.line(f"{verb} unfinished upload {upload.uri} (started {started})")
+        for upload, message in report.failed:
+            o.warn(f"could not abort {upload.uri}: {message}")
+        o.line(f"{verb} {len(report.aborted)} unfinished upload(s) under {report.prefix}")
+
+    if report.failed:
+        out.warn(f"{len(report.failed)} unfinished upload(s) could not be aborted")
+    return report.to_dict(), text

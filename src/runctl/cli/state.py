@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from runctl.aws.session import AwsContext
     from runctl.config import ResolvedConfig
 
+InstanceId = Annotated[str, typer.Argument(help="Instance id (i-...).", show_default=False)]
 OutputOption = Annotated[
     str | None,
     typer.Option(

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 
 def duration(seconds: float | None) -> str | None:
-    """``3d 4h 5m`` / ``4h 5m``; None stays None (shown as ``-``)."""
+    """``3d 4h 5m`` / ``4h 5m`` / ``5m 12s`` / ``12s`` (a short job's seconds matter); None stays
+    None (shown as ``-``)."""
     if seconds is None:
         return None
-    minutes = int(seconds) // 60
+    minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h {minutes}m" if days else f"{hours}h {minutes}m"
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
 def money(value: float | None, suffix: str = "") -> str:

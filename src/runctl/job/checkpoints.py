@@ -1,114 +1,80 @@
-"""The checkpoint commit protocol (PRODUCT.md section 5), the same on the instance and the laptop.
+"""The checkpoint commit protocol (docs/reference.md, "Checkpoints"), the same on the instance and
+the laptop.
 
-A store (S3 prefix or local directory, see :mod:`runctl.job.stores`) holds::
+A store (S3 prefix or local directory, see :mod:`runctl.job.stores`) holds content-addressed
+blobs and one manifest per commit (:mod:`runctl.job.manifests`). The manifest is the only thing a
+reader trusts, and it is written last: a commit cut off at any point leaves at most unreferenced
+blobs, never a manifest, so a resume never sees it.
 
-    blobs/<sha256>                                   file contents, content-addressed
-    manifests/<seq:08d>-<yyyymmddTHHMMSSZ>-a<attempt>.json   one per commit, written LAST
+A commit never makes the checkpoint worse. A file that a process of the job holds open for
+writing (``busy``, from :mod:`runctl.remote.writers` on the instance), that changes while it is
+read, or whose upload did not finish before the commit's deadline (``stop``) is not taken in its
+current state: the new manifest carries that file's last committed version (or leaves it out
+when it never had one), and the log says so. Each file is uploaded from a consistent copy
+(:mod:`runctl.job.snapshot`), never from bytes that change under the upload. When the result
+equals the newest manifest, nothing is written.
 
-A manifest lists every file of the checkpoint directory (relative path, size, sha256) with the
-job id, attempt and time. It is the only thing a reader trusts: a commit uploads the blobs that
-are not there yet (one LIST tells which, no HEAD per file), then writes the manifest. A commit cut
-off at any point leaves at most unreferenced blobs, never a manifest, so a resume never sees it.
-Restoring downloads what the newest manifest lists into a staging directory, verifies every
-size and sha256, and falls back to the previous manifest when a blob is missing or corrupt.
-``prune`` keeps the newest ``keep_last_n`` manifests and deletes the blobs no remaining manifest
+Restoring downloads what a manifest lists into a staging directory, verifies every size and
+sha256, and falls back to the previous manifest when a blob is missing or corrupt. ``prune``
+keeps the newest ``keep_last_n`` manifests and deletes the blobs no remaining manifest
 references (only blobs older than an hour, so a commit in flight is never robbed).
-
-Files skipped in a checkpoint directory: names ending in ``.tmp`` (a script's atomic write in
-progress), the S3 engine's unfinished downloads and runctl's own ``.runctl-*`` staging.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from runctl.aws.s3_paths import is_temp_name, local_path_for
+from runctl.aws.s3_paths import local_path_for
 from runctl.errors import NotFoundError
-from runctl.job.spec import UTC, utc_now
+from runctl.job.manifests import (
+    BLOBS,
+    MANIFESTS,
+    Manifest,
+    ManifestFile,
+    ManifestRef,
+    latest_manifest,
+    list_manifests,
+    read_manifest,
+    write_manifest,
+)
+from runctl.job.snapshot import (
+    STAGING_PREFIX,
+    FileCopy,
+    HashCache,
+    Unstable,
+    scan_checkpoint_dir,
+    sha256_file,
+    snapshot_file,
+    staging_dir,
+)
+from runctl.job.spec import UTC
 from runctl.job.stores import CheckpointStore
 
-BLOBS = "blobs/"
-MANIFESTS = "manifests/"
-STAGING_PREFIX = ".runctl-"
 BLOB_GRACE_SECONDS = 3600.0
-READ_SIZE = 1024 * 1024
-UNSTABLE_RETRIES = 3
+NOT_UPLOADED = "its upload did not finish before the commit's deadline"
 
 Log = Callable[[str], None]
+Busy = Callable[[], Mapping[str, str]]
 
 
 def _ignore(message: str) -> None:
     """The default ``log``: say nothing."""
 
 
-@dataclass(frozen=True)
-class ManifestFile:
-    """One file of a checkpoint."""
-
-    path: str
-    size: int
-    sha256: str
-
-
-@dataclass
-class Manifest:
-    """A committed checkpoint: what a resume restores."""
-
-    id: str
-    sequence: int
-    job_id: str
-    attempt: int
-    created: str
-    files: list[ManifestFile] = field(default_factory=list)
-    format: int = 1
-
-    @property
-    def total_size(self) -> int:
-        return sum(f.size for f in self.files)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["total_size"] = self.total_size
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        return cls(
-            id=str(data["id"]),
-            sequence=int(data["sequence"]),
-            job_id=str(data.get("job_id", "")),
-            attempt=int(data.get("attempt", 0)),
-            created=str(data.get("created", "")),
-            files=[
-                ManifestFile(str(f["path"]), int(f["size"]), str(f["sha256"]))
-                for f in data.get("files", [])
-            ],
-            format=int(data.get("format", 1)),
-        )
-
-
-@dataclass(frozen=True)
-class ManifestRef:
-    """A manifest as listed (its name carries sequence and attempt; no GET needed)."""
-
-    id: str
-    sequence: int
-    attempt: int
-    modified: datetime
-
-
 @dataclass
 class CommitResult:
-    """What one commit did; ``created`` is False when nothing changed since the last manifest."""
+    """What one commit did; ``created`` is False when nothing changed since the last manifest.
+
+    ``carried`` maps a file kept at its last committed version to why its current state was not
+    taken; ``left_out`` the same for files that had no committed version to keep.
+    """
 
     manifest: Manifest | None
     created: bool
@@ -116,6 +82,8 @@ class CommitResult:
     uploaded_bytes: int = 0
     reused_files: int = 0
     seconds: float = 0.0
+    carried: dict[str, str] = field(default_factory=dict)
+    left_out: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -128,124 +96,66 @@ class PruneResult:
     freed_bytes: int = 0
 
 
-@dataclass(frozen=True)
-class LocalCheckpointFile:
-    """A file in a checkpoint directory on disk."""
+@dataclass
+class _Reading:
+    """The checkpoint directory as this commit takes it: files in their current state (with
+    the consistent copies to upload), and files whose current state is not taken, with why."""
 
-    path: str
-    size: int
-    mtime: float
+    files: dict[str, ManifestFile] = field(default_factory=dict)
+    copies: dict[str, FileCopy] = field(default_factory=dict)  # by sha256
+    unstable: dict[str, str] = field(default_factory=dict)
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(READ_SIZE), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    def not_taken(self, rel: str, why: str) -> None:
+        self.files.pop(rel, None)
+        self.unstable.setdefault(rel, why)
 
 
-def skipped_name(name: str) -> bool:
-    """True for files a checkpoint never includes (unfinished writes and runctl's staging)."""
-    return name.endswith(".tmp") or is_temp_name(name) or name.startswith(STAGING_PREFIX)
-
-
-def scan_checkpoint_dir(directory: Path) -> list[LocalCheckpointFile]:
-    """The files of a checkpoint directory on disk (relative path, size, mtime), sorted."""
-    found: list[LocalCheckpointFile] = []
-    if not directory.is_dir():
-        return found
-    for current, dirnames, names in os.walk(directory):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(STAGING_PREFIX))
-        for name in sorted(names):
-            if skipped_name(name):
-                continue
-            path = Path(current) / name
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            found.append(
-                LocalCheckpointFile(
-                    path.relative_to(directory).as_posix(), stat.st_size, stat.st_mtime
-                )
-            )
-    return found
-
-
-def _parse_manifest_name(key: str, modified: datetime) -> ManifestRef | None:
-    name = key[len(MANIFESTS) :]
-    if "/" in name or not name.endswith(".json"):
-        return None
-    stem = name[: -len(".json")]
-    parts = stem.split("-")
-    try:
-        sequence = int(parts[0])
-        attempt = int(parts[-1][1:]) if parts[-1].startswith("a") else 0
-    except ValueError:
-        return None
-    return ManifestRef(stem, sequence, attempt, modified)
-
-
-def list_manifests(store: CheckpointStore) -> list[ManifestRef]:
-    """Every manifest in the store, newest (highest sequence) first."""
-    refs = []
-    for key, obj in store.list(MANIFESTS).items():
-        ref = _parse_manifest_name(key, obj.modified)
-        if ref is not None:
-            refs.append(ref)
-    return sorted(refs, key=lambda r: (r.sequence, r.id), reverse=True)
-
-
-def read_manifest(store: CheckpointStore, manifest_id: str) -> Manifest:
-    """The manifest ``manifest_id``; NotFoundError when it does not exist."""
-    data = json.loads(store.read(f"{MANIFESTS}{manifest_id}.json"))
-    return Manifest.from_dict(data)
-
-
-def latest_manifest(store: CheckpointStore) -> Manifest | None:
-    """The newest readable manifest, or None when nothing was ever committed."""
-    for ref in list_manifests(store):
-        try:
-            return read_manifest(store, ref.id)
-        except (NotFoundError, ValueError, KeyError):
+def _read_directory(
+    directory: Path, staging: Path, cache: HashCache, held: Mapping[str, str]
+) -> _Reading:
+    """Each file's sha256: from the cache when unchanged, else from a consistent copy."""
+    reading = _Reading()
+    for number, item in enumerate(scan_checkpoint_dir(directory)):
+        rel = item.path
+        if rel in held:
+            reading.not_taken(rel, held[rel])
             continue
-    return None
-
-
-class HashCache:
-    """sha256 of files by (path, size, mtime_ns), so an unchanged file is hashed once."""
-
-    def __init__(self) -> None:
-        self._known: dict[tuple[str, int, int], str] = {}
-
-    def sha256(self, path: Path, stat: os.stat_result) -> str:
-        key = (str(path), stat.st_size, stat.st_mtime_ns)
-        digest = self._known.get(key)
-        if digest is None:
-            digest = sha256_file(path)
-            self._known[key] = digest
-        return digest
-
-
-def _snapshot(directory: Path, cache: HashCache) -> dict[str, tuple[Path, os.stat_result, str]]:
-    entries: dict[str, tuple[Path, os.stat_result, str]] = {}
-    for item in scan_checkpoint_dir(directory):
-        path = directory / item.path
+        path = directory / rel
         try:
             stat = path.stat()
-            entries[item.path] = (path, stat, cache.sha256(path, stat))
         except OSError:
-            continue  # removed while we looked
-    return entries
+            reading.not_taken(rel, "it was removed while being read")
+            continue
+        sha = cache.get(path, stat)
+        if sha is not None:
+            reading.files[rel] = ManifestFile(rel, stat.st_size, sha)
+            continue
+        staging.mkdir(exist_ok=True)
+        try:
+            taken = snapshot_file(path, staging / str(number), cache)
+        except Unstable as why:
+            reading.not_taken(rel, str(why))
+            continue
+        reading.files[rel] = ManifestFile(rel, taken.size, taken.sha256)
+        reading.copies.setdefault(taken.sha256, taken)
+    return reading
 
 
-def _unchanged(path: Path, before: os.stat_result) -> bool:
-    try:
-        after = path.stat()
-    except OSError:
-        return False
-    return (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+def _merge(
+    reading: _Reading, committed: Mapping[str, ManifestFile], result: CommitResult
+) -> dict[str, ManifestFile]:
+    """The files of the new manifest: those taken now, and for the others their last committed
+    version (``result.carried``) or nothing (``result.left_out``)."""
+    merged = dict(reading.files)
+    result.carried, result.left_out = {}, {}
+    for rel, why in sorted(reading.unstable.items()):
+        previous = committed.get(rel)
+        if previous is not None:
+            merged[rel] = previous
+            result.carried[rel] = why
+        else:
+            result.left_out[rel] = why
+    return merged
 
 
 def commit_checkpoint(
@@ -257,97 +167,164 @@ def commit_checkpoint(
     cache: HashCache | None = None,
     log: Log = _ignore,
     clock: Callable[[], float] = time.monotonic,
+    busy: Busy | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> CommitResult:
     """Commit ``directory`` to ``store``: missing blobs first, the manifest last.
 
-    Returns the CommitResult; ``created`` is False (and nothing is written) when the directory is
-    empty or identical to the newest manifest. A file that changes while it is uploaded is
-    retried, then left out of this commit (it will be in the next). Raises what the store raises;
-    a failure before the manifest write leaves the previous checkpoint the newest committed one.
+    ``busy()`` names the files a writer holds (path -> why), asked before and after reading the
+    directory; ``stop()`` turning true ends the uploads (a deadline). Those files, and files that
+    change while read, keep their last committed version (see the module docstring). Returns the
+    CommitResult; ``created`` is False (nothing written) when the result is empty or equals the
+    newest manifest. Raises what the store raises; a failure before the manifest write leaves the
+    previous checkpoint the newest committed one.
     """
     started = clock()
     cache = cache or HashCache()
-    entries = _snapshot(directory, cache)
     latest = latest_manifest(store)
-    files = {path: (stat.st_size, sha) for path, (_p, stat, sha) in entries.items()}
-    if not entries or (latest and files == {f.path: (f.size, f.sha256) for f in latest.files}):
-        return CommitResult(latest, created=False, seconds=clock() - started)
+    committed = latest.by_path() if latest else {}
+    result = CommitResult(latest, created=False)
+    staging = staging_dir(directory, "snapshot")
+    try:
+        reading = _read_directory(directory, staging, cache, dict(busy()) if busy else {})
+        if busy is not None:  # a writer that started while we read: its file may be torn
+            for rel, why in busy().items():
+                if rel in reading.files or rel in committed:
+                    reading.not_taken(rel, why)
+        files = _merge(reading, committed, result)
+        if not _unchanged(files, latest):
+            _upload_blobs(store, directory, staging, reading, cache, result, stop)
+            files = _merge(reading, committed, result)
+        _log_kept(log, result)
+        if not _unchanged(files, latest):
+            result.manifest = write_manifest(
+                store, list(files.values()), job_id=job_id, attempt=attempt, after=latest
+            )
+            result.created = True
+            result.reused_files = len(files) - result.uploaded_files
+        result.seconds = clock() - started
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _unchanged(files: Mapping[str, ManifestFile], latest: Manifest | None) -> bool:
+    """True when there is nothing to commit: no files, or exactly the newest manifest's."""
+    return not files or (latest is not None and dict(files) == latest.by_path())
+
+
+def _upload_blobs(
+    store: CheckpointStore,
+    directory: Path,
+    staging: Path,
+    reading: _Reading,
+    cache: HashCache,
+    result: CommitResult,
+    stop: Callable[[], bool] | None,
+) -> None:
+    """Upload, from consistent copies, the blobs of ``reading.files`` the store lacks; a file
+    whose blob was not uploaded (the deadline) is not taken."""
     present = set(store.list(BLOBS))
-    result = CommitResult(None, created=True)
-    for round_no in range(UNSTABLE_RETRIES):
-        pending: dict[str, tuple[Path, os.stat_result]] = {}
-        for path, stat, sha in entries.values():
-            if BLOBS + sha not in present:
-                pending[sha] = (path, stat)
-        store.upload([(path, BLOBS + sha) for sha, (path, _stat) in sorted(pending.items())])
-        present.update(BLOBS + sha for sha in pending)
-        result.uploaded_files += len(pending)
-        result.uploaded_bytes += sum(stat.st_size for _path, stat in pending.values())
-        changed = {
-            rel: sha for rel, (path, stat, sha) in entries.items() if not _unchanged(path, stat)
-        }
-        if not changed:
-            break
-        # What was uploaded for a changing file may not match its name: never keep it.
-        suspect = [BLOBS + sha for sha in set(changed.values()) if sha in pending]
-        store.delete(suspect)
-        present.difference_update(suspect)
-        if round_no == UNSTABLE_RETRIES - 1:
-            for rel in sorted(changed):
-                log(f"leaving {rel} out of this checkpoint: it keeps changing")
-                entries.pop(rel)
-            break
-        log(f"checkpoint files changed while uploading, retrying: {', '.join(sorted(changed))}")
-        entries = _snapshot(directory, cache)
-    result.reused_files = len(entries) - result.uploaded_files
-    sequence = (latest.sequence + 1) if latest else 1
+    wanted: dict[str, list[str]] = {}
+    for rel, entry in sorted(reading.files.items()):
+        if entry.blob_key not in present:
+            wanted.setdefault(entry.sha256, []).append(rel)
+    for sha, names in wanted.items():
+        if sha not in reading.copies:
+            _copy_again(directory / names[0], staging, sha, cache, reading, names)
+    shas = [sha for sha in sorted(wanted) if sha in reading.copies]
+    items = [(reading.copies[sha].copy, BLOBS + sha) for sha in shas]
+    uploaded: set[str] = set(store.upload(items, stop=stop)) if items else set()
+    for sha in shas:
+        if BLOBS + sha in uploaded:
+            result.uploaded_files += 1
+            result.uploaded_bytes += reading.copies[sha].size
+        else:
+            for rel in wanted[sha]:
+                reading.not_taken(rel, NOT_UPLOADED)
+
+
+def _copy_again(
+    source: Path, staging: Path, sha: str, cache: HashCache, reading: _Reading, names: list[str]
+) -> None:
+    """A file hashed by an earlier commit whose blob is gone (pruned, or that upload was cut):
+    take a fresh copy, which must still hold the content the cache promised."""
+    staging.mkdir(exist_ok=True)
+    try:
+        taken = snapshot_file(source, staging / f"again-{sha[:16]}", cache)
+    except Unstable as why:
+        for rel in names:
+            reading.not_taken(rel, str(why))
+        return
+    if taken.sha256 != sha:
+        for rel in names:
+            reading.not_taken(rel, "it changed since it was hashed")
+        return
+    reading.copies[sha] = taken
+
+
+def _log_kept(log: Log, result: CommitResult) -> None:
+    for rel, why in sorted(result.carried.items()):
+        log(f"checkpoint: keeping {rel} at its last committed version: {why}")
+    for rel, why in sorted(result.left_out.items()):
+        log(f"checkpoint: leaving {rel} out (it has no committed version yet): {why}")
+
+
+def find_restorable(
+    store: CheckpointStore, *, start: str | None = None, below: int | None = None
+) -> list[ManifestRef]:
+    """The manifests a restore may use, newest first: from ``start`` (an id) down, and only
+    those with a sequence under ``below``. NotFoundError when ``start`` does not exist."""
     refs = list_manifests(store)
-    if refs:
-        sequence = max(sequence, refs[0].sequence + 1)
-    now = datetime.now(UTC)
-    manifest = Manifest(
-        id=f"{sequence:08d}-{now:%Y%m%dT%H%M%SZ}-a{attempt}",
-        sequence=sequence,
-        job_id=job_id,
-        attempt=attempt,
-        created=utc_now(),
-        files=[
-            ManifestFile(rel, stat.st_size, sha)
-            for rel, (_path, stat, sha) in sorted(entries.items())
-        ],
-    )
-    body = json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode("utf-8")
-    store.write(f"{MANIFESTS}{manifest.id}.json", body)
-    result.manifest = manifest
-    result.seconds = clock() - started
-    return result
+    if start is not None:
+        first = next((r for r in refs if r.id == start), None)
+        if first is None:
+            raise NotFoundError(f"checkpoint {start} does not exist in {store.uri}", resource=start)
+        refs = [r for r in refs if r.sequence <= first.sequence]
+    if below is not None:
+        refs = [r for r in refs if r.sequence < below]
+    return refs
 
 
 def restore_checkpoint(
-    store: CheckpointStore, directory: Path, *, log: Log = _ignore
+    store: CheckpointStore,
+    directory: Path,
+    *,
+    log: Log = _ignore,
+    start: str | None = None,
+    below: int | None = None,
+    fallback: bool = True,
+    on_skip: Callable[[str, str], None] | None = None,
 ) -> Manifest | None:
     """Restore the newest intact checkpoint into ``directory``; return its manifest, or None.
 
-    Files are downloaded (skipping those already present with the right sha256) into a staging
-    directory inside ``directory``, verified, then renamed into place. A manifest with a missing
-    or corrupt blob is logged and skipped in favour of the previous one. Files in ``directory``
-    that the manifest does not list are left alone.
+    ``start`` (a manifest id) and ``below`` (a sequence) narrow the candidates as in
+    :func:`find_restorable`. Files are downloaded (skipping those already present with the right
+    sha256) into a staging directory inside ``directory``, verified, then renamed into place. A
+    manifest that cannot be read or has a missing or corrupt blob is reported to ``on_skip(id,
+    why)`` and the log, and the previous one is tried (only the first when not ``fallback``).
+    Files in ``directory`` that the manifest does not list are left alone.
     """
-    refs = list_manifests(store)
+    refs = find_restorable(store, start=start, below=below)
     if not refs:
         return None
     blobs = store.list(BLOBS)
-    for ref in refs:
+    for ref in refs if fallback else refs[:1]:
+        problem: str | None
         try:
             manifest = read_manifest(store, ref.id)
         except (NotFoundError, ValueError, KeyError) as exc:
-            log(f"checkpoint {ref.id}: manifest unreadable ({exc}); trying the previous one")
-            continue
-        problem = _restore_one(store, manifest, blobs, directory)
-        if problem is None:
-            return manifest
-        log(f"checkpoint {manifest.id}: {problem}; falling back to the previous checkpoint")
-    log("no intact checkpoint found; starting without one")
+            problem = f"its manifest cannot be read ({exc})"
+        else:
+            problem = _restore_one(store, manifest, blobs, directory)
+            if problem is None:
+                return manifest
+        if on_skip is not None:
+            on_skip(ref.id, problem)
+        then = "; falling back to the previous checkpoint" if fallback else ""
+        log(f"checkpoint {ref.id}: {problem}{then}")
+    if fallback:
+        log("no intact checkpoint found; starting without one")
     return None
 
 
@@ -363,11 +340,11 @@ def _restore_one(
         dest = local_path_for(directory, item.path)
         if dest is None:
             return f"unsafe path {item.path!r} in the manifest"
-        if BLOBS + item.sha256 not in blobs:
+        if item.blob_key not in blobs:
             return f"blob of {item.path} ({item.sha256[:12]}) is missing"
         targets.append((item, dest))
     directory.mkdir(parents=True, exist_ok=True)
-    staging = directory / f"{STAGING_PREFIX}restore-{os.getpid()}"
+    staging = staging_dir(directory, "restore")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         wanted: dict[str, Path] = {}
@@ -426,7 +403,7 @@ def prune_checkpoints(
     result = PruneResult(kept=[r.id for r in kept], deleted_manifests=[r.id for r in dropped])
     referenced: set[str] = set()
     for ref in kept:
-        referenced.update(BLOBS + f.sha256 for f in read_manifest(store, ref.id).files)
+        referenced.update(f.blob_key for f in read_manifest(store, ref.id).files)
     cutoff = (now or datetime.now(UTC)) - timedelta(seconds=blob_grace_seconds)
     garbage = [
         obj

@@ -1,6 +1,6 @@
 """The job's documents (``job.json``, ``status.json``), job ids, and where a job lives in S3.
 
-A job is self-describing in S3 (PRODUCT.md section 4)::
+A job is self-describing in S3 (docs/reference.md, "The job model")::
 
     s3://<bucket>/runctl/<project>/code/<sha256>.tar.gz
     s3://<bucket>/runctl/<project>/jobs/<job-id>/job.json      JobSpec
@@ -39,8 +39,23 @@ FAILED = "failed"
 INTERRUPTED = "interrupted"
 STOPPED = "stopped"
 CANCELLED = "cancelled"
-STATES = (PENDING, STARTING, RUNNING, SUCCEEDED, FAILED, INTERRUPTED, STOPPED, CANCELLED)
-TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, INTERRUPTED, STOPPED, CANCELLED})
+#: Written by runctl on the laptop: the start was refused (nothing ran) ...
+REFUSED = "refused"
+#: ... and the job's instance vanished while the job had not reported an end.
+LOST = "lost"
+STATES = (
+    PENDING,
+    STARTING,
+    RUNNING,
+    SUCCEEDED,
+    FAILED,
+    INTERRUPTED,
+    STOPPED,
+    CANCELLED,
+    REFUSED,
+    LOST,
+)
+TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, INTERRUPTED, STOPPED, CANCELLED, REFUSED, LOST})
 
 # datetime.UTC only exists from Python 3.11; this module runs on 3.9.
 UTC = timezone.utc  # noqa: UP017
@@ -118,9 +133,14 @@ def as_prefix(key: str) -> str:
     return key if not key or key.endswith("/") else key + "/"
 
 
+def code_prefix(project: str) -> str:
+    """Where a project's code bundles live: ``runctl/<project key>/code/``."""
+    return f"{ROOT_PREFIX}/{project_key(project)}/code/"
+
+
 def code_key(project: str, sha256: str) -> str:
     """The content-addressed key of a code bundle."""
-    return f"{ROOT_PREFIX}/{project_key(project)}/code/{sha256}.tar.gz"
+    return f"{code_prefix(project)}{sha256}.tar.gz"
 
 
 def runtime_key(sha256: str) -> str:
@@ -204,7 +224,16 @@ class JobSpec:
     spot_poll_seconds: float = 2.0
     stop_on_finish: bool = False
     terminate_on_finish: bool = False
+    # How many times the job may be restarted (``--max-restarts``): the runner falls back to an
+    # older checkpoint at most this many times in all (see JobStatus.fallbacks).
+    max_restarts: int = 3
+    # ``checkpoint resume --checkpoint``: attempt ``restore_attempt`` restores this checkpoint id
+    # instead of the newest; later attempts restore the newest again.
+    restore_checkpoint: str | None = None
+    restore_attempt: int | None = None
     launch_spec: dict[str, Any] = field(default_factory=dict)
+    #: Who started the job (``runctl:user``): ``jobs list`` shows a user's own jobs by default.
+    user: str | None = None
     created: str = field(default_factory=utc_now)
     format: int = FORMAT_VERSION
 
@@ -222,6 +251,10 @@ class JobSpec:
             return self.checkpoint_s3
         location = self.location
         return location.checkpoints_uri if location else None
+
+    def checkpoint_to_restore(self, attempt: int) -> str | None:
+        """The checkpoint id ``attempt`` must start from, or None for the newest."""
+        return self.restore_checkpoint if self.restore_attempt == attempt else None
 
     @property
     def output_uri(self) -> str | None:
@@ -262,9 +295,33 @@ class JobSpec:
         return cls.from_dict(json.loads(text))
 
 
+RESTORE_FAILED = "restore"  # the checkpoint could not be restored (manifest, blob missing/corrupt)
+RUN_FAILED = "run"  # the script failed, from this checkpoint, before committing anything new
+
+
+@dataclass
+class CheckpointFallback:
+    """A committed checkpoint the runner gave up, for the one before it, and why."""
+
+    attempt: int
+    checkpoint_id: str
+    kind: str  # RESTORE_FAILED or RUN_FAILED
+    reason: str
+    time: str = field(default_factory=utc_now)
+
+    def describe(self) -> str:
+        """One line for a terminal: which checkpoint was given up and why."""
+        return f"checkpoint {self.checkpoint_id} given up: {self.reason}"
+
+
 @dataclass
 class JobStatus:
-    """``status.json``: the job's state as the runner last wrote it (times are ISO UTC)."""
+    """``status.json``: the job's state as the runner last wrote it (times are ISO UTC).
+
+    ``restored_checkpoint`` is the checkpoint the attempt's script last started from (None: it
+    started without one); ``fallbacks`` every checkpoint the runner gave up for an older one, in
+    this and earlier attempts (each names its attempt).
+    """
 
     job_id: str
     state: str = PENDING
@@ -278,6 +335,8 @@ class JobStatus:
     sigterm: str | None = None
     checkpoint_committed: str | None = None
     checkpoint_id: str | None = None
+    restored_checkpoint: str | None = None
+    fallbacks: list[CheckpointFallback] = field(default_factory=list)
     reason: str | None = None
     message: str | None = None
     updated: str | None = None
@@ -286,6 +345,11 @@ class JobStatus:
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    def fallbacks_of(self, attempt: int | None = None) -> list[CheckpointFallback]:
+        """The fallbacks taken in ``attempt`` (default: this status's attempt)."""
+        wanted = self.attempt if attempt is None else attempt
+        return [f for f in self.fallbacks if f.attempt == wanted]
 
     @property
     def notice_to_commit_seconds(self) -> float | None:
@@ -305,6 +369,15 @@ class JobStatus:
             raise ValueError("status.json: 'job_id' is missing")
         if known.get("state", PENDING) not in STATES:
             raise ValueError(f"status.json: unknown state {known.get('state')!r}")
+        entries = known.get("fallbacks") or []
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ValueError("status.json: 'fallbacks' must be a list of objects")
+        try:
+            known["fallbacks"] = [
+                CheckpointFallback(**_known(CheckpointFallback, entry)) for entry in entries
+            ]
+        except TypeError as exc:
+            raise ValueError(f"status.json: a fallback is incomplete ({exc})") from None
         return cls(**known)
 
     @classmethod

@@ -1,11 +1,12 @@
 """Where committed checkpoints are kept: a key/value "store" in S3 or in a local directory.
 
-The checkpoint protocol (:mod:`runctl.job.checkpoints`) only needs a few operations on keys
-relative to the store's root (``blobs/<sha256>``, ``manifests/<id>.json``): list a prefix, read
-and write a small document, upload and download files in parallel, delete. :class:`LocalStore`
-implements them on a directory (every write is a temporary file renamed into place, so a cut-off
-write never shows under its final name); :class:`runctl.job.s3store.S3Store` implements them
-with the S3 transfer engine. ``open_store`` picks one from a URI, importing boto3 only for S3.
+The checkpoint protocol (:mod:`runctl.job.checkpoints`) only needs a few operations on keys relative
+to the store's root (``blobs/<sha256>``, ``manifests/<id>.json``): list a prefix, read and write a
+small document, upload files in parallel (giving up the rest when a deadline passes) and download
+them, delete, and abort what a killed upload left unfinished. :class:`LocalStore` implements them on
+a directory (every write is a temporary file renamed into place, so a cut-off write never shows
+under its final name); :class:`runctl.job.s3store.S3Store` implements them with the S3 transfer
+engine. ``open_store`` picks one from a URI, importing boto3 only for S3.
 """
 
 from __future__ import annotations
@@ -49,8 +50,11 @@ class CheckpointStore:
         """Write a small object atomically (it appears whole or not at all)."""
         raise NotImplementedError
 
-    def upload(self, items: Sequence[tuple[Path, str]]) -> None:
-        """Upload local files to keys (in parallel where the store can)."""
+    def upload(
+        self, items: Sequence[tuple[Path, str]], *, stop: Callable[[], bool] | None = None
+    ) -> Sequence[str]:
+        """Upload local files to keys (in parallel where the store can); return the keys
+        uploaded. Once ``stop()`` is true the remaining ones are given up (not returned)."""
         raise NotImplementedError
 
     def download(self, items: Sequence[tuple[str, Path]]) -> None:
@@ -60,6 +64,11 @@ class CheckpointStore:
     def delete(self, keys: Iterable[str]) -> int:
         """Delete keys; return how many were deleted."""
         raise NotImplementedError
+
+    def abort_incomplete_uploads(self, prefix: str) -> Sequence[str]:
+        """Abort unfinished uploads under ``prefix`` that a killed commit left behind; return
+        their keys. A store whose writes are atomic renames has none."""
+        return []
 
 
 class LocalStore(CheckpointStore):
@@ -104,9 +113,16 @@ class LocalStore(CheckpointStore):
     def write(self, key: str, data: bytes) -> None:
         write_bytes_atomic(self._path(key), data)
 
-    def upload(self, items: Sequence[tuple[Path, str]]) -> None:
+    def upload(
+        self, items: Sequence[tuple[Path, str]], *, stop: Callable[[], bool] | None = None
+    ) -> Sequence[str]:
+        done = []
         for source, key in items:
+            if stop is not None and stop():
+                break
             _copy_atomic(source, self._path(key))
+            done.append(key)
+        return done
 
     def download(self, items: Sequence[tuple[str, Path]]) -> None:
         for key, dest in items:

@@ -1,9 +1,11 @@
 """Control of the job running on this machine: ``python3 -m runctl.remote.control stop|state``.
 
-``stop [--job ID] [--timeout S]`` asks the runner for the graceful stop (a ``stop-request`` file,
-then SIGUSR1): SIGTERM to the script, the grace period, SIGKILL if needed, the final checkpoint
-committed, state ``stopped``. It returns when the runner has written that final state (or the
-timeout passed, exit 9) and prints one JSON object::
+``stop [--job ID] [--timeout S] [--reason stop|cancel]`` asks the runner for the graceful stop (a
+``stop-request`` file naming the reason, then SIGUSR1): SIGTERM to the script, the grace period,
+SIGKILL if needed, the final checkpoint committed, state ``stopped`` (the instance is stopping:
+``aws stop|terminate``) or ``cancelled`` (``jobs cancel``: the job ends for good, the instance
+stays). It returns when the runner has written that final state (or the timeout passed, exit 9)
+and prints one JSON object::
 
     {"job_id": "...", "running": true, "stopped": true, "timed_out": false, "state": "stopped",
      "checkpoint_id": "00000007-20240501T120000Z-a0", "checkpoint_committed": "<ISO time>",
@@ -36,6 +38,8 @@ from runctl.job.spec import TERMINAL_STATES, utc_now, write_json_atomic
 
 DEFAULT_STOP_TIMEOUT = 150.0
 TAIL_BYTES = 256 * 1024
+#: Why a stop was asked for, as the ``stop-request`` file says (the runner's final state follows).
+STOP_REASONS = ("stop", "cancel")
 
 
 def _status(root: RemoteRoot, job_id: str) -> dict[str, Any] | None:
@@ -53,10 +57,12 @@ def stop_job(
     job_id: str | None,
     *,
     timeout: float = DEFAULT_STOP_TIMEOUT,
+    reason: str = "stop",
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
-    """Gracefully stop ``job_id`` (default: the current job) and wait for its final state."""
+    """Gracefully stop ``job_id`` (default: the current job) and wait for its final state;
+    ``reason`` (:data:`STOP_REASONS`) decides whether it ends ``stopped`` or ``cancelled``."""
     job_id = job_id or root.current_job()
     result = idle_stop_result(job_id)
     if job_id is None:
@@ -66,7 +72,7 @@ def stop_job(
         return _with_status(result, _status(root, job_id))
     paths = root.job(job_id)
     requested = utc_now()
-    write_json_atomic(paths.stop_request, {"reason": "stop", "requested": requested})
+    write_json_atomic(paths.stop_request, {"reason": reason, "requested": requested})
     started = clock()
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGUSR1)
@@ -174,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     stop = sub.add_parser("stop", help="stop the job gracefully, committing its checkpoint")
     stop.add_argument("--timeout", type=float, default=DEFAULT_STOP_TIMEOUT)
+    stop.add_argument("--reason", choices=STOP_REASONS, default="stop")
     state = sub.add_parser("state", help="status.json and the log tail as JSON")
     state.add_argument("--lines", type=int, default=50)
     for cmd in (stop, state):
@@ -182,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = RemoteRoot(Path(args.root)) if args.root else RemoteRoot.from_env()
     if args.command == "stop":
-        result = stop_job(root, args.job, timeout=args.timeout)
+        result = stop_job(root, args.job, timeout=args.timeout, reason=args.reason)
         code = int(ExitCode.TIMEOUT) if result["timed_out"] else 0
     else:
         result = job_state(root, args.job, lines=args.lines)

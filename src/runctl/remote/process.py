@@ -4,7 +4,9 @@ The script runs in its own session (process group) so that a signal reaches ever
 started and so that a terminal's Ctrl-C reaches only the runner, which then stops the script
 gracefully. Its stdout and stderr are merged and copied, as they come, to the job log (flushed
 every write, so the log shipper and ``tail`` see lines at once) and, for ``runctl local``, to the
-terminal.
+terminal. Stopping it can be watched (:class:`Observer`, the checkpoint writer watch): the group
+is frozen with SIGSTOP around each signal so the observer sees exactly what the signal finds,
+and observed every few milliseconds while it winds down.
 """
 
 from __future__ import annotations
@@ -13,15 +15,25 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from runctl.job.spec import UTC, format_time
 
 Echo = Callable[[bytes], None]
 CHUNK = 64 * 1024
+OBSERVE_INTERVAL = 0.02
+
+
+class Observer(Protocol):
+    """Looks at the script's processes while it is being stopped."""
+
+    def look(self) -> object: ...
+
+    def look_frozen(self) -> object: ...
 
 
 class JobLog:
@@ -107,18 +119,49 @@ class ScriptProcess:
         except (ProcessLookupError, PermissionError):
             return False
 
-    def terminate(self, grace: float, on_sigterm: Callable[[], None] | None = None) -> int:
-        """SIGTERM the group, wait up to ``grace`` seconds, SIGKILL if still alive; exit code."""
-        if self.poll() is None and self.signal_group(signal.SIGTERM) and on_sigterm is not None:
+    def terminate(
+        self,
+        grace: float,
+        on_sigterm: Callable[[], None] | None = None,
+        observer: Observer | None = None,
+    ) -> int:
+        """SIGTERM the group, wait up to ``grace`` seconds, SIGKILL if still alive; exit code.
+
+        With an ``observer``, each signal is sent to the group while it is frozen, right after
+        ``observer.look_frozen()``, and ``observer.look()`` runs every few ms meanwhile.
+        """
+        if self.poll() is None and self._signal(signal.SIGTERM, observer) and on_sigterm:
             on_sigterm()
-        code = self.wait(timeout=max(0.0, grace))
+        code = self._wait_observed(max(0.0, grace), observer)
         if code is None:
-            self.signal_group(signal.SIGKILL)
+            self._signal(signal.SIGKILL, observer)
             code = self.proc.wait()
             self._pump.join(timeout=5.0)
         # Anything the script left running in its group goes too.
         self.signal_group(signal.SIGKILL)
         return code
+
+    def _signal(self, signum: int, observer: Observer | None) -> bool:
+        if observer is None:
+            return self.signal_group(signum)
+        if not self.signal_group(signal.SIGSTOP):
+            return False
+        try:
+            observer.look_frozen()
+        finally:
+            sent = self.signal_group(signum)
+            self.signal_group(signal.SIGCONT)
+        return sent
+
+    def _wait_observed(self, grace: float, observer: Observer | None) -> int | None:
+        if observer is None:
+            return self.wait(timeout=grace)
+        deadline = time.monotonic() + grace
+        while True:
+            code = self.wait(timeout=min(OBSERVE_INTERVAL, max(0.0, deadline - time.monotonic())))
+            if code is not None or time.monotonic() >= deadline:
+                return code
+            observer.look()
 
 
 def run_logged(

@@ -86,21 +86,28 @@ def fetch_data(client: Any, data_s3: str, data_dir: Path, log: JobLog) -> None:
     """Sync ``data_s3`` (a prefix or one object) into ``data_dir``.
 
     Keys that cannot be files are logged one by one; when some could not be written (a key that
-    is also another key's directory) everything else is staged first, then IncompleteTransferError
-    is raised, as ``runctl s3 sync`` exits.
+    is also another key's directory) everything else is staged first, then StagingError is
+    raised, as ``runctl s3 sync`` exits non-zero.
     """
     from runctl.aws.s3 import S3Uri
     from runctl.aws.s3_copy import download_path
     from runctl.aws.s3_sync import sync
-    from runctl.errors import IncompleteTransferError
+    from runctl.errors import AuthError
 
     data_dir.mkdir(parents=True, exist_ok=True)
     log.note(f"staging data {data_s3} -> {data_dir}")
     uri = S3Uri.parse(data_s3)
-    if uri.is_prefix:
-        report = sync(client, str(uri), str(data_dir)).transfer
-    else:
-        report = download_path(client, uri, data_dir / uri.name)
+    try:
+        if uri.is_prefix:
+            report = sync(client, str(uri), str(data_dir)).transfer
+        else:
+            report = download_path(client, uri, data_dir / uri.name)
+    except AuthError as exc:
+        # On an instance the identity is the instance role, not the user: say how to grant it.
+        raise StagingError(
+            f"{exc.message}: the instance role may not read {data_s3}; on your machine run "
+            f"`runctl aws setup --grant {data_s3} --read-only`, then train again"
+        ) from exc
     log.note(f"data: {report.files} files, {report.bytes} bytes in {report.seconds:.1f}s")
     for issue in report.skipped:
         log.note(f"data: skipped {issue.uri}: {issue.reason}")
@@ -108,10 +115,9 @@ def fetch_data(client: Any, data_s3: str, data_dir: Path, log: JobLog) -> None:
         log.note(f"data: not written: {issue.uri}: {issue.reason}")
     if report.failed:
         first = report.failed[0]
-        raise IncompleteTransferError(
+        raise StagingError(
             f"staging {data_s3}: {len(report.failed)} object(s) could not be written "
-            f"(first: {first.uri}: {first.reason})",
-            resource=first.uri,
+            f"(first: {first.uri}: {first.reason}); everything else was staged"
         )
 
 

@@ -2,15 +2,23 @@
 
 In order: status ``starting``; code, data and the latest committed checkpoint are fetched and a
 venv is made for ``requirements.txt`` (instance only); the script starts with the environment of
-PRODUCT.md section 4 and status goes ``running``. While it runs, the log is shipped to S3 every
+docs/reference.md (the job model); status goes ``running``. While it runs, the log goes to S3 every
 few seconds, ``RUNCTL_CHECKPOINT_DIR`` is committed every ``sync_interval_seconds``, and a stop
 may be requested: a spot notice (the IMDS watcher), ``runctl.remote.control stop`` (a
 ``stop-request`` file plus SIGUSR1), or SIGTERM/SIGINT to the runner. A stop SIGTERMs the
 script's process group, waits the grace period, SIGKILLs, commits the final checkpoint and marks
-the job ``interrupted`` (spot, shutdown) or ``stopped`` (asked for). Whenever the script ends the
-checkpoint is committed once more, outputs are uploaded, the log shipped, and status.json written
-last with the script's exit code as the verdict: 0 ``succeeded``, else ``failed``. Then, on an
-instance, ``stop_on_finish``/``terminate_on_finish`` are applied to the instance itself.
+the job ``interrupted`` (spot, shutdown), ``stopped`` (asked for) or ``cancelled`` (asked for with
+the reason ``cancel``: ``jobs cancel``). Whenever the script ends the checkpoint is committed once
+more, outputs are uploaded, the log shipped, and status.json written last with the script's exit
+code as the verdict: 0 ``succeeded``, else ``failed``. Then, on an instance,
+``stop_on_finish``/``terminate_on_finish`` are applied to the instance itself.
+
+Commits never take a file the script's processes are writing (:mod:`runctl.remote.writers`,
+watched while it runs and while it is stopped). After a spot notice, commits end their uploads
+at a deadline a few seconds before the instance goes. A resumed run that fails before committing
+anything new is not committed; it is run again from the previous committed checkpoint
+(:mod:`runctl.remote.recovery`), and status.json records the checkpoint each run restored and
+every fallback taken.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,13 +34,17 @@ from typing import Any
 
 from runctl.errors import RunctlError
 from runctl.job import spec as js
-from runctl.job.checkpoints import CommitResult, restore_checkpoint, scan_checkpoint_dir
+from runctl.job.checkpoints import CommitResult
 from runctl.job.layout import JobPaths
+from runctl.job.manifests import Manifest
 from runctl.job.record import JobRecord
-from runctl.job.spec import JobSpec, JobStatus, utc_now
+from runctl.job.snapshot import scan_checkpoint_dir
+from runctl.job.spec import RUN_FAILED, CheckpointFallback, JobSpec, JobStatus, utc_now
 from runctl.job.stores import CheckpointStore, open_store
+from runctl.remote.finish import apply_finish_action, finish_action
 from runctl.remote.imds import ImdsClient, SpotNotice, SpotWatcher
 from runctl.remote.process import Echo, JobLog, ScriptProcess
+from runctl.remote.recovery import CheckpointRecovery
 from runctl.remote.staging import (
     StagingError,
     fetch_code,
@@ -40,11 +53,17 @@ from runctl.remote.staging import (
     without_runtime_path,
 )
 from runctl.remote.sync import CheckpointSync, LogShipper
+from runctl.remote.writers import WriterWatch
 
 SPOT = "spot"
 STOP = "stop"
 SHUTDOWN = "shutdown"
+#: The ``stop-request`` reason of ``jobs cancel`` (see :mod:`runctl.remote.control`).
+CANCEL = "cancel"
 LOG_INTERVAL = 2.0
+# After a spot notice, commits end their uploads this many seconds before the instance goes, to
+# write the manifest, the outputs and status.json.
+NOTICE_MARGIN_SECONDS = 5.0
 
 
 @dataclass
@@ -87,6 +106,18 @@ class Supervisor:
         self._store: CheckpointStore | None = None
         self._s3: Any = None
         self.error: BaseException | None = None
+        self.writers: WriterWatch | None = None
+        self._run_commits = 0
+        self.recovery = CheckpointRecovery(
+            self.store,
+            ctx.checkpoint_dir,
+            attempt=ctx.attempt,
+            max_restarts=ctx.spec.max_restarts,
+            owned=ctx.paths.job_dir in ctx.checkpoint_dir.parents,
+            used=0,
+            say=self.say,
+            record=self._record_fallback,
+        )
         self.checkpoints = CheckpointSync(
             self.store,
             ctx.checkpoint_dir,
@@ -147,6 +178,9 @@ class Supervisor:
             return
         self.stop_reason = reason
         self.notice = notice
+        if notice is not None:  # commits in flight from now on end before the instance goes
+            left = notice.seconds_left() - NOTICE_MARGIN_SECONDS
+            self.checkpoints.deadline = time.monotonic() + left
         self.stop_event.set()
 
     # -- the attempt ----------------------------------------------------------------------------
@@ -160,7 +194,9 @@ class Supervisor:
             job_id=self.spec.job_id,
             created=(previous.created if previous else None) or self.spec.created,
             checkpoint_id=previous.checkpoint_id if previous else None,
+            fallbacks=list(previous.fallbacks) if previous else [],
         )
+        self.recovery.used = sum(1 for f in self.status.fallbacks if f.kind == RUN_FAILED)
         self.set_status(
             state=js.STARTING,
             attempt=self.ctx.attempt,
@@ -208,11 +244,35 @@ class Supervisor:
             state = js.CANCELLED if self.stop_reason == STOP else js.INTERRUPTED
             self._finish(state, None, f"stopped ({self.stop_reason}) before the script ran")
             return self.status
+        while True:
+            started_from = self.recovery.restored
+            code = self._run_script(resumed)
+            failed_early = (
+                started_from is not None
+                and code != 0
+                and self.stop_reason is None
+                and self._run_commits == 0
+            )
+            if not failed_early:
+                return self._end(code)
+            fallback = self.recovery.fall_back(code)
+            self._restored(self.recovery.restored)
+            assert started_from is not None
+            if fallback is None or self.stop_event.is_set():
+                return self._end(code, not_committed=started_from)
+            resumed = True
+
+    def _run_script(self, resumed: bool) -> int:
+        """Run the script once, committing periodically; its exit code."""
         argv = self._argv()
         self.say(f"starting {self.spec.script} (attempt {self.ctx.attempt})")
-        self.process = ScriptProcess(
-            argv, cwd=self.ctx.workdir, env=self._script_env(resumed), log=self.log
-        )
+        env = self._script_env(resumed)
+        process = ScriptProcess(argv, cwd=self.ctx.workdir, env=env, log=self.log)
+        self.process = process
+        self.writers = WriterWatch(self.ctx.checkpoint_dir, process.pid)
+        self.checkpoints.busy = self.writers.held
+        self._run_commits = 0
+        self._script_done = threading.Event()
         self.set_status(state=js.RUNNING)
         syncer = threading.Thread(
             target=self.checkpoints.loop,
@@ -226,20 +286,32 @@ class Supervisor:
             daemon=True,
         )
         syncer.start()
-        code = self._supervise(self.process)
+        code = self._supervise(process)
+        # A script that ends with 0 on its own closed its files itself.
+        self.writers.ended(trusted=code == 0 and self.stop_reason is None)
         self._script_done.set()
         syncer.join()
-        stopped = self.stop_reason is not None
-        commit = self.checkpoints.commit()
-        if commit is not None and commit.manifest is not None:
-            self._committed(commit, final=True)
-        if stopped:
-            state = js.STOPPED if self.stop_reason == STOP else js.INTERRUPTED
-            self._ship_log()
-            self._finish(state, code, f"{self.stop_reason}: script ended with exit code {code}")
-            self._upload_outputs()
-            return self.status
+        return code
+
+    def _end(self, code: int, not_committed: Manifest | None = None) -> JobStatus:
+        """After the last run: the final commit (none for a run that failed before committing
+        anything new from ``not_committed``), outputs, then status.json."""
+        commit = None
+        if not_committed is None:
+            commit = self.checkpoints.commit()
+            if commit is not None and commit.manifest is not None:
+                self._committed(commit, final=True)
+        else:
+            self.say(
+                "not committing the checkpoint directory: the script failed before committing "
+                f"anything new from checkpoint {not_committed.id}, which stays the newest"
+            )
+        # Outputs before the final status: an instance that goes right after loses neither.
         self._upload_outputs()
+        if self.stop_reason is not None:
+            state = self._stopped_state()
+            self._finish(state, code, f"{self.stop_reason}: script ended with exit code {code}")
+            return self.status
         if commit is not None and commit.created:
             self.checkpoints.prune()
         state = js.SUCCEEDED if code == 0 else js.FAILED
@@ -261,16 +333,9 @@ class Supervisor:
         if spec.data_s3 and not self.stop_event.is_set():
             fetch_data(self.s3(), spec.data_s3, paths.data_dir, self.log)
         resumed = False
-        store = self.store()
-        if store is not None and not self.stop_event.is_set():
-            if self.ctx.on_instance and paths.job_dir in self.ctx.checkpoint_dir.parents:
-                _empty_dir(self.ctx.checkpoint_dir)  # ours: only the committed state counts
-            self.say(f"looking for a committed checkpoint in {store.uri}")
-            manifest = restore_checkpoint(store, self.ctx.checkpoint_dir, log=self.say)
-            if manifest is not None:
-                resumed = True
-                self.say(f"restored checkpoint {manifest.id} ({len(manifest.files)} files)")
-                self.set_status(checkpoint_id=manifest.id)
+        if self.store() is not None and not self.stop_event.is_set():
+            pinned = spec.checkpoint_to_restore(self.ctx.attempt)
+            resumed = self._restored(self.recovery.restore(pinned)) is not None
         if not resumed and not self.ctx.on_instance:
             resumed = bool(scan_checkpoint_dir(self.ctx.checkpoint_dir))
         requirements = self._requirements()
@@ -340,6 +405,8 @@ class Supervisor:
             code = process.wait(timeout=0.2)
             if code is not None:
                 return code
+            if self.writers is not None:
+                self.writers.look()  # what it writes, should it die before the next look
             self._check_stop_file()
             if self.stop_event.is_set():
                 return self._graceful_stop(process)
@@ -347,6 +414,15 @@ class Supervisor:
     def _check_stop_file(self) -> None:
         if self.ctx.paths.stop_request.exists() and not self.stop_event.is_set():
             self.request_stop(STOP)
+
+    def _stopped_state(self) -> str:
+        """The final state of a stopped attempt: ``interrupted`` (spot, shutdown), ``cancelled``
+        when the stop request's reason says so (``jobs cancel``), else ``stopped``."""
+        if self.stop_reason != STOP:
+            return js.INTERRUPTED
+        request = js.read_json(self.ctx.paths.stop_request)
+        cancelled = isinstance(request, dict) and request.get("reason") == CANCEL
+        return js.CANCELLED if cancelled else js.STOPPED
 
     def _graceful_stop(self, process: ScriptProcess) -> int:
         grace = self._grace()
@@ -356,7 +432,9 @@ class Supervisor:
             self.say(f"spot interruption notice: {self.notice.action} in {left:.0f}s")
         self.say(f"stopping the script ({self.stop_reason}): SIGTERM, then {grace:.0f}s grace")
         self.set_status(notice=noticed, reason=self.stop_reason)
-        code = process.terminate(grace, on_sigterm=lambda: self.set_status(sigterm=utc_now()))
+        code = process.terminate(
+            grace, on_sigterm=lambda: self.set_status(sigterm=utc_now()), observer=self.writers
+        )
         self.say(f"script ended with exit code {code}")
         return code
 
@@ -385,7 +463,20 @@ class Supervisor:
         changes: dict[str, Any] = {"checkpoint_id": result.manifest.id}
         if final:
             changes["checkpoint_committed"] = utc_now()
+        elif result.created:
+            self._run_commits += 1
         self.set_status(**changes)
+
+    def _restored(self, manifest: Manifest | None) -> Manifest | None:
+        """Record in status.json the checkpoint the next run starts from."""
+        changes: dict[str, Any] = {"restored_checkpoint": manifest.id if manifest else None}
+        if manifest is not None:
+            changes["checkpoint_id"] = manifest.id
+        self.set_status(**changes)
+        return manifest
+
+    def _record_fallback(self, fallback: CheckpointFallback) -> None:
+        self.set_status(fallbacks=[*self.status.fallbacks, fallback])
 
     def _put_log(self, data: bytes) -> None:
         if self.location is not None:
@@ -415,38 +506,22 @@ class Supervisor:
         self.set_status(state=state, exit_code=code, ended=utc_now(), message=message)
 
     def _apply_finish_action(self) -> None:
-        if not self.ctx.on_instance or self.ctx.ec2_client is None:
+        action = finish_action(self.spec.stop_on_finish, self.spec.terminate_on_finish)
+        if not self.ctx.on_instance or self.ctx.ec2_client is None or action is None:
             return
-        action = (
-            "terminate"
-            if self.spec.terminate_on_finish
-            else "stop"
-            if self.spec.stop_on_finish
-            else None
-        )
-        if action is None or self.ctx.instance_id in ("local", "unknown"):
+        if self.ctx.instance_id in ("local", "unknown"):
             return
-        self.say(f"{action}-on-finish: asking EC2 to {action} {self.ctx.instance_id}")
-        self._ship_log()
-        try:
-            ec2 = self.ctx.ec2_client()
-            if action == "terminate":
-                ec2.terminate_instances(InstanceIds=[self.ctx.instance_id])
-            else:
-                ec2.stop_instances(InstanceIds=[self.ctx.instance_id])
-        except Exception as exc:  # botocore errors: report, the job itself is done
-            self.say(f"could not {action} {self.ctx.instance_id}: {exc}")
+
+        def say(message: str) -> None:  # shipped at once: the instance may be gone next
+            self.say(message)
             self._ship_log()
 
+        def record(note: str) -> None:
+            self.set_status(message=f"{self.status.message}; {note}")
 
-def _empty_dir(directory: Path) -> None:
-    import shutil
-
-    for entry in directory.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink()
+        apply_finish_action(
+            self.ctx.ec2_client(), self.ctx.instance_id, action, say, before_terminate=record
+        )
 
 
 def install_signal_handlers(supervisor: Supervisor, mapping: dict[int, str]) -> Callable[[], None]:

@@ -3,6 +3,10 @@
 :class:`CheckpointSync` commits ``RUNCTL_CHECKPOINT_DIR`` to the job's store one commit at a time
 (a periodic commit and the final one never overlap), remembers how long the last one took (the
 upload allowance of a spot notice's grace period) and prunes old checkpoints after a new one.
+Each commit leaves alone the files the script's processes write (``busy``) and ends its uploads
+at the ``deadline`` once one is set (a spot notice). Its first commit, and the one after a failed
+commit, first aborts the multipart uploads an earlier commit of the job left unfinished (a
+runner killed mid-upload), so their parts are not stored and billed forever.
 :class:`LogShipper` re-puts the whole job log to S3 every few seconds when it grew; a big log is
 shipped less often, so this stays cheap.
 """
@@ -14,13 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from runctl.job.checkpoints import (
-    CommitResult,
-    HashCache,
-    commit_checkpoint,
-    prune_checkpoints,
-    scan_checkpoint_dir,
-)
+from runctl.job.checkpoints import Busy, CommitResult, commit_checkpoint, prune_checkpoints
+from runctl.job.manifests import BLOBS
+from runctl.job.snapshot import HashCache, scan_checkpoint_dir
 from runctl.job.stores import CheckpointStore
 
 MIN_UPLOAD_ALLOWANCE = 10.0
@@ -51,8 +51,14 @@ class CheckpointSync:
         self.say = say
         self.note = note
         self.last_seconds = 0.0
+        self.busy: Busy | None = None
+        self.deadline: float | None = None  # time.monotonic() by which uploads must end
         self._lock = threading.Lock()
         self._hashes = HashCache()
+        self._look_for_unfinished = True
+
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     def commit(self) -> CommitResult | None:
         """Commit now (after any commit in progress); None when there is no store or it failed."""
@@ -60,6 +66,8 @@ class CheckpointSync:
         if store is None:
             return None
         with self._lock:
+            if self._look_for_unfinished:
+                self._abort_unfinished(store)
             try:
                 result = commit_checkpoint(
                     store,
@@ -67,10 +75,13 @@ class CheckpointSync:
                     job_id=self.job_id,
                     attempt=self.attempt,
                     cache=self._hashes,
-                    log=self.note,
+                    log=self.say,
+                    busy=self.busy,
+                    stop=self.past_deadline,
                 )
             except Exception as exc:  # a failed commit must not take the job down with it
                 self.say(f"checkpoint commit failed: {exc}")
+                self._look_for_unfinished = True
                 return None
         manifest = result.manifest
         if result.created and manifest is not None:
@@ -80,7 +91,26 @@ class CheckpointSync:
                 f"{result.uploaded_files} uploaded ({result.uploaded_bytes} bytes) "
                 f"in {result.seconds:.1f}s"
             )
+        if self.past_deadline() and (result.carried or result.left_out):
+            self.say(
+                "the spot notice's deadline came before every file was uploaded; see the lines "
+                "above for what kept its last committed version"
+            )
         return result
+
+    def _abort_unfinished(self, store: CheckpointStore) -> None:
+        """Abort what killed commits left (before this commit starts uploads of its own)."""
+        self._look_for_unfinished = False
+        try:
+            aborted = store.abort_incomplete_uploads(BLOBS)
+        except Exception as exc:  # housekeeping: never fail a commit for it
+            self.note(f"could not look for unfinished checkpoint uploads: {exc}")
+            return
+        if aborted:
+            self.say(
+                f"aborted {len(aborted)} unfinished upload(s) an earlier commit left: "
+                + ", ".join(sorted(aborted))
+            )
 
     def prune(self) -> None:
         store = self._store()

@@ -1,4 +1,5 @@
-"""The tags runctl puts on everything it creates (PRODUCT.md section 6), and how it reads them.
+"""The tags runctl puts on everything it creates (docs/reference.md, "Safety"), and how it reads
+them.
 
 Ownership is decided by tags alone: ``runctl:managed=true`` marks a resource as runctl's, and
 ``runctl:protected=true`` puts it out of reach of every bulk or destructive command.
@@ -18,6 +19,9 @@ MANAGED = "runctl:managed"
 PROJECT = "runctl:project"
 USER = "runctl:user"
 JOB = "runctl:job"
+JOB_URI = "runctl:job-uri"
+#: The ``workflow train`` run an instance belongs to: its teardown finds them all by this tag.
+WORKFLOW = "runctl:workflow"
 CREATED = "runctl:created"
 PROTECTED = "runctl:protected"
 REQUEST = "runctl:request"
@@ -89,11 +93,13 @@ def is_protected(tags: Mapping[str, str]) -> bool:
     return tags.get(PROTECTED, "").lower() == "true"
 
 
-def managed_filters(project: str | None = None) -> dict[str, list[str]]:
-    """EC2 describe filters selecting runctl-managed resources (of one project)."""
+def managed_filters(project: str | None = None, user: str | None = None) -> dict[str, list[str]]:
+    """EC2 describe filters selecting runctl-managed resources (of one project, of one user)."""
     filters = {f"tag:{MANAGED}": ["true"]}
     if project:
         filters[f"tag:{PROJECT}"] = [project]
+    if user:
+        filters[f"tag:{USER}"] = [user]
     return filters
 
 

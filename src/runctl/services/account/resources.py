@@ -1,21 +1,23 @@
 """``resources``: what runctl is running, what it costs, and bulk stop/cleanup.
 
-Only runctl-managed instances are listed unless ``include_all``; bulk actions never touch an
-instance that is not runctl-managed or that is tagged ``runctl:protected=true``.
+Everything here works within a :class:`Scope`: runctl-managed instances of the calling user
+(``runctl:user``) by default, of one project when asked, of every user only when asked
+(``--all-users``). Listing may include instances runctl did not create (``--all``); bulk actions
+never touch one, nor one tagged ``runctl:protected=true``, and stop and terminate each instance
+through the same graceful job step as ``aws stop|terminate``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from runctl.services import tags as tagging
 from runctl.services.instances.lifecycle import (
     GracefulJobStop,
-    graceful_job_stop,
     stop_instance,
     terminate_instance,
     uptime_seconds,
@@ -23,7 +25,9 @@ from runctl.services.instances.lifecycle import (
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Ec2, Instance
+    from runctl.aws.s3_uploads import AbortReport
     from runctl.services.instances.prices import PriceBook
+    from runctl.services.jobs.session import JobSession
 
 LISTED_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 
@@ -59,6 +63,26 @@ class ResourceListing:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Which resources a command looks at: one project (None: all), one user (None: all)."""
+
+    project: str | None = None
+    user: str | None = None
+    include_foreign: bool = False
+
+    def filters(self) -> dict[str, list[str]]:
+        """EC2 describe filters for this scope."""
+        if not self.include_foreign:
+            return tagging.managed_filters(self.project, self.user)
+        return {f"tag:{tagging.PROJECT}": [self.project]} if self.project else {}
+
+    def describe(self) -> str:
+        """In words, for the end of a listing (``all users`` said out loud)."""
+        who = f"user {self.user}" if self.user else "all users"
+        return f"{who}, " + (f"project {self.project}" if self.project else "all projects")
+
+
 @dataclass
 class BulkResult:
     """What ``cleanup``/``stop-all`` did (or, with ``dry_run``, would do)."""
@@ -67,29 +91,26 @@ class BulkResult:
     dry_run: bool
     acted_on: list[str]
     skipped: dict[str, str]
+    #: What the graceful step did on each instance that ran a job (the checkpoint it committed).
+    job_stops: dict[str, str] = field(default_factory=dict)
+    #: ``cleanup``: runctl's unfinished multipart uploads in the job bucket, aborted (or listed).
+    uploads: AbortReport | None = None
 
 
 def list_instances(
     regions: Iterable[tuple[Ec2, PriceBook]],
+    scope: Scope,
     *,
-    project: str | None = None,
-    include_all: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ResourceListing:
-    """Instances in each region with state, age and cost estimates (since their last start).
-
-    ``include_all`` lists instances runctl did not create too.
-    """
+    """Instances of ``scope`` in each region with state, age and cost estimates (since their
+    last start)."""
     moment = now()
     targets = list(regions)
 
     def one_region(target: tuple[Ec2, PriceBook]) -> list[ResourceRow]:
         ec2, prices = target
-        filters: dict[str, list[str]] = {"instance-state-name": list(LISTED_STATES)}
-        if not include_all:
-            filters.update(tagging.managed_filters(project))
-        elif project:
-            filters[f"tag:{tagging.PROJECT}"] = [project]
+        filters = {"instance-state-name": list(LISTED_STATES), **scope.filters()}
         return [
             _row(ec2.region, i, prices, moment) for i in ec2.describe_instances(filters=filters)
         ]
@@ -135,22 +156,23 @@ def _row(region: str, instance: Instance, prices: PriceBook, now: datetime) -> R
 def bulk_action(
     ec2: Ec2,
     action: str,
+    scope: Scope,
     *,
-    project: str | None = None,
+    graceful: GracefulJobStop,
     dry_run: bool = False,
     force: bool = False,
-    graceful: GracefulJobStop = graceful_job_stop,
 ) -> BulkResult:
-    """Stop (``stop-all``) or terminate (``cleanup``) runctl-managed instances of a region.
+    """Stop (``stop-all``) or terminate (``cleanup``) the managed instances of ``scope`` in a
+    region.
 
     Instances that are protected, not runctl-managed, or already in the target state are
     skipped with the reason. Each instance goes through the same stop/terminate as ``aws
-    stop|terminate`` (graceful job step first unless ``force``).
+    stop|terminate``: the ``graceful`` job step first (the job's checkpoint committed) unless
+    ``force``.
     """
     states = ["pending", "running"] if action == "stop" else list(LISTED_STATES)
-    found = ec2.describe_instances(
-        filters={**tagging.managed_filters(project), "instance-state-name": states}
-    )
+    managed = replace(scope, include_foreign=False)
+    found = ec2.describe_instances(filters={**managed.filters(), "instance-state-name": states})
     targets: list[str] = []
     skipped: dict[str, str] = {}
     for instance in found:
@@ -162,10 +184,31 @@ def bulk_action(
             skipped[instance.instance_id] = "one-time spot instances cannot be stopped"
         else:
             targets.append(instance.instance_id)
-    if not dry_run:
-        for instance_id in targets:
-            if action == "stop":
-                stop_instance(ec2, instance_id, force=force, graceful=graceful)
-            else:
-                terminate_instance(ec2, instance_id, force=force, graceful=graceful)
-    return BulkResult(action, dry_run, targets, skipped)
+    result = BulkResult(action, dry_run, targets, skipped)
+    act = stop_instance if action == "stop" else terminate_instance
+    for instance_id in [] if dry_run else targets:
+        done = act(ec2, instance_id, force=force, graceful=graceful)
+        if done.job_stop is not None:
+            result.job_stops[instance_id] = done.job_stop.message
+    return result
+
+
+def act_on_scope(
+    session: JobSession, action: str, scope: Scope, *, dry_run: bool = False, force: bool = False
+) -> BulkResult:
+    """``resources stop-all`` (``action`` "stop") or ``cleanup`` ("terminate"): the scope's
+    instances, each through the session's graceful job step unless ``force``. ``cleanup`` also
+    aborts runctl's unfinished multipart uploads under ``runctl/`` of the job bucket (one
+    project's with ``scope.project``; those younger than an hour are spared: a commit may be
+    using them)."""
+    from runctl.services.account.uploads import abort_runctl_uploads
+
+    result = bulk_action(
+        session.ec2, action, scope, graceful=session.graceful_stop, dry_run=dry_run, force=force
+    )
+    bucket = session.settings.aws.s3_bucket
+    if action == "terminate" and bucket:
+        result.uploads = abort_runctl_uploads(
+            session.s3, bucket, project=scope.project, dry_run=dry_run
+        )
+    return result

@@ -1,5 +1,9 @@
 """``aws setup``: the bucket, the instance role and the instance profile runctl's instances need.
 
+The bucket also gets a lifecycle rule aborting multipart uploads left unfinished for 7 days (a
+killed upload's parts are otherwise stored and billed forever), beside the rules it has; see
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpu-abort-incomplete-mpu-lifecycle-config.html
+
 Planning and doing are one pipeline: :func:`plan_setup` inspects what exists and returns the steps,
 each with the action that would bring it in line; :func:`apply_setup` runs them (a dry run just
 shows the plan). A second run finds everything in place and changes nothing.
@@ -7,21 +11,39 @@ shows the plan). A second run finds everything in place and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from runctl.aws.partitions import arn
+from runctl.errors import UsageError
+from runctl.job.spec import as_prefix, split_s3_uri
 from runctl.services import tags as tagging
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from runctl.aws.buckets import Buckets
     from runctl.aws.iam import Iam
+    from runctl.aws.session import AwsContext
+    from runctl.config import ResolvedConfig
 
 DEFAULT_PROFILE = "runctl-instance"
+ABORT_RULE_ID = "runctl-abort-incomplete-uploads"
+ABORT_AFTER_DAYS = 7
+ABORT_RULE: dict[str, Any] = {
+    "ID": ABORT_RULE_ID,
+    "Status": "Enabled",
+    "Filter": {"Prefix": ""},
+    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_AFTER_DAYS},
+}
 ROLE_SUFFIX = "-role"
 INLINE_POLICY = "runctl-bucket-access"
-SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+GRANT_POLICY_PREFIX = "runctl-grant-"
+SSM_CORE_POLICY_NAME = "AmazonSSMManagedInstanceCore"
 EC2_TRUST = {
     "Version": "2012-10-17",
     "Statement": [
@@ -34,10 +56,18 @@ EC2_TRUST = {
 }
 
 
-def bucket_policy(bucket: str, prefix: str = "runctl") -> dict[str, Any]:
+def ssm_core_policy_arn(region: str) -> str:
+    """``AmazonSSMManagedInstanceCore`` in the partition of ``region``."""
+    return arn(region, "iam", f"policy/{SSM_CORE_POLICY_NAME}", account="aws")
+
+
+def bucket_policy(
+    bucket: str, prefix: str = "runctl", *, region: str = "us-east-1"
+) -> dict[str, Any]:
     """Inline policy: list, read and write objects under ``<prefix>/`` of the bucket only, and
     stop or terminate runctl-managed instances (``--stop-on-finish``/``--terminate-on-finish``
-    are applied by the runner on the instance itself)."""
+    are applied by the runner on the instance itself). ARNs are in ``region``'s partition."""
+    bucket_arn = arn(region, "s3", bucket)
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -45,14 +75,14 @@ def bucket_policy(bucket: str, prefix: str = "runctl") -> dict[str, Any]:
                 "Sid": "ListRunctlPrefix",
                 "Effect": "Allow",
                 "Action": "s3:ListBucket",
-                "Resource": f"arn:aws:s3:::{bucket}",
+                "Resource": bucket_arn,
                 "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*", f"{prefix}/"]}},
             },
             {
                 "Sid": "LocateBucket",
                 "Effect": "Allow",
                 "Action": ["s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
-                "Resource": f"arn:aws:s3:::{bucket}",
+                "Resource": bucket_arn,
             },
             {
                 "Sid": "RunctlObjects",
@@ -64,14 +94,86 @@ def bucket_policy(bucket: str, prefix: str = "runctl") -> dict[str, Any]:
                     "s3:AbortMultipartUpload",
                     "s3:ListMultipartUploadParts",
                 ],
-                "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*",
+                "Resource": f"{bucket_arn}/{prefix}/*",
             },
             {
                 "Sid": "FinishRunctlInstances",
                 "Effect": "Allow",
                 "Action": ["ec2:StopInstances", "ec2:TerminateInstances"],
-                "Resource": "arn:aws:ec2:*:*:instance/*",
+                "Resource": arn(region, "ec2", "instance/*", account="*", scope="*"),
                 "Condition": {"StringEquals": {"aws:ResourceTag/runctl:managed": "true"}},
+            },
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Extra S3 access for the instance role: ``s3://bucket/prefix/``, read-only or read/write."""
+
+    uri: str
+    read_only: bool = False
+
+    @property
+    def policy_name(self) -> str:
+        """A stable inline-policy name per URI (IAM names: 128 characters of ``\\w+=,.@-``)."""
+        readable = re.sub(r"[^\w+=,.@-]+", "-", self.uri.removeprefix("s3://")).strip("-")
+        digest = hashlib.sha256(self.uri.encode()).hexdigest()[:8]
+        return f"{GRANT_POLICY_PREFIX}{readable[:100]}-{digest}"
+
+    def describe(self) -> str:
+        return f"{'read-only' if self.read_only else 'read/write'} {self.uri}"
+
+
+def parse_grant(uri: str, *, read_only: bool) -> Grant:
+    """A Grant for ``s3://bucket/prefix/`` (a prefix always ends with ``/``); UsageError else."""
+    try:
+        bucket, key = split_s3_uri(uri)
+    except ValueError as exc:
+        raise UsageError(
+            f"--grant {uri!r}: {exc}", hint="e.g. --grant s3://my-data/datasets/"
+        ) from None
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise UsageError(f"--grant {uri!r}: {bucket!r} is not a bucket name", resource=uri)
+    return Grant(f"s3://{bucket}/{as_prefix(key)}", read_only)
+
+
+def grant_policy(grant: Grant, *, region: str) -> dict[str, Any]:
+    """Inline policy for a Grant: list the prefix, read its objects and (unless read-only)
+    write and delete them."""
+    bucket, prefix = split_s3_uri(grant.uri)
+    bucket_arn = arn(region, "s3", bucket)
+    actions = ["s3:GetObject"]
+    if not grant.read_only:
+        actions += [
+            "s3:PutObject",
+            "s3:DeleteObject",
+            "s3:AbortMultipartUpload",
+            "s3:ListMultipartUploadParts",
+        ]
+    listing: dict[str, Any] = {
+        "Sid": "ListGrantedPrefix",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": bucket_arn,
+    }
+    if prefix:
+        listing["Condition"] = {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            listing,
+            {
+                "Sid": "LocateGrantedBucket",
+                "Effect": "Allow",
+                "Action": "s3:GetBucketLocation",
+                "Resource": bucket_arn,
+            },
+            {
+                "Sid": "GrantedObjects",
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": f"{bucket_arn}/{prefix}*",
             },
         ],
     }
@@ -118,6 +220,10 @@ class SetupResult:
     changed: bool
     steps: list[SetupStep]
 
+    @property
+    def changes(self) -> list[SetupStep]:
+        return [step for step in self.steps if step.action != "ok"]
+
 
 def plan_setup(
     iam: Iam,
@@ -126,12 +232,14 @@ def plan_setup(
     bucket: str,
     region: str,
     profile_name: str = DEFAULT_PROFILE,
+    grants: Sequence[Grant] = (),
     config_writes: list[tuple[str, str, Callable[[], object] | None]] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SetupPlan:
     """Inspect the bucket, role, policies and profile; return the steps to bring them in line.
 
-    ``config_writes`` are (key, value, writer) triples; a None writer means the key is already set.
+    ``grants`` extend the role to other S3 prefixes (one inline policy each). ``config_writes``
+    are (key, value, writer) triples; a None writer means the key is already set.
     """
     tags = tagging.resource_tags(
         project="runctl", user=tagging.current_user(), name=profile_name, created=now()
@@ -145,6 +253,8 @@ def plan_setup(
     plan = SetupPlan(bucket, role_name, profile_name, region)
     _plan_bucket(plan, buckets, tags)
     _plan_role(plan, iam, tags)
+    for grant in grants:
+        _plan_grant(plan, iam, grant)
     if existing_profile is None:
         plan.add(
             SetupStep("instance-profile", profile_name, "create", "instance profile"),
@@ -176,10 +286,42 @@ def _plan_bucket(plan: SetupPlan, buckets: Buckets, tags: dict[str, str]) -> Non
             SetupStep("bucket", bucket, "create", detail),
             lambda: buckets.create_bucket(bucket, region, tags=tags),
         )
+        _plan_abort_rule(plan, buckets, [])
         return
     actual = buckets.get_bucket_region(bucket)
     note = "exists" if actual == region else f"exists in {actual} (instances run in {region})"
     plan.add(SetupStep("bucket", bucket, "ok", note))
+    _plan_abort_rule(plan, buckets, buckets.get_lifecycle_rules(bucket))
+
+
+def _covers_bucket(rule: dict[str, Any]) -> bool:
+    """True for an enabled rule, for every key, aborting unfinished uploads within 7 days."""
+    days = (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation")
+    scope = rule.get("Filter", {"Prefix": rule.get("Prefix", "")})
+    whole = scope in ({}, {"Prefix": ""})
+    return rule.get("Status") == "Enabled" and whole and days is not None and days <= 7
+
+
+def _plan_abort_rule(plan: SetupPlan, buckets: Buckets, rules: list[dict[str, Any]]) -> None:
+    """The lifecycle rule aborting unfinished multipart uploads, added beside existing rules."""
+    name, bucket = "abort-incomplete-uploads", plan.bucket
+    covering = next((r for r in rules if _covers_bucket(r)), None)
+    if covering is not None:
+        days = covering["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+        detail = f"rule {covering.get('ID', '(unnamed)')} aborts unfinished uploads after {days}d"
+        plan.add(SetupStep("bucket-lifecycle", name, "ok", detail))
+        return
+    others = [r for r in rules if r.get("ID") != ABORT_RULE_ID]
+    action = "update" if len(others) < len(rules) else "create"
+    plan.add(
+        SetupStep(
+            "bucket-lifecycle",
+            name,
+            action,
+            f"abort multipart uploads unfinished after {ABORT_AFTER_DAYS} days",
+        ),
+        lambda: buckets.put_lifecycle_rules(bucket, [*others, ABORT_RULE]),
+    )
 
 
 def _plan_role(plan: SetupPlan, iam: Iam, tags: dict[str, str]) -> None:
@@ -203,22 +345,34 @@ def _plan_role(plan: SetupPlan, iam: Iam, tags: dict[str, str]) -> None:
             ),
             lambda: iam.update_assume_role_policy(role_name, EC2_TRUST),
         )
-    attached = role is not None and SSM_CORE_POLICY in iam.list_attached_role_policies(role_name)
+    ssm_core = ssm_core_policy_arn(plan.region)
+    attached = role is not None and ssm_core in iam.list_attached_role_policies(role_name)
     plan.add(
         SetupStep(
             "role-policy",
-            "AmazonSSMManagedInstanceCore",
+            SSM_CORE_POLICY_NAME,
             "ok" if attached else "create",
             f"attached to {role_name}",
         ),
-        lambda: iam.attach_role_policy(role_name, SSM_CORE_POLICY),
+        lambda: iam.attach_role_policy(role_name, ssm_core),
     )
-    wanted = bucket_policy(bucket)
+    wanted = bucket_policy(bucket, region=plan.region)
     current = iam.get_role_policy(role_name, INLINE_POLICY) if role is not None else None
     action = "ok" if current == wanted else ("create" if current is None else "update")
     plan.add(
         SetupStep("role-policy", INLINE_POLICY, action, f"read/write s3://{bucket}/runctl/*"),
         lambda: iam.put_role_policy(role_name, INLINE_POLICY, wanted),
+    )
+
+
+def _plan_grant(plan: SetupPlan, iam: Iam, grant: Grant) -> None:
+    role_name, name = plan.role, grant.policy_name
+    wanted = grant_policy(grant, region=plan.region)
+    current = iam.get_role_policy(role_name, name) if iam.get_role(role_name) else None
+    action = "ok" if current == wanted else ("create" if current is None else "update")
+    plan.add(
+        SetupStep("role-policy", name, action, grant.describe()),
+        lambda: iam.put_role_policy(role_name, name, wanted),
     )
 
 
@@ -241,3 +395,51 @@ def apply_setup(plan: SetupPlan, *, dry_run: bool) -> SetupResult:
 def default_bucket_name(account_id: str, region: str) -> str:
     """``runctl-<account>-<region>``: unique per account and region, valid as a bucket name."""
     return f"runctl-{account_id}-{region}"
+
+
+def set_up_account(
+    aws: AwsContext,
+    resolved: ResolvedConfig,
+    *,
+    config_path: Path | None,
+    cwd: Path,
+    grants: Sequence[Grant] = (),
+    dry_run: bool = False,
+) -> SetupResult:
+    """``aws setup``: the bucket (``aws.s3_bucket``, else one named after the account and
+    region), the instance role and profile, the ``grants``, and the two names written to the
+    config file that does not have them yet (``--config``, else the project's ``.runctl.toml``).
+    """
+    from runctl.aws.buckets import Buckets
+    from runctl.aws.iam import Iam
+    from runctl.aws.sts import get_caller_identity
+    from runctl.config_file import set_value
+    from runctl.paths import PROJECT_FILE, find_project_file
+
+    region = aws.region_name
+    settings = resolved.settings.aws
+    name = settings.s3_bucket or default_bucket_name(
+        get_caller_identity(aws.sts()).account_id, region
+    )
+    profile = settings.iam_instance_profile or DEFAULT_PROFILE
+    target = config_path or find_project_file(cwd) or cwd / PROJECT_FILE
+
+    def writer(key: str, value: str) -> Callable[[], object] | None:
+        if resolved.file_for(key) is not None:
+            return None  # a config file already says it
+        return lambda: set_value(target, key, value)
+
+    writes = [
+        (key, value, writer(key, value))
+        for key, value in (("aws.s3_bucket", name), ("aws.iam_instance_profile", profile))
+    ]
+    plan = plan_setup(
+        Iam(aws.iam()),
+        Buckets(aws.s3()),
+        bucket=name,
+        region=region,
+        profile_name=profile,
+        grants=grants,
+        config_writes=writes,
+    )
+    return apply_setup(plan, dry_run=dry_run)

@@ -108,3 +108,23 @@ def upload_code_bundle(client: S3Client, bundle: CodeBundle, bucket: str, projec
         pass
     upload_files(client, [UploadItem(bundle.path, uri, bundle.size)])
     return True
+
+
+def latest_code_sha(client: S3Client, bucket: str, project: str) -> str:
+    """The newest code bundle already in S3 for ``project`` (for ``--no-sync-code``).
+
+    Raises UsageError when the project has no code in S3 yet.
+    """
+    from runctl.aws.s3 import S3Uri, iter_objects
+    from runctl.job.spec import code_prefix
+
+    prefix = S3Uri(bucket, code_prefix(project))
+    bundles = [o for o in iter_objects(client, prefix) if o.key.endswith(".tar.gz")]
+    if not bundles:
+        raise UsageError(
+            f"--no-sync-code: no code has been uploaded for project {project} yet",
+            hint="run once without --no-sync-code to ship the code",
+            resource=str(prefix),
+        )
+    newest = max(bundles, key=lambda o: o.last_modified)
+    return newest.key.rsplit("/", 1)[-1].removesuffix(".tar.gz")

@@ -77,9 +77,12 @@ RUNCTL_MODULES = (
     "aws/s3_paths",
     "aws/s3_sync",
     "aws/s3_transfer",
+    "aws/s3_uploads",
 )
 MANIFEST_NAME = "runctl-runtime.json"
-PRESIGN_SECONDS = 6 * 3600
+#: The runtime bundle's URL is fetched once, by the start command, seconds after it is made: it
+#: lives minutes, not hours (it is the only credential-bearing text in an SSM command).
+PRESIGN_SECONDS = 15 * 60
 _LOWER_BOUND = re.compile(r">=?\s*(\d+)\.(\d+)")
 
 
@@ -333,11 +336,19 @@ def _read_meta(path: Path) -> dict[str, object] | None:
 
 
 def upload_runtime_bundle(
-    client: S3Client, bucket: str, bundle: RuntimeBundle, *, expires: int = PRESIGN_SECONDS
+    client: S3Client,
+    bucket: str,
+    bundle: RuntimeBundle,
+    *,
+    expires: int = PRESIGN_SECONDS,
+    bucket_region: str | None = None,
 ) -> RuntimeRef:
-    """Upload the bundle unless ``runtime/<sha256>.tar.gz`` exists; return it with a presigned
-    GET URL valid for ``expires`` seconds."""
+    """Upload the bundle unless ``runtime/<sha256>.tar.gz`` exists; return it with a SigV4
+    presigned GET URL valid for ``expires`` seconds, signed for the bucket's region (looked up
+    unless ``bucket_region`` is given)."""
+    from runctl.aws.buckets import get_bucket_region
     from runctl.aws.s3 import S3Uri, head_object
+    from runctl.aws.s3_presign import presign_get_object
     from runctl.aws.s3_transfer import UploadItem, upload_files
     from runctl.errors import NotFoundError
 
@@ -348,9 +359,8 @@ def upload_runtime_bundle(
     except NotFoundError:
         upload_files(client, [UploadItem(bundle.path, uri, bundle.size)])
         uploaded = True
-    url = client.generate_presigned_url(
-        "get_object", Params={"Bucket": bucket, "Key": bundle.key}, ExpiresIn=expires
-    )
+    region = bucket_region or get_bucket_region(client, bucket)
+    url = presign_get_object(client, bucket, bundle.key, region=region, expires=expires)
     return RuntimeRef(bundle.key, bundle.sha256, bundle.size, url, uploaded)
 
 

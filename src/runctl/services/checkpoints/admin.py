@@ -25,19 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from runctl.errors import NotFoundError, UsageError
-from runctl.job.checkpoints import (
+from runctl.job.checkpoints import prune_checkpoints
+from runctl.job.manifests import (
     BLOBS,
     MANIFESTS,
-    LocalCheckpointFile,
     Manifest,
     latest_manifest,
     list_manifests,
-    prune_checkpoints,
     read_manifest,
-    scan_checkpoint_dir,
-    sha256_file,
 )
 from runctl.job.record import JobRecord
+from runctl.job.snapshot import LocalCheckpointFile, scan_checkpoint_dir, sha256_file
 from runctl.job.spec import UTC, JobLocation, JobSpec, JobStatus, format_time
 from runctl.job.stores import CheckpointStore, open_store
 

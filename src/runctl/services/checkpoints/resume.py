@@ -1,4 +1,6 @@
-"""``runctl checkpoint resume``: start the next attempt of a job from its newest checkpoint.
+"""``runctl checkpoint resume``: start the next attempt of a job from its newest checkpoint, or
+from an older one (``--checkpoint``: job.json then pins it for that attempt only, see
+:meth:`runctl.job.spec.JobSpec.checkpoint_to_restore`).
 
 The job is found from the target (:mod:`runctl.services.checkpoints.admin`): an S3 job prefix
 names it; a store names it through its newest manifest's job id, whose ``job.json`` is the S3
@@ -21,23 +23,27 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runctl.config import Settings
-from runctl.errors import NotFoundError, UsageError, WrongStateError
-from runctl.job.checkpoints import Manifest, latest_manifest
+from runctl.errors import NotFoundError, UsageError
 from runctl.job.layout import JobPaths
+from runctl.job.manifests import Manifest, latest_manifest
 from runctl.job.record import JobRecord
 from runctl.job.spec import JobLocation, JobSpec, JobStatus
 from runctl.paths import Project
-from runctl.polling import Timing
 from runctl.remote.process import Echo
-from runctl.services.checkpoints.admin import CheckpointTarget, S3ClientFactory, no_checkpoint
+from runctl.services.checkpoints.admin import (
+    CheckpointTarget,
+    S3ClientFactory,
+    find_manifest,
+    no_checkpoint,
+)
 from runctl.services.instances.lifecycle import validate_instance_id
 from runctl.services.jobs.local import LocalJobResult, resolve_script, run_attempt_here
-from runctl.services.jobs.start import AwsJobClients, StartedJob
+from runctl.services.jobs.start import StartedJob, ensure_not_running
 
-ACTIVE_STATES = ("running", "starting")
-STARTUP_POLL = Timing(interval=0.3, max_interval=2.0)
+if TYPE_CHECKING:
+    from runctl.services.jobs.session import JobSession
 
 
 @dataclass
@@ -49,6 +55,7 @@ class ResumePlan:
     location: JobLocation | None
     manifest: Manifest
     store_uri: str
+    pinned: bool = False  # the checkpoint was chosen (--checkpoint), not the newest
 
     @property
     def next_attempt(self) -> int:
@@ -56,14 +63,34 @@ class ResumePlan:
             return self.status.attempt + 1
         return self.manifest.attempt + 1
 
+    def spec_for_attempt(self, args: Sequence[str] | None) -> JobSpec:
+        """job.json for the next attempt: the given arguments, and the chosen checkpoint."""
+        spec = replace(self.spec, args=list(args) if args is not None else self.spec.args)
+        if self.pinned:
+            spec = replace(
+                spec, restore_checkpoint=self.manifest.id, restore_attempt=self.next_attempt
+            )
+        return spec
 
-def plan_resume(target: CheckpointTarget, *, cwd: Path, s3_client: S3ClientFactory) -> ResumePlan:
-    """The job behind ``target`` and its newest committed checkpoint.
+
+def plan_resume(
+    target: CheckpointTarget,
+    *,
+    cwd: Path,
+    s3_client: S3ClientFactory,
+    checkpoint: str | None = None,
+) -> ResumePlan:
+    """The job behind ``target`` and the checkpoint to resume from: ``checkpoint`` (an id, a
+    sequence number or a unique id prefix) or the newest committed one.
 
     ``runctl local`` jobs are looked up in the project that holds ``cwd``. Raises NotFoundError
-    (exit 6) when there is no committed checkpoint or the job's ``job.json`` cannot be found.
+    (exit 6) when there is no (such) committed checkpoint or the job's ``job.json`` cannot be
+    found.
     """
-    manifest = latest_manifest(target.store) if target.store is not None else None
+    if target.store is not None and checkpoint is not None:
+        manifest: Manifest | None = find_manifest(target.store, checkpoint)
+    else:
+        manifest = latest_manifest(target.store) if target.store is not None else None
     if manifest is None:
         raise no_checkpoint(target)
     spec, status, location = target.spec, target.status, target.job
@@ -72,7 +99,9 @@ def plan_resume(target: CheckpointTarget, *, cwd: Path, s3_client: S3ClientFacto
     if spec is None:
         spec, status = _local_job(Project.find(cwd), manifest)
     assert target.store is not None
-    return ResumePlan(spec, status, location, manifest, target.store.uri)
+    return ResumePlan(
+        spec, status, location, manifest, target.store.uri, pinned=checkpoint is not None
+    )
 
 
 def _local_job(project: Project, manifest: Manifest) -> tuple[JobSpec, JobStatus | None]:
@@ -91,56 +120,34 @@ def _local_job(project: Project, manifest: Manifest) -> tuple[JobSpec, JobStatus
         raise NotFoundError(f"{record.paths}: {exc}", resource=manifest.job_id) from None
 
 
-def check_not_running(plan: ResumePlan, force: bool) -> None:
-    """WrongStateError (exit 8) when the job is still running somewhere, unless ``force``."""
-    status = plan.status
-    if status is None or status.state not in ACTIVE_STATES or force:
-        return
-    where = ", ".join(status.instance_ids[-1:]) or "somewhere"
-    raise WrongStateError(
-        f"job {plan.spec.job_id} is still {status.state} on {where}",
-        hint="stop it first (`runctl aws stop ID`), or pass --force",
-        resource=plan.spec.job_id,
-    )
-
-
 def resume_on_instance(
-    clients: AwsJobClients,
+    session: JobSession,
     plan: ResumePlan,
     instance_id: str,
-    settings: Settings,
     *,
-    cache_dir: Path,
     args: Sequence[str] | None = None,
     force: bool = False,
 ) -> StartedJob:
     """Start attempt N+1 of an S3 job on ``instance_id``; its runner restores the checkpoint.
 
     Raises UsageError for a malformed instance id or a job that is not in S3, and what
-    ``resume_job`` raises (the job is still running, the instance is not ready); job.json is
-    put back if starting fails.
+    :meth:`JobSession.resume` raises (the job is still running, the instance is not ready).
     """
-    from runctl.services.jobs.resume import resume_job
-
     validate_instance_id(instance_id)
-    location = plan.location
-    if location is None:
+    if plan.location is None:
         raise UsageError(
             f"job {plan.spec.job_id} is not in S3, so no instance can resume it",
-            hint="pass the job's S3 prefix, or leave out --instance-id to resume it here",
+            hint="pass the job's S3 URI, or leave out --instance-id to resume it here",
             resource=plan.spec.job_id,
         )
-    original = plan.spec
-    record = JobRecord(location, s3=clients.s3)
-    if args is not None and list(args) != original.args:
-        record.write_spec(replace(original, args=list(args)))
+    if not plan.pinned:
+        return session.resume(plan.location, instance_id, args=args, force=force)
+    record = JobRecord(plan.location, s3=session.s3)
+    record.write_spec(plan.spec_for_attempt(None))  # the runner reads the pin from job.json
     try:
-        return resume_job(
-            clients, location, instance_id, settings, cache_dir=cache_dir, force=force
-        )
+        return session.resume(plan.location, instance_id, args=args, force=force)
     except BaseException:
-        if args is not None and list(args) != original.args:
-            record.write_spec(original)
+        record.write_spec(plan.spec)
         raise
 
 
@@ -161,13 +168,12 @@ def resume_here(
     NotFoundError when the job's script is not in the project, WrongStateError when the job
     is still running (unless ``force``).
     """
-    check_not_running(plan, force)
+    ensure_not_running(plan.status, plan.spec.job_id, force=force)
     project = Project.find(cwd)
     root = project.root
     resolve_script(plan.spec.script, root, root)
     spec = replace(
-        plan.spec,
-        args=list(args) if args is not None else plan.spec.args,
+        plan.spec_for_attempt(args),
         # The store the checkpoint was found in (a local store path may have been relative).
         checkpoint_s3=plan.store_uri if plan.spec.checkpoint_s3 else None,
     )

@@ -1,32 +1,33 @@
-"""Launching one instance: request checks, the launch spec, and the placement strategy.
+"""Launching instances: N of one spec, each through the placement strategy.
 
 Strategy (the original tool's spot path waited for a request state that does not exist; this one
 uses RunInstances with ``InstanceMarketOptions`` and reads the answer): spot in every zone that
 offers the type, cheapest first (the given subnet's zone first, then subnets of the same VPC in
 other zones), then on-demand the same way unless fallback is off. Capacity refusals move to the
-next placement; quota refusals skip the rest of that market; anything else stops. After every
-failed attempt runctl looks for an instance carrying that attempt's client token and terminates
-it, so a failed launch leaves nothing behind.
+next placement, which is not tried again in the same run; quota refusals skip the rest of that
+market; anything else stops. After every failed attempt runctl looks for an instance carrying
+that attempt's client token and terminates it, so a failed launch leaves nothing behind.
 
-Idempotency: every launch carries ``runctl:request``, a key derived from the request (or the
-user's ``--client-token``). Re-running the same create within :data:`REUSE_WINDOW` (any time, with
-an explicit token) returns the instance the first run launched instead of launching another, and
-each RunInstances call carries a ``ClientToken`` derived from that key so AWS itself refuses a
-double launch of the same attempt.
+``count`` instances are placed one RunInstances call each, all through the same strategy: they
+fill the cheapest spot zone that has capacity, spill over to the next zones, then to on-demand.
+With ``confirm_running`` they are launched first and then watched together until they leave
+``pending``; one that AWS terminates at once for lack of capacity counts as a failed attempt and
+its slot is placed again elsewhere. When fewer than ``count`` can be placed, everything this run
+launched is terminated and :class:`NoCapacityError` (exit 5) lists what was tried, unless
+``allow_partial`` keeps what was placed.
+
+Idempotency (:mod:`runctl.services.instances.launch_request`): every RunInstances call carries a
+``ClientToken``; only an explicit ``--client-token`` returns instances an earlier run launched.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from runctl.aws.ec2 import (
     LIVE_STATES,
@@ -43,18 +44,29 @@ from runctl.errors import CapacityError, UsageError
 from runctl.polling import Timing, poll_until
 from runctl.services import tags as tagging
 from runctl.services.instances.amis import ImageChoice, choose_image, is_accelerated
-from runctl.services.instances.placement import Placement, plan_placements, suggest_instance_types
+from runctl.services.instances.launch_request import (
+    LaunchRequest,
+    attempt_token,
+    check_instance_limit,
+    launch_order,
+    launched_by_token,
+    request_key,
+    resolve_instance_type,
+    validate_request,
+)
+from runctl.services.instances.placement import Placement, plan_placements
 
 if TYPE_CHECKING:
     from runctl.aws.ssm import Ssm
 
-REUSE_WINDOW = 600.0
+T = TypeVar("T")
 DEFAULT_ROOT_GB = 30
 DEFAULT_GPU_ROOT_GB = 100
 DATA_DEVICE = "/dev/sdf"
-#: A new instance profile can be unknown to EC2 for ~10 s; retry that long, no longer.
-PROFILE_RETRIES = 6
-PROFILE_RETRY_SECONDS = 3.0
+#: A new instance profile (or its role) can stay unknown to EC2 for a while: IAM is eventually
+#: consistent, and other tools wait up to about two minutes. Retry with backoff that long.
+PROFILE_WAIT_SECONDS = 120.0
+PROFILE_TIMING = Timing(interval=2.0, max_interval=20.0, backoff=2.0)
 #: Refusals that concern the whole market (a quota), not one zone.
 MARKET_CODES = frozenset(
     {
@@ -64,35 +76,7 @@ MARKET_CODES = frozenset(
         "VcpuLimitExceeded",
     }
 )
-INSTANCE_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
-TOKEN_RE = re.compile(r"^[A-Za-z0-9._:/=+@-]{1,64}$")
-
-
-@dataclass(frozen=True)
-class LaunchRequest:
-    """What the user asked for; every field already resolved from flags and config."""
-
-    instance_type: str
-    project: str
-    user: str
-    spot: bool = False
-    spot_max_price: float | None = None
-    fallback: bool = True
-    ami_id: str | None = None
-    ami_source: str = "--ami-id"
-    key_name: str | None = None
-    security_group: str | None = None
-    subnet_id: str | None = None
-    root_volume_gb: int | None = None
-    data_volume_gb: int | None = None
-    iam_instance_profile: str | None = None
-    tags: Mapping[str, str] = field(default_factory=dict)
-    name: str | None = None
-    job_id: str | None = None
-    client_token: str | None = None
-    force: bool = False
-    max_instances: int = 10
-    remote_root: str = "/opt/runctl"
+GONE_AT_LAUNCH = ("shutting-down", "terminated")
 
 
 @dataclass
@@ -117,16 +101,22 @@ class Attempt:
 
 @dataclass
 class LaunchResult:
-    """The instance launched (None for a dry run), what was tried, and what to warn about."""
+    """The instances launched (none for a dry run), what was tried, and what to warn about."""
 
-    instance: Instance | None
+    instances: list[Instance]
     instance_type: InstanceTypeInfo
     image: ImageChoice | None
     attempts: list[Attempt]
     request_key: str
+    count: int = 1
     reused: bool = False
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def instance(self) -> Instance | None:
+        """The first instance (the only one of a single launch)."""
+        return self.instances[0] if self.instances else None
 
 
 class NoCapacityError(CapacityError):
@@ -143,102 +133,6 @@ class NoCapacityError(CapacityError):
 
 
 Events = Callable[[str], None]
-
-
-def validate_request(request: LaunchRequest) -> None:
-    """Check the request before any AWS call; UsageError (exit 2) on the first problem."""
-    if not INSTANCE_TYPE_RE.match(request.instance_type):
-        raise UsageError(
-            f"{request.instance_type!r} is not an instance type", hint="e.g. t3.micro, g5.xlarge"
-        )
-    if request.spot_max_price is not None and (not request.spot or request.spot_max_price <= 0):
-        raise UsageError(
-            "--spot-max-price needs --spot and a price above 0 (USD per hour)",
-            hint="e.g. --spot --spot-max-price 0.5",
-        )
-    for label, size in (
-        ("--root-volume-size", request.root_volume_gb),
-        ("--data-volume-size", request.data_volume_gb),
-    ):
-        if size is not None and not 1 <= size <= 16384:
-            raise UsageError(f"{label} {size}: must be between 1 and 16384 GB")
-    if request.ami_id and not re.match(r"^ami-[0-9a-f]{8,17}$", request.ami_id):
-        raise UsageError(f"{request.ami_id!r} is not an AMI id (ami-...)")
-    if request.security_group and not request.security_group.startswith("sg-"):
-        raise UsageError(f"--security-group {request.security_group!r}: give the group id (sg-...)")
-    if request.subnet_id and not request.subnet_id.startswith("subnet-"):
-        raise UsageError(f"--subnet-id {request.subnet_id!r}: give the id (subnet-...)")
-    if request.client_token is not None and not TOKEN_RE.match(request.client_token):
-        raise UsageError(
-            "--client-token: 1 to 64 characters of letters, digits and ._:/=+@-",
-            resource=request.client_token,
-        )
-
-
-def resolve_instance_type(ec2: Ec2, name: str) -> InstanceTypeInfo:
-    """DescribeInstanceTypes for ``name``; UsageError with the nearest valid names on a typo."""
-    info = ec2.describe_instance_type(name)
-    if info is not None:
-        return info
-    names = sorted({t for t, _ in ec2.describe_instance_type_offerings()})
-    close = suggest_instance_types(name, names)
-    raise UsageError(
-        f"instance type {name!r} does not exist in {ec2.region}",
-        hint=f"did you mean {', '.join(close)}?"
-        if close
-        else "see `aws ec2 describe-instance-types`",
-        resource=name,
-    )
-
-
-def request_key(request: LaunchRequest, region: str) -> str:
-    """The idempotency key: the user's client token, or a hash of everything that was asked."""
-    if request.client_token:
-        return request.client_token
-    fields = {
-        "region": region,
-        **{k: v for k, v in vars(request).items() if k not in ("force", "max_instances")},
-    }
-    digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
-    return f"r-{digest[:24]}"
-
-
-def attempt_token(key: str, placement: Placement, generation: int, window: int) -> str:
-    """The ClientToken of one RunInstances call: same request, placement and window, same token."""
-    raw = f"{key}|{placement.market}|{placement.availability_zone}|{placement.subnet_id}"
-    digest = hashlib.sha256(f"{raw}|{generation}|{window}".encode()).hexdigest()
-    return f"runctl-{digest[:40]}"
-
-
-def find_reusable(
-    ec2: Ec2, key: str, now: datetime, *, explicit: bool
-) -> tuple[Instance | None, int]:
-    """An instance an identical earlier request launched, and how many such launches exist.
-
-    Only pending/running instances launched within :data:`REUSE_WINDOW` count, or any live one
-    when the user gave the token explicitly.
-    """
-    found = ec2.describe_instances(filters={f"tag:{tagging.REQUEST}": [key]})
-    states = LIVE_STATES if explicit else ("pending", "running")
-    reusable = [
-        i for i in found if i.state in states and (explicit or _age_seconds(i, now) <= REUSE_WINDOW)
-    ]
-    reusable.sort(key=lambda i: _age_seconds(i, now))
-    return (reusable[0] if reusable else None), len(found)
-
-
-def check_instance_limit(ec2: Ec2, limit: int) -> None:
-    """CapacityError (exit 5) when ``limit`` runctl-managed instances are already running."""
-    running = ec2.describe_instances(
-        filters={**tagging.managed_filters(), "instance-state-name": ["pending", "running"]}
-    )
-    if len(running) >= limit:
-        raise CapacityError(
-            f"{len(running)} runctl-managed instances are already running in {ec2.region} "
-            f"(aws.max_instances = {limit})",
-            hint="terminate some (`runctl resources list`), raise aws.max_instances, "
-            "or pass --force",
-        )
 
 
 def block_devices(
@@ -275,11 +169,13 @@ def render_user_data(request: LaunchRequest) -> str:
     )
 
 
-def launch_instance(
+def launch_instances(
     ec2: Ec2,
     ssm: Ssm,
     request: LaunchRequest,
     *,
+    count: int = 1,
+    allow_partial: bool = False,
     dry_run: bool = False,
     confirm_running: bool = False,
     timeout: float = 600.0,
@@ -287,34 +183,27 @@ def launch_instance(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_event: Events | None = None,
 ) -> LaunchResult:
-    """Launch one instance for ``request`` (or, with ``dry_run``, check that it would be allowed).
+    """Launch ``count`` instances for ``request`` (or, with ``dry_run``, check that it would be
+    allowed).
 
-    With ``confirm_running`` each launch is watched until it leaves ``pending``: an instance that
-    AWS terminates at once for lack of capacity counts as a failed attempt. Returns the
-    LaunchResult. Raises UsageError (bad request or type), AuthError (dry run denied),
-    NoCapacityError (every placement refused; nothing left running), CapacityError (instance
-    limit), and the translated AWS error for anything else, after cleaning up.
+    Returns the LaunchResult. Raises UsageError (bad request or type), AuthError (dry run denied),
+    NoCapacityError (fewer than ``count`` placed and not ``allow_partial``; nothing this run
+    launched is left running), CapacityError (instance limit), and the translated AWS error for
+    anything else, after cleaning up.
     """
     emit = on_event or (lambda _message: None)
-    validate_request(request)
+    validate_request(request, count)
     info = resolve_instance_type(ec2, request.instance_type)
     started = now()
-    key = request_key(request, ec2.region)
-    existing, generation = find_reusable(ec2, key, started, explicit=bool(request.client_token))
-    if existing is not None:
-        attempt = Attempt(
-            existing.lifecycle,
-            existing.availability_zone,
-            existing.subnet_id,
-            "reused",
-            instance_id=existing.instance_id,
-            message="an identical create already launched it",
-        )
-        return LaunchResult(existing, info, None, [attempt], key, reused=True, dry_run=dry_run)
+    key = request_key(request)
+    existing, generation = launched_by_token(ec2, key) if request.client_token else ([], 0)
+    if existing and (len(existing) >= count or dry_run):
+        return _reused(existing, info, key, count, dry_run)
     if not request.force:
-        check_instance_limit(ec2, request.max_instances)
+        check_instance_limit(ec2, request.max_instances, count - len(existing))
     choice = choose_image(ec2, ssm, info, ami_id=request.ami_id, source=request.ami_source)
-    result = LaunchResult(None, info, choice, [], key, dry_run=dry_run)
+    result = _reused(existing, info, key, count, dry_run)
+    result.image, result.reused = choice, False
     if not request.iam_instance_profile:
         result.warnings.append(
             "no instance profile: SSM and training will not work on this instance "
@@ -334,7 +223,8 @@ def launch_instance(
     )
     if dry_run:
         first = placements[0]
-        ec2.check_run_instances(_spec_for(base, first, request, "dry-run"))
+        dry_spec = _spec_for(base, first, request, "dry-run")
+        when_profile_ready(lambda: ec2.check_run_instances(dry_spec), timing, emit)
         result.attempts.append(
             Attempt(
                 first.market,
@@ -345,99 +235,167 @@ def launch_instance(
             )
         )
         return result
-    window = 0 if request.client_token else int(started.timestamp() // REUSE_WINDOW)
-    tokens: list[str] = []
+    fleet = _Fleet(ec2, base, request, key, generation, result.attempts, emit, timing)
     try:
-        for placement in placements:
-            token = attempt_token(key, placement, generation, window)
-            launched = _try_placement(
-                ec2,
-                _spec_for(base, placement, request, token),
-                placement,
-                key,
-                tokens,
-                result.attempts,
-                emit,
-                confirm_running=confirm_running,
-                timeout=timeout,
-                timing=timing,
-            )
-            if launched is not None:
-                result.instance = launched
-                return result
-    except KeyboardInterrupt:
-        _clean_up(ec2, key, tokens)
-        raise
-    raise _no_capacity(request, ec2.region, result.attempts)
-
-
-def _try_placement(
-    ec2: Ec2,
-    spec: RunSpec,
-    placement: Placement,
-    key: str,
-    tokens: list[str],
-    attempts: list[Attempt],
-    emit: Events,
-    *,
-    confirm_running: bool,
-    timeout: float,
-    timing: Timing | None,
-) -> Instance | None:
-    record = Attempt(
-        placement.market,
-        placement.availability_zone,
-        placement.subnet_id,
-        "",
-        spot_price=placement.spot_price,
-    )
-    skipped = {a.market for a in attempts if a.code in MARKET_CODES}
-    if placement.market in skipped:
-        return None
-    if placement.too_expensive(spec.spot_max_price):
-        record.outcome, record.code = "skipped", "SpotMaxPriceTooLow"
-        record.message = f"spot price {placement.spot_price} is above --spot-max-price"
-        attempts.append(record)
-        return None
-    tokens.append(spec.client_token)
-    emit(f"launching {spec.instance_type} ({placement.describe()})")
-    try:
-        instance = _run_when_profile_ready(ec2, spec, timing)
-    except LaunchRejected as exc:
-        record.outcome, record.code, record.message = "no-capacity", exc.code, exc.aws_message
-        record.cleaned_up = _clean_up(ec2, key, [spec.client_token])
-        attempts.append(record)
-        emit(f"{placement.describe()}: {exc.code}")
-        return None
-    except LaunchTokenReused:
-        instance = _launched_with(ec2, key, spec.client_token)
+        fleet.fill(count - len(existing), placements, confirm_running=confirm_running,
+                   timeout=timeout)  # fmt: skip
     except BaseException:
-        _clean_up(ec2, key, [spec.client_token])
+        fleet.clean_up()
         raise
-    if confirm_running:
-        instance = _settle(ec2, instance, timeout, timing)
-    if instance.state in ("shutting-down", "terminated"):
+    result.instances = sorted([*result.instances, *fleet.placed], key=launch_order)
+    placed = len(result.instances)
+    if placed == count:
+        return result
+    if allow_partial and fleet.placed:
+        result.warnings.append(
+            f"placed {placed} of {count} instances; no placement had capacity for the rest "
+            "(--allow-partial keeps them)"
+        )
+        return result
+    raise _no_capacity(request, ec2.region, result.attempts, count, placed, fleet.clean_up())
+
+
+class _Fleet:
+    """The instances one invocation places, the client tokens it used, and the placements that
+    refused (not tried again in this run)."""
+
+    def __init__(
+        self,
+        ec2: Ec2,
+        base: RunSpec,
+        request: LaunchRequest,
+        key: str,
+        generation: int,
+        attempts: list[Attempt],
+        emit: Events,
+        timing: Timing | None,
+    ) -> None:
+        self.ec2, self.base, self.request, self.key = ec2, base, request, key
+        self.generation = generation
+        self.attempts = attempts
+        self.emit = emit
+        self.timing = timing
+        self.tokens: list[str] = []
+        self.placed: list[Instance] = []
+        self.refused: set[Placement] = set()
+        self.launched: dict[str, tuple[Placement, Attempt]] = {}
+        self.slots = 0
+
+    def fill(
+        self, wanted: int, placements: list[Placement], *, confirm_running: bool, timeout: float
+    ) -> None:
+        """Place instances until ``wanted`` are placed or every placement refused."""
+        while len(self.placed) < wanted:
+            batch: list[Instance] = []
+            for _ in range(wanted - len(self.placed)):
+                instance = self._place_one(placements)
+                if instance is None:
+                    break
+                batch.append(instance)
+            if not batch:
+                return
+            for instance in self._settle(batch, timeout) if confirm_running else batch:
+                self._accept(instance)
+
+    def clean_up(self) -> list[str]:
+        """Terminate every live instance this run launched; returns their ids."""
+        return _clean_up(self.ec2, self.key, self.tokens)
+
+    def _place_one(self, placements: list[Placement]) -> Instance | None:
+        slot = self.slots
+        self.slots += 1
+        for placement in placements:
+            if placement in self.refused:
+                continue
+            instance = self._try(placement, slot)
+            if instance is not None:
+                return instance
+        return None
+
+    def _try(self, placement: Placement, slot: int) -> Instance | None:
+        token = attempt_token(self.key, placement, self.generation, slot)
+        spec = _spec_for(self.base, placement, self.request, token)
+        record = Attempt(
+            placement.market,
+            placement.availability_zone,
+            placement.subnet_id,
+            "",
+            spot_price=placement.spot_price,
+        )
+        if placement.market in {a.market for a in self.attempts if a.code in MARKET_CODES}:
+            self.refused.add(placement)
+            return None
+        if placement.too_expensive(spec.spot_max_price):
+            record.outcome, record.code = "skipped", "SpotMaxPriceTooLow"
+            record.message = f"spot price {placement.spot_price} is above --spot-max-price"
+            self.attempts.append(record)
+            self.refused.add(placement)
+            return None
+        self.tokens.append(token)
+        self.emit(f"launching {spec.instance_type} ({placement.describe()})")
+        try:
+            instance = when_profile_ready(lambda: self.ec2.run_instances(spec), self.timing,
+                                          self.emit)  # fmt: skip
+        except LaunchRejected as exc:
+            record.outcome, record.code, record.message = "no-capacity", exc.code, exc.aws_message
+            record.cleaned_up = _clean_up(self.ec2, self.key, [token])
+            self.attempts.append(record)
+            self.refused.add(placement)
+            self.emit(f"{placement.describe()}: {exc.code}")
+            return None
+        except LaunchTokenReused:
+            instance = _launched_with(self.ec2, self.key, token)
+        record.outcome, record.instance_id = "launched", instance.instance_id
+        self.attempts.append(record)
+        self.launched[instance.instance_id] = (placement, record)
+        return instance
+
+    def _settle(self, batch: list[Instance], timeout: float) -> list[Instance]:
+        """Watch new instances together until none is ``pending`` (or ``timeout`` passes)."""
+        current = {i.instance_id: i for i in batch}
+
+        def check() -> list[Instance] | None:
+            waiting = [i for i, inst in current.items() if inst.state == "pending"]
+            if waiting:
+                for instance in self.ec2.describe_instances(instance_ids=waiting):
+                    current[instance.instance_id] = instance
+            return None if any(i.state == "pending" for i in current.values()) else []
+
+        poll_until(check, timeout=timeout, timing=self.timing)
+        return list(current.values())
+
+    def _accept(self, instance: Instance) -> None:
+        if instance.state not in GONE_AT_LAUNCH:
+            self.placed.append(instance)
+            return
+        placement, record = self.launched[instance.instance_id]
         record.outcome = "no-capacity"
         record.code = instance.state_reason_code or instance.state
         record.message = instance.state_reason or "terminated at launch"
-        record.instance_id = instance.instance_id
-        attempts.append(record)
-        emit(f"{placement.describe()}: {record.code}")
-        return None
-    record.outcome, record.instance_id = "launched", instance.instance_id
-    attempts.append(record)
-    return instance
+        self.refused.add(placement)
+        self.emit(f"{placement.describe()}: {record.code}")
 
 
-def _run_when_profile_ready(ec2: Ec2, spec: RunSpec, timing: Timing | None) -> Instance:
-    """RunInstances, retried while a just-created instance profile propagates through IAM."""
+def when_profile_ready(
+    call: Callable[[], T], timing: Timing | None = None, emit: Events | None = None
+) -> T:
+    """``call()`` (a RunInstances, real or dry run), retried with backoff for up to
+    :data:`PROFILE_WAIT_SECONDS` while EC2 does not yet know the instance profile; then the
+    last ProfileNotReady (exit 6) goes up."""
     timing = timing or Timing()
-    for _ in range(PROFILE_RETRIES):
+    deadline = timing.clock() + PROFILE_WAIT_SECONDS
+    interval = PROFILE_TIMING.interval
+    while True:
         try:
-            return ec2.run_instances(spec)
-        except ProfileNotReady:
-            timing.sleep(PROFILE_RETRY_SECONDS)
-    return ec2.run_instances(spec)
+            return call()
+        except ProfileNotReady as exc:
+            remaining = deadline - timing.clock()
+            if remaining <= 0:
+                raise
+            if emit is not None:
+                emit(f"instance profile {exc.resource} is not visible to EC2 yet; retrying")
+            timing.sleep(min(interval, remaining))
+            interval = min(interval * PROFILE_TIMING.backoff, PROFILE_TIMING.max_interval)
 
 
 def _spec_for(base: RunSpec, placement: Placement, request: LaunchRequest, token: str) -> RunSpec:
@@ -463,16 +421,25 @@ def _tags(request: LaunchRequest, created: datetime) -> dict[str, str]:
     )
 
 
-def _settle(ec2: Ec2, instance: Instance, timeout: float, timing: Timing | None) -> Instance:
-    """Watch a new instance until it leaves ``pending`` (or ``timeout`` passes)."""
-    if instance.state != "pending":
-        return instance
-
-    def check() -> Instance | None:
-        current = ec2.describe_instance(instance.instance_id)
-        return None if current.state == "pending" else current
-
-    return poll_until(check, timeout=timeout, timing=timing) or instance
+def _reused(
+    existing: list[Instance], info: InstanceTypeInfo, key: str, count: int, dry_run: bool
+) -> LaunchResult:
+    """The instances an earlier run with this client token launched, returned as they are."""
+    attempts = [
+        Attempt(
+            i.lifecycle,
+            i.availability_zone,
+            i.subnet_id,
+            "reused",
+            instance_id=i.instance_id,
+            message=f"launched earlier with client token {key}",
+        )
+        for i in existing
+    ]
+    return LaunchResult(
+        list(existing), info, None, attempts, key, count=count, reused=bool(existing),
+        dry_run=dry_run,
+    )  # fmt: skip
 
 
 def _launched_with(ec2: Ec2, key: str, token: str) -> Instance:
@@ -496,27 +463,28 @@ def _clean_up(ec2: Ec2, key: str, tokens: list[str]) -> list[str]:
     return leftovers
 
 
-def _no_capacity(request: LaunchRequest, region: str, attempts: list[Attempt]) -> NoCapacityError:
-    tried = "; ".join(a.describe() for a in attempts) or "no zone offers it"
+def _no_capacity(
+    request: LaunchRequest,
+    region: str,
+    attempts: list[Attempt],
+    count: int,
+    placed: int,
+    terminated: list[str],
+) -> NoCapacityError:
+    tried = "; ".join(a.describe() for a in attempts if a.outcome != "reused")
     if request.spot and not request.fallback:
         hint = "drop --no-fallback to fall back to on-demand, or try another type or region"
     else:
         hint = "try another instance type or region, or retry later"
+    if count > 1:
+        hint += "; --allow-partial keeps the instances that could be placed"
+        what = f"no capacity for {count} {request.instance_type} in {region} (placed {placed})"
+    else:
+        what = f"no capacity for {request.instance_type} in {region}"
+    undone = f"; terminated {', '.join(terminated)}" if terminated else ""
     return NoCapacityError(
-        f"no capacity for {request.instance_type} in {region}: tried {tried}; "
-        "nothing was left running",
+        f"{what}: tried {tried or 'no zone offers it'}{undone}; nothing was left running",
         attempts=attempts,
         hint=hint,
         resource=request.instance_type,
     )
-
-
-def _age_seconds(instance: Instance, now: datetime) -> float:
-    created = instance.tags.get(tagging.CREATED)
-    start: datetime | None = instance.launch_time
-    if created:
-        with contextlib.suppress(ValueError):
-            start = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    if start is None:
-        return float("inf")
-    return (now - start).total_seconds()

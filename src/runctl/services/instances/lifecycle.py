@@ -3,7 +3,7 @@
 Every state is handled: stopping a stopped instance succeeds without a call, starting a
 terminated one is a wrong-state error (exit 8), a one-time spot instance cannot be stopped (AWS
 refuses; runctl says so and suggests terminate). Stop and terminate first give a running job the
-chance to checkpoint through :data:`GracefulJobStop` unless forced.
+chance to checkpoint through the :data:`GracefulJobStop` step they are given, unless forced.
 """
 
 from __future__ import annotations
@@ -34,18 +34,13 @@ class GracefulStopResult:
     job_id: str | None
     message: str
     checkpoint: str | None = None
+    #: The job's final state (``stopped``, or ``cancelled`` for ``jobs cancel``), when known.
+    state: str | None = None
 
 
+#: The step that lets a running job commit its checkpoint before its instance stops:
+#: :meth:`runctl.services.jobs.session.JobSession.graceful_stop`.
 GracefulJobStop = Callable[["Instance"], GracefulStopResult | None]
-
-
-def graceful_job_stop(instance: Instance) -> GracefulStopResult | None:
-    """Let a running job checkpoint before its instance stops (the default: nothing to do).
-
-    The job engine supplies the real step (SIGTERM through SSM, wait for the committed
-    checkpoint); stop/terminate call whatever is passed as ``graceful``.
-    """
-    return None
 
 
 @dataclass
@@ -119,18 +114,20 @@ def stop_instance(
     ec2: Ec2,
     instance_id: str,
     *,
+    graceful: GracefulJobStop,
     force: bool = False,
     wait: bool = False,
     timeout: float = 600.0,
-    graceful: GracefulJobStop = graceful_job_stop,
     timing: Timing | None = None,
 ) -> ActionResult:
     """Stop an instance after the graceful job step; no-op when stopped or stopping.
 
-    Raises WrongStateError for a terminated instance or a one-time spot instance.
+    Raises WrongStateError for a terminated, protected or one-time spot instance, UsageError
+    for an instance runctl did not create (unless ``force``).
     """
     instance = ec2.describe_instance(validate_instance_id(instance_id))
     previous = instance.state
+    check_may_act(instance, "stop", force=force)
     if previous in GONE:
         raise WrongStateError(
             f"instance {instance_id} is {previous}; there is nothing to stop",
@@ -140,7 +137,7 @@ def stop_instance(
         if wait:
             wait_for_state(ec2, instance_id, "stopped", timeout=timeout, timing=timing)
         return ActionResult(instance_id, "stop", previous, previous, False, f"already {previous}")
-    if instance.lifecycle == "spot" and not _is_persistent_spot(ec2, instance):
+    if is_one_time_spot(ec2, instance):
         raise WrongStateError(
             f"instance {instance_id} is a one-time spot instance, which AWS cannot stop",
             hint=f"terminate it instead: runctl aws terminate {instance_id}",
@@ -160,15 +157,16 @@ def terminate_instance(
     ec2: Ec2,
     instance_id: str,
     *,
+    graceful: GracefulJobStop,
     force: bool = False,
     wait: bool = False,
     timeout: float = 600.0,
-    graceful: GracefulJobStop = graceful_job_stop,
     timing: Timing | None = None,
 ) -> ActionResult:
     """Terminate an instance after the graceful job step; no-op when already gone.
 
-    Raises WrongStateError for an instance tagged ``runctl:protected=true``.
+    Raises WrongStateError for an instance tagged ``runctl:protected=true``, UsageError for an
+    instance runctl did not create (unless ``force``).
     """
     instance = ec2.describe_instance(validate_instance_id(instance_id))
     previous = instance.state
@@ -178,18 +176,43 @@ def terminate_instance(
         return ActionResult(
             instance_id, "terminate", previous, previous, False, f"already {previous}"
         )
-    if tagging.is_protected(instance.tags):
-        raise WrongStateError(
-            f"instance {instance_id} is tagged runctl:protected=true; runctl will not terminate it",
-            hint="remove the tag first if you really mean it",
-            resource=instance_id,
-        )
+    check_may_act(instance, "terminate", force=force)
     job = None if force or previous != "running" else graceful(instance)
     change = ec2.terminate_instances([instance_id])[0]
     state = change.current
     if wait:
         state = wait_for_state(ec2, instance_id, "terminated", timeout=timeout, timing=timing).state
     return ActionResult(instance_id, "terminate", previous, state, True, "terminating", job)
+
+
+def describe_owner(instance: Instance) -> str:
+    """What an instance is, for a person deciding about it: id, name, type, state, owner."""
+    owner = "created by runctl" if tagging.is_managed(instance.tags) else "NOT created by runctl"
+    return (
+        f"{instance.instance_id} ({instance.name or 'no name'}, {instance.instance_type}, "
+        f"{instance.state}, {owner})"
+    )
+
+
+def check_may_act(instance: Instance, action: str, *, force: bool) -> None:
+    """Refuse to stop or terminate what is not runctl's to touch (docs/reference.md, "Safety").
+
+    Raises WrongStateError for ``runctl:protected=true`` (never, not even with ``force``) and
+    UsageError for an instance runctl did not create unless ``force``.
+    """
+    instance_id = instance.instance_id
+    if tagging.is_protected(instance.tags):
+        raise WrongStateError(
+            f"instance {instance_id} is tagged runctl:protected=true; runctl will not {action} it",
+            hint="remove the tag first if you really mean it",
+            resource=instance_id,
+        )
+    if not force and not tagging.is_managed(instance.tags):
+        raise UsageError(
+            f"refusing to {action} {describe_owner(instance)}",
+            hint=f"pass --force to {action} an instance runctl did not create",
+            resource=instance_id,
+        )
 
 
 def wait_for_state(
@@ -363,7 +386,10 @@ def uptime_seconds(instance: Instance, now: datetime) -> float | None:
     return max((now - instance.launch_time).total_seconds(), 0.0)
 
 
-def _is_persistent_spot(ec2: Ec2, instance: Instance) -> bool:
-    if not instance.spot_request_id:
+def is_one_time_spot(ec2: Ec2, instance: Instance) -> bool:
+    """True for a spot instance whose request is not ``persistent`` (AWS cannot stop those)."""
+    if instance.lifecycle != "spot":
         return False
-    return ec2.describe_spot_request_type(instance.spot_request_id) == "persistent"
+    if not instance.spot_request_id:
+        return True
+    return ec2.describe_spot_request_type(instance.spot_request_id) != "persistent"

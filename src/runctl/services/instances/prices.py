@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from runctl.paths import cache_dir as user_cache_dir
 
 if TYPE_CHECKING:
-    from runctl.aws.ec2 import Instance, SpotPrice
+    from runctl.aws.ec2 import Ec2, Instance, SpotPrice
 
 CACHE_TTL = timedelta(days=7)
 
@@ -154,3 +154,26 @@ class PriceBook:
             raise
         self._cached = None
         return RefreshResult(self.region, len(prices), path, fetched)
+
+
+def price_rows(
+    book: PriceBook, ec2: Ec2, instance_types: list[str] | None, *, spot: bool
+) -> list[dict[str, Any]]:
+    """``aws prices``: each type's on-demand price with its source (default: every type in the
+    shipped table for the region) and, with ``spot``, the cheapest zone's current spot price."""
+    names = instance_types or sorted(shipped_table()["regions"].get(book.region, {}))
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        quote = book.on_demand(name)
+        row: dict[str, Any] = {
+            "instance_type": name,
+            "on_demand_usd": quote.usd_per_hour,
+            "on_demand_source": quote.source,
+        }
+        if spot:
+            history = ec2.describe_spot_price_history(name)
+            cheapest = min(history.values(), key=lambda p: p.usd_per_hour, default=None)
+            row["spot_usd"] = cheapest.usd_per_hour if cheapest else None
+            row["spot_zone"] = cheapest.availability_zone if cheapest else None
+        rows.append(row)
+    return rows

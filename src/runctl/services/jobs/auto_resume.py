@@ -1,61 +1,34 @@
-"""``aws train --wait --auto-resume``: keep a job going through spot interruptions.
+"""Running a job to its end: ``aws train --wait`` and, with ``--auto-resume``, through spot
+interruptions and lost instances.
 
 When an attempt ends ``interrupted`` (spot notice or shutdown, its checkpoint committed on the
 instance) or its instance is lost, a replacement of the same spec is launched (other zones,
 then on-demand when fallback is allowed, as ``aws create`` does), attempt N+1 of the same job
 starts there and restores the committed checkpoint, and following goes on. A script that fails
 is not retried: its exit code is the verdict. After ``max_restarts`` replacements, or when no
-replacement can be launched, it gives up and terminates every instance it launched.
+replacement can be launched, it gives up and terminates every instance it launched. A job found
+lost and not resumed is recorded ``lost`` in its status.json.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from runctl.config import Settings
-from runctl.errors import RunctlError
-from runctl.job.spec import INTERRUPTED, JobStatus, seconds_between
+from runctl.errors import RunctlError, WaitTimeoutError
+from runctl.job.record import JobRecord
+from runctl.job.spec import INTERRUPTED, LOST, seconds_between, utc_now
+from runctl.services import tags
 from runctl.services.jobs.follow import FollowResult
-from runctl.services.jobs.start import AwsJobClients, StartedJob
+from runctl.services.jobs.outcome import AttemptRecord, JobOutcome
+from runctl.services.jobs.start import StartedJob
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Instance
-    from runctl.services.instances.launch import LaunchRequest
-
-Notify = Callable[[str], None]
-FollowAttempt = Callable[[StartedJob], FollowResult]
-Launch = Callable[["LaunchRequest"], "Instance"]
-
-
-@dataclass
-class AttemptRecord:
-    """One attempt of the job in the timeline printed at the end."""
-
-    attempt: int
-    instance_id: str
-    lifecycle: str
-    state: str
-    exit_code: int | None = None
-    started: str | None = None
-    ended: str | None = None
-    notice: str | None = None
-    checkpoint_id: str | None = None
-    notice_to_commit_seconds: float | None = None
-    recovery_seconds: float | None = None
-
-
-@dataclass
-class ResumeOutcome:
-    """How the job ended: the last follow result, every attempt, and why it stopped trying."""
-
-    result: FollowResult
-    last: StartedJob
-    timeline: list[AttemptRecord] = field(default_factory=list)
-    launched: list[str] = field(default_factory=list)
-    terminated: list[str] = field(default_factory=list)
-    gave_up: str | None = None
+    from runctl.config import Settings
+    from runctl.services.instances.launch_request import LaunchRequest
+    from runctl.services.jobs.session import JobSession
 
 
 def should_resume(result: FollowResult) -> bool:
@@ -67,7 +40,7 @@ def replacement_request(
     instance: Instance, job_id: str, attempt: int, settings: Settings, user: str
 ) -> LaunchRequest:
     """A launch request for the same spec as ``instance``; idempotent per job attempt."""
-    from runctl.services.instances.launch import LaunchRequest
+    from runctl.services.instances.launch_request import LaunchRequest
 
     profile = None
     if instance.iam_instance_profile_arn:
@@ -75,11 +48,11 @@ def replacement_request(
     extra = {
         key: value
         for key, value in instance.tags.items()
-        if not key.startswith(("runctl:", "aws:")) and key != "Name"
+        if (key == tags.WORKFLOW or not key.startswith(("runctl:", "aws:"))) and key != "Name"
     }
     return LaunchRequest(
         instance_type=instance.instance_type,
-        project=instance.tags.get("runctl:project") or settings.aws.project_name or "runctl",
+        project=instance.tags.get(tags.PROJECT) or settings.aws.project_name or "runctl",
         user=user,
         spot=instance.lifecycle == "spot",
         spot_max_price=settings.aws.spot_max_price,
@@ -99,15 +72,15 @@ def replacement_request(
     )
 
 
-def record(started: StartedJob, instance: Instance, result: FollowResult) -> AttemptRecord:
-    status: JobStatus | None = result.status
-    state = "lost" if result.lost else (status.state if status else "unknown")
+def attempt_record(started: StartedJob, instance: Instance, result: FollowResult) -> AttemptRecord:
+    """The timeline entry of one followed attempt."""
+    status = result.status
     return AttemptRecord(
         attempt=started.attempt,
         instance_id=started.instance_id,
         lifecycle=instance.lifecycle,
-        state=state,
-        exit_code=status.exit_code if status else None,
+        state=result.state,
+        exit_code=result.exit_code,
         started=status.started if status else None,
         ended=status.ended if status else None,
         notice=status.notice if status else None,
@@ -116,76 +89,136 @@ def record(started: StartedJob, instance: Instance, result: FollowResult) -> Att
     )
 
 
-def run_with_auto_resume(
-    clients: AwsJobClients,
+def run_to_end(
+    session: JobSession,
     first: StartedJob,
-    first_instance: Instance,
-    settings: Settings,
     *,
-    max_restarts: int,
-    follow_attempt: FollowAttempt,
-    launch: Launch,
-    resume: Callable[[str], StartedJob],
-    user: str,
-    notify: Notify = lambda _: None,
-) -> ResumeOutcome:
-    """Follow ``first`` and resume it on replacements until it ends for good.
-
-    ``launch`` launches a request and waits until the instance is ready; ``resume(instance_id)``
-    starts the next attempt there. Returns the outcome; terminates what it launched on give-up.
+    on_log: Callable[[bytes], None],
+    auto_resume: bool = False,
+    max_restarts: int = 3,
+    timeout: float | None = None,
+) -> JobOutcome:
+    """Follow ``first`` until the job ends for good; the outcome (never raises for the job's own
+    failure). Raises WaitTimeoutError after ``timeout`` seconds of one attempt (the job goes on).
     """
-    started, instance = first, first_instance
-    outcome: ResumeOutcome | None = None
+    started, instance = first, session.ec2.describe_instance(first.instance_id)
     timeline: list[AttemptRecord] = []
     launched: list[str] = []
-    restarts = 0
+    gave_up: str | None = None
     while True:
-        result = follow_attempt(started)
-        entry = record(started, instance, result)
+        result = _follow(session, started, on_log, timeout)
+        entry = attempt_record(started, instance, result)
         if timeline and timeline[-1].notice and entry.started:
             timeline[-1].recovery_seconds = seconds_between(timeline[-1].notice, entry.started)
         timeline.append(entry)
-        outcome = ResumeOutcome(result, started, timeline, launched)
-        if not should_resume(result):
-            return outcome
+        if not (auto_resume and should_resume(result)):
+            break
+        restarts = len(timeline) - 1
         if restarts >= max_restarts:
-            outcome.gave_up = (
+            gave_up = (
                 f"the job was interrupted {restarts + 1} times; --max-restarts {max_restarts} "
                 "reached"
             )
             break
-        restarts += 1
-        request = replacement_request(instance, started.job_id, started.attempt + 1, settings, user)
-        notify(
-            f"attempt {started.attempt} {entry.state} on {started.instance_id}"
-            + (f", checkpoint {entry.checkpoint_id}" if entry.checkpoint_id else "")
-            + f"; launching a replacement {request.instance_type} (restart {restarts}/"
-            f"{max_restarts})"
-        )
         try:
-            instance = launch(request)
-            launched.append(instance.instance_id)
-            started = resume(instance.instance_id)
+            started, instance = _replace(session, started, instance, entry, restarts + 1,
+                                         max_restarts, launched)  # fmt: skip
         except RunctlError as err:
-            outcome.gave_up = f"no replacement could be started: {err.message}"
+            gave_up = f"no replacement could be started: {err.message}"
             break
-        notify(f"attempt {started.attempt} started on {instance.instance_id}")
-    outcome.terminated = terminate_launched(clients, launched)
-    return outcome
+    if result.lost:
+        _record_lost(session, started, result)
+    status = result.status
+    return JobOutcome(
+        job_id=started.job_id,
+        job_uri=started.location.uri,
+        instance_id=started.instance_id,
+        script=first.script,
+        verdict=result.verdict or LOST,
+        state=result.state,
+        exit_code=result.exit_code,
+        attempt=result.attempt,
+        checkpoint_id=status.checkpoint_id if status else None,
+        reason=status.reason if status else None,
+        message=status.message if status else None,
+        timeline=timeline,
+        launched=launched,
+        terminated=_terminate_launched(session, launched) if gave_up else [],
+        gave_up=gave_up,
+        status=status,
+    )
 
 
-def terminate_launched(clients: AwsJobClients, launched: list[str]) -> list[str]:
+def _follow(
+    session: JobSession,
+    started: StartedJob,
+    on_log: Callable[[bytes], None],
+    timeout: float | None,
+) -> FollowResult:
+    try:
+        return session.follow(started, on_log=on_log, timeout=timeout)
+    except WaitTimeoutError:
+        minutes = (timeout or 0) / 60
+        raise WaitTimeoutError(
+            f"job {started.job_id} is still running after {minutes:g} minutes; it goes on",
+            hint=f"follow it with `runctl aws monitor {started.instance_id} --follow`",
+            resource=started.job_id,
+        ) from None
+
+
+def _replace(
+    session: JobSession,
+    started: StartedJob,
+    instance: Instance,
+    entry: AttemptRecord,
+    restart: int,
+    max_restarts: int,
+    launched: list[str],
+) -> tuple[StartedJob, Instance]:
+    """Launch a replacement of ``instance`` and start the next attempt there."""
+    request = replacement_request(
+        instance, started.job_id, started.attempt + 1, session.settings, tags.current_user()
+    )
+    checkpoint = f", checkpoint {entry.checkpoint_id}" if entry.checkpoint_id else ""
+    session.report.info(
+        f"attempt {started.attempt} {entry.state} on {started.instance_id}{checkpoint}; "
+        f"launching a replacement {request.instance_type} (restart {restart}/{max_restarts})"
+    )
+    ready = session.launch_ready(request)
+    assert ready.instance is not None
+    for tried in ready.result.attempts:
+        session.report.detail(tried.describe())
+    launched.append(ready.instance.instance_id)
+    following = session.resume(started.location, ready.instance.instance_id, force=True)
+    session.report.info(f"attempt {following.attempt} started on {ready.instance.instance_id}")
+    return following, ready.instance
+
+
+def _record_lost(session: JobSession, started: StartedJob, result: FollowResult) -> None:
+    """Say in status.json that the job is lost, unless its runner wrote an end meanwhile."""
+    record = JobRecord(started.location, s3=session.s3)
+    current = record.read_status()
+    if current is None or current.is_terminal or current.attempt != result.attempt:
+        return
+    now = utc_now()
+    record.write_status(
+        replace(
+            current,
+            state=LOST,
+            reason=f"instance {started.instance_id} is gone",
+            ended=now,
+            updated=now,
+        )
+    )
+
+
+def _terminate_launched(session: JobSession, launched: list[str]) -> list[str]:
     """Terminate the replacements this run launched that are still alive."""
     alive = [
         instance_id
         for instance_id in launched
-        if clients.ec2.describe_instance(instance_id).state not in ("shutting-down", "terminated")
+        if session.ec2.describe_instance(instance_id).state not in ("shutting-down", "terminated")
     ]
     if alive:
-        clients.ec2.terminate_instances(alive)
+        session.ec2.terminate_instances(alive)
     return alive
-
-
-def timeline_rows(timeline: list[AttemptRecord]) -> list[dict[str, Any]]:
-    """The timeline as JSON-ready dicts."""
-    return [dict(vars(entry)) for entry in timeline]

@@ -5,30 +5,41 @@ While the instance answers SSM, new log bytes are read there by byte offset (at 
 character in half; a backlog is read in consecutive commands without waiting). When the instance
 is stopped or gone, the reader switches to the S3 copy the runner ships every few seconds. Polls
 back off while nothing changes, and start again fast as soon as something does.
+
+Whether a job still lives is decided in one place, :class:`JobWatch`: a job whose instance is
+no longer pending or running, and whose S3 status never reached an end, is ``lost`` — whether
+the instance went away while it was being followed or before following began.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runctl.errors import NotFoundError, WaitTimeoutError, WrongStateError
-from runctl.job.layout import DEFAULT_REMOTE_ROOT, ROOT_ENV
+from runctl.job.layout import DEFAULT_REMOTE_ROOT
 from runctl.job.record import JobRecord
-from runctl.job.spec import JobLocation, JobStatus
+from runctl.job.spec import LOST, JobLocation, JobStatus
 from runctl.polling import Timing
+from runctl.services.jobs.commands import read_command
+from runctl.services.jobs.outcome import verdict_of
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
-CHUNK_BYTES = 15_000
+    from runctl.aws.ec2 import Instance
+    from runctl.services.jobs.session import JobSession
+
 FAST_POLL = 0.3
 SLOW_POLL = 2.0
+LONG_POLL_SECONDS = 20.0
+INSTANCE = "instance"
+S3 = "s3"
+LIVE_STATES = ("pending", "running")
 
 
 @dataclass
@@ -51,49 +62,6 @@ class JobReader(Protocol):
     def read(self, attempt: int | None, offset: int) -> Observation: ...
 
     def tail(self, attempt: int | None, nbytes: int) -> Observation: ...
-
-
-def read_command(
-    job_id: str | None,
-    attempt: int | None,
-    offset: int,
-    *,
-    limit: int = CHUNK_BYTES,
-    tail: bool = False,
-    remote_root_default: str = DEFAULT_REMOTE_ROOT,
-) -> str:
-    """Bash that prints the job's id, attempt, log size, status.json and a base64 log chunk:
-    ``limit`` bytes from ``offset``, or with ``tail`` the last ``limit`` bytes."""
-    window = (
-        f'tail -c {int(limit)} "$f"'
-        if tail
-        else f'tail -c +{int(offset) + 1} "$f" 2>/dev/null | head -c {int(limit)}'
-    )
-    return "\n".join(
-        [
-            "set -u",
-            f"root=${{{ROOT_ENV}:-}}",
-            f'[ -n "$root" ] || root={shlex.quote(remote_root_default)}',
-            f"job={shlex.quote(job_id or '')}",
-            'if [ -z "$job" ]; then job=$(cat "$root/current-job" 2>/dev/null || true); fi',
-            'if [ -z "$job" ]; then job=$(ls -1t "$root/jobs" 2>/dev/null | head -n 1); fi',
-            'if [ -z "$job" ]; then echo "RUNCTL-NOJOB"; exit 0; fi',
-            'd="$root/jobs/$job"',
-            f"attempt={shlex.quote('' if attempt is None else str(int(attempt)))}",
-            'if [ -z "$attempt" ]; then attempt=$(ls "$d/logs" 2>/dev/null '
-            "| sed -n 's/^attempt-\\([0-9]*\\)\\.log$/\\1/p' | sort -n | tail -n 1); fi",
-            "attempt=${attempt:-0}",
-            'f="$d/logs/attempt-$attempt.log"',
-            'size=$(stat -c %s "$f" 2>/dev/null || echo 0)',
-            'echo "RUNCTL-JOB $job $attempt $size"',
-            "printf 'RUNCTL-STATUS '",
-            "{ tr -d '\\n' < \"$d/status.json\"; } 2>/dev/null || true",
-            "echo",
-            "echo RUNCTL-LOG",
-            f"{{ {window}; }} 2>/dev/null | base64 | tr -d '\\n'",
-            "echo",
-        ]
-    )
 
 
 def parse_read_output(stdout: str, source: str) -> Observation:
@@ -125,11 +93,24 @@ class InstanceReader:
     job_id: str | None
     remote_root: str = DEFAULT_REMOTE_ROOT
     timing: Timing | None = None
-    source: str = "instance"
+    source: str = INSTANCE
+    #: Each read waits this long on the instance for something new (a long poll): a quiet job
+    #: costs one SSM command per ``wait_seconds`` instead of one per poll.
+    wait_seconds: float = LONG_POLL_SECONDS
+
+    @property
+    def waits(self) -> bool:
+        return self.wait_seconds > 0
 
     def read(self, attempt: int | None, offset: int) -> Observation:
         return self._run(
-            read_command(self.job_id, attempt, offset, remote_root_default=self.remote_root)
+            read_command(
+                self.job_id,
+                attempt,
+                offset,
+                wait_seconds=self.wait_seconds,
+                remote_root_default=self.remote_root,
+            )
         )
 
     def tail(self, attempt: int | None, nbytes: int) -> Observation:
@@ -174,7 +155,7 @@ class S3Reader:
 
     s3: S3Client
     location: JobLocation
-    source: str = "s3"
+    source: str = S3
 
     def status(self) -> JobStatus | None:
         return JobRecord(self.location, s3=self.s3).read_status()
@@ -208,13 +189,25 @@ class S3Reader:
 
 @dataclass
 class FollowResult:
-    """How following ended: the last status seen, and where it came from."""
+    """How following ended: the last status seen, where it came from, whether the job is lost."""
 
     status: JobStatus | None
     attempt: int
     offset: int
     source: str
     lost: bool = False
+
+    @property
+    def state(self) -> str:
+        return LOST if self.lost else (self.status.state if self.status else "unknown")
+
+    @property
+    def verdict(self) -> str | None:
+        return verdict_of(self.status, lost=self.lost)
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.status.exit_code if self.status else None
 
 
 def follow(
@@ -250,9 +243,7 @@ def follow(
                 raise
             reader = replacement
             continue
-        if wanted is not None and seen.status is not None and seen.status.attempt < wanted:
-            # status.json still describes an earlier attempt: this one has not started yet.
-            seen.status = None
+        _drop_earlier_attempt(seen, wanted)
         attempt = seen.attempt
         if seen.chunk:
             on_log(seen.chunk)
@@ -263,14 +254,199 @@ def follow(
         caught_up = offset >= seen.log_size
         if seen.status is not None and seen.status.is_terminal and caught_up:
             return FollowResult(seen.status, attempt, offset, reader.source)
-        if reader is not primary and not instance_alive() and caught_up:
-            final = reader.read(attempt, offset)
+        # An answer over SSM proves the instance alive; the S3 copy proves nothing.
+        if reader.source != INSTANCE and caught_up and not instance_alive():
+            final = _drop_earlier_attempt(reader.read(attempt, offset), wanted)
             if final.status is not None and final.status.is_terminal:
-                continue
+                continue  # it ended just before the instance went: read it to the end
             return FollowResult(final.status, attempt, offset, reader.source, lost=True)
         if not caught_up:
             continue
         if deadline is not None and timing.clock() >= deadline:
             raise WaitTimeoutError(f"the job did not finish within {timeout:.0f}s")
+        if getattr(reader, "waits", False):
+            continue  # the read itself waited on the instance
         timing.sleep(delay)
         delay = FAST_POLL if seen.chunk else min(delay * 1.5, SLOW_POLL)
+
+
+def _drop_earlier_attempt(seen: Observation, wanted: int | None) -> Observation:
+    """status.json may still describe an earlier attempt: then this one has not started yet."""
+    if wanted is not None and seen.status is not None and seen.status.attempt < wanted:
+        seen.status = None
+    return seen
+
+
+@dataclass
+class Glance:
+    """One look at a job (``aws monitor`` without ``--follow``): the log's tail and its status."""
+
+    observation: Observation
+    lost: bool
+
+    @property
+    def state(self) -> str:
+        status = self.observation.status
+        return LOST if self.lost else (status.state if status else "unknown")
+
+    @property
+    def verdict(self) -> str | None:
+        return verdict_of(self.observation.status, lost=self.lost)
+
+    def lines(self, count: int) -> list[str]:
+        """The last ``count`` lines of the log tail."""
+        text = self.observation.chunk.decode("utf-8", "replace")
+        return text.splitlines()[-count:] if count else []
+
+    def to_dict(self, instance_id: str | None, count: int) -> dict[str, Any]:
+        """``aws monitor``'s JSON document (stable keys)."""
+        seen = self.observation
+        return {
+            "instance_id": instance_id,
+            "job_id": seen.job_id,
+            "attempt": seen.attempt,
+            "state": self.state,
+            "verdict": self.verdict,
+            "exit_code": seen.status.exit_code if seen.status else None,
+            "source": seen.source,
+            "lines": self.lines(count),
+        }
+
+
+class JobWatch:
+    """One job on one instance (None when none exists any more): which reader to use, and
+    whether the job still lives."""
+
+    def __init__(
+        self,
+        session: JobSession,
+        instance: Instance | None,
+        job_id: str | None,
+        location: JobLocation | None,
+    ) -> None:
+        self.session = session
+        self.instance = instance
+        self.job_id = job_id
+        self.location = location
+
+    @property
+    def instance_id(self) -> str | None:
+        return self.instance.instance_id if self.instance else None
+
+    def alive(self) -> bool:
+        """Whether the instance is pending or running (asked afresh; gone counts as not)."""
+        if self.instance is None:
+            return False
+        try:
+            self.instance = self.session.ec2.describe_instance(self.instance.instance_id)
+        except NotFoundError:
+            return False
+        return self.instance.state in LIVE_STATES
+
+    def s3_reader(self) -> S3Reader | None:
+        """The job's S3 copy, once its location is known."""
+        if self.location is None and self.job_id is not None and self.instance is not None:
+            self.location = self.session.locate(self.instance, self.job_id)
+        return S3Reader(self.session.s3, self.location) if self.location is not None else None
+
+    def primary(self) -> JobReader:
+        """SSM while the instance runs; else the S3 copy (NotFoundError when it is unknown)."""
+        if self.instance is not None and self.instance.state == "running":
+            return self._instance_reader(self.instance)
+        reader = self.s3_reader()
+        if reader is None:
+            where = (
+                f"{self.instance.instance_id} and it is {self.instance.state}"
+                if self.instance
+                else "an instance"
+            )
+            raise NotFoundError(
+                f"no job is known for {where}, so SSM cannot reach it",
+                hint="pass --job JOB_ID (and set aws.s3_bucket) to read the job's S3 copy",
+                resource=self.instance_id,
+            )
+        return reader
+
+    def _instance_reader(
+        self, instance: Instance, wait_seconds: float = LONG_POLL_SECONDS
+    ) -> InstanceReader:
+        return InstanceReader(
+            self.session.ssm_client,
+            instance.instance_id,
+            self.job_id,
+            self.session.remote_root,
+            self.session.timing,
+            wait_seconds=wait_seconds,
+        )
+
+    def read_all(self, on_log: Callable[[bytes], None], attempt: int | None = None) -> Glance:
+        """Everything an attempt (default: the newest) has logged so far, without waiting: the
+        S3 copy in one read, then what the instance wrote since, while it runs."""
+        s3 = self.s3_reader()
+        seen = s3.read(attempt, 0) if s3 is not None else None
+        offset = 0
+        if seen is not None:
+            on_log(seen.chunk)
+            offset = len(seen.chunk)
+            attempt = seen.attempt
+        if self.instance is not None and self.instance.state == "running":
+            reader = self._instance_reader(self.instance, wait_seconds=0)  # nothing to wait for
+            try:
+                while True:
+                    fresh = reader.read(attempt, offset)
+                    attempt = fresh.attempt
+                    if fresh.chunk:
+                        on_log(fresh.chunk)
+                        offset += len(fresh.chunk)
+                    seen = fresh
+                    if offset >= fresh.log_size or not fresh.chunk:
+                        break
+            except WrongStateError:
+                pass  # SSM cannot reach it after all: the S3 copy is what there is
+        if seen is None:
+            raise NotFoundError(
+                f"no log is known for job {self.job_id}",
+                hint="set aws.s3_bucket, or the job has not started yet",
+                resource=self.job_id,
+            )
+        seen.log_size = max(seen.log_size, offset)
+        ended = seen.status is not None and seen.status.is_terminal
+        lost = seen.source != INSTANCE and not ended and not self.alive()
+        return Glance(seen, lost)
+
+    def tail(self, nbytes: int) -> Glance:
+        """The last ``nbytes`` of the newest attempt's log and the job's status."""
+        reader = self.primary()
+        try:
+            seen = reader.tail(None, nbytes)
+        except WrongStateError:  # SSM cannot reach it after all: the S3 copy still can
+            fallback = self.s3_reader() if reader.source == INSTANCE else None
+            if fallback is None:
+                raise
+            seen = fallback.tail(None, nbytes)
+        self.job_id = self.job_id or seen.job_id
+        ended = seen.status is not None and seen.status.is_terminal
+        lost = seen.source != INSTANCE and not ended and not self.alive()
+        return Glance(seen, lost)
+
+    def follow(
+        self,
+        *,
+        on_log: Callable[[bytes], None],
+        attempt: int | None = None,
+        offset: int = 0,
+        on_status: Callable[[JobStatus], None] = lambda _: None,
+        timeout: float | None = None,
+    ) -> FollowResult:
+        """:func:`follow` with this watch's readers and liveness."""
+        return follow(
+            self.primary(),
+            fallback=self.s3_reader,
+            attempt=attempt,
+            offset=offset,
+            on_log=on_log,
+            on_status=on_status,
+            instance_alive=self.alive,
+            timeout=timeout,
+            timing=self.session.timing,
+        )

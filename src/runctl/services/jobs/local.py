@@ -23,7 +23,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from runctl.remote.process import Echo
 from runctl.remote.runner import run_local
 from runctl.remote.supervisor import RunContext
 from runctl.services.bundles.selection import select_files
+from runctl.services.jobs.outcome import verdict_of
+from runctl.services.tags import current_user
 
 PYTHON_ENV = "RUNCTL_PYTHON"
 
@@ -72,8 +74,11 @@ class LocalJobResult:
             "job_id": self.job_id,
             "project": self.project,
             "state": self.status.state,
+            "verdict": verdict_of(self.status),
             "exit_code": self.status.exit_code,
             "checkpoint_id": self.status.checkpoint_id,
+            "restored_checkpoint": self.status.restored_checkpoint,
+            "fallbacks": [asdict(f) for f in self.status.fallbacks_of()],
             "message": self.status.message,
             "started": self.status.started,
             "ended": self.status.ended,
@@ -180,6 +185,7 @@ def run_local_job(
             keep_last_n=config.keep_last_n,
             grace_seconds=config.grace_seconds,
         ),
+        user=current_user(),
     )
     paths = JobPaths(found.jobs_dir / job_id)
     return run_attempt_here(

@@ -7,30 +7,15 @@ it works on an instance that never ran a job and has no runtime bundle.
 from __future__ import annotations
 
 import json
-import shlex
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from runctl.errors import RunctlError
-from runctl.job.layout import DEFAULT_REMOTE_ROOT, ROOT_ENV
+from runctl.job.layout import DEFAULT_REMOTE_ROOT
 from runctl.polling import Timing
+from runctl.services.jobs.commands import snapshot_command
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
-
-
-def snapshot_command(remote_root_default: str = DEFAULT_REMOTE_ROOT) -> str:
-    """Bash that prints one JSON snapshot of the machine and the current job's processes."""
-    source = resources.files("runctl.remote").joinpath("procinfo.py").read_text("utf-8")
-    return "\n".join(
-        [
-            f"root=${{{ROOT_ENV}:-}}",
-            f'[ -n "$root" ] || root={shlex.quote(remote_root_default)}',
-            "python3 - \"$root\" <<'RUNCTL_PROCINFO'",
-            source.rstrip("\n"),
-            "RUNCTL_PROCINFO",
-        ]
-    )
 
 
 def instance_snapshot(

@@ -1,92 +1,86 @@
 """Resuming a job: attempt N+1 of an existing job on a (new) instance.
 
 The next attempt restores the job's latest committed checkpoint on the instance
-(``RUNCTL_RESUMED=1``, ``RUNCTL_ATTEMPT`` incremented); ``checkpoint resume --instance-id``
-and ``aws train --auto-resume`` both come through here.
+(``RUNCTL_RESUMED=1``, ``RUNCTL_ATTEMPT`` incremented). ``aws train --auto-resume`` and
+``checkpoint resume --instance-id`` both come through here, and through the same tail as a new
+job (:func:`runctl.services.jobs.start.start_attempt`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from runctl.config import Settings
-from runctl.errors import WrongStateError
 from runctl.job.record import JobRecord
 from runctl.job.spec import PENDING, JobLocation, JobStatus, utc_now
 from runctl.services.instances.lifecycle import validate_instance_id
+from runctl.services.jobs.request import instance_spec
 from runctl.services.jobs.start import (
-    JOB_TAG,
-    JOB_URI_TAG,
-    AwsJobClients,
     StartedJob,
     check_instance_ready,
-    send_start,
+    check_job_fits,
+    check_probe,
+    ensure_not_running,
+    probe_instance,
+    start_attempt,
 )
 
 if TYPE_CHECKING:
-    pass
+    from runctl.services.jobs.session import JobSession
 
 
 def resume_job(
-    clients: AwsJobClients,
+    session: JobSession,
     location: JobLocation,
     instance_id: str,
-    settings: Settings,
     *,
-    cache_dir: Path,
+    args: Sequence[str] | None = None,
     force: bool = False,
 ) -> StartedJob:
-    """Start the next attempt of an existing job on ``instance_id``.
+    """Start the next attempt of the job at ``location`` on ``instance_id``.
 
-    The runner restores the job's latest committed checkpoint (``RUNCTL_RESUMED=1``) and the
-    attempt number goes up by one. Raises NotFoundError when the job does not exist in S3,
-    WrongStateError when it is still running or the instance is not ready.
+    ``args`` replace the script's arguments in job.json (later attempts keep them), and its
+    ``launch_spec`` records the new instance (both put back if the start fails). Raises
+    NotFoundError when the job does not exist in S3, WrongStateError when it is still running
+    (unless ``force``) or the instance cannot take it.
     """
-    from runctl.services.bundles.runtime import ensure_runtime_bundle
-
     validate_instance_id(instance_id)
-    record = JobRecord(location, s3=clients.s3)
+    record = JobRecord(location, s3=session.s3)
     spec, status = record.read()
-    if status is not None and status.state in ("running", "starting") and not force:
-        raise WrongStateError(
-            f"job {location.job_id} is still {status.state} on "
-            f"{', '.join(status.instance_ids[-1:]) or 'an instance'}",
-            hint="stop it first (`runctl aws stop ID`), or pass --force",
-            resource=location.job_id,
-        )
-    check_instance_ready(clients, instance_id)
-    runtime = ensure_runtime_bundle(clients.s3, location.bucket, cache_dir / "runtime")
-    attempt = (status.attempt + 1) if status is not None else 0
-    instance_ids = [*(status.instance_ids if status else []), instance_id]
+    ensure_not_running(status, location.job_id, force=force)
+    instance = check_instance_ready(session, instance_id)
+    check_job_fits(session, instance, spec)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        probe = pool.submit(probe_instance, session, instance_id)
+        runtime = session.runtime_bundle(location.bucket)
+        check_probe(probe, instance_id, force=force)
+    original = spec
+    if args is not None and list(args) != spec.args:
+        spec = replace(spec, args=list(args))
+    launch_spec = {**spec.launch_spec, **instance_spec(instance)}
+    if launch_spec != spec.launch_spec:
+        spec = replace(spec, launch_spec=launch_spec)
+    if spec is not original:
+        record.write_spec(spec)
+    now = utc_now()
     pending = JobStatus(
         job_id=location.job_id,
         state=PENDING,
-        attempt=attempt,
-        instance_ids=instance_ids,
-        created=status.created if status else utc_now(),
+        attempt=(status.attempt + 1) if status is not None else 0,
+        instance_ids=[*(status.instance_ids if status else []), instance_id],
+        created=status.created if status else now,
         checkpoint_id=status.checkpoint_id if status else None,
-        updated=utc_now(),
+        fallbacks=list(status.fallbacks) if status else [],  # counted over the whole job
+        updated=now,
     )
-    record.write_status(pending)
-    clients.ec2.create_tags([instance_id], {JOB_TAG: location.job_id, JOB_URI_TAG: location.uri})
-    send_start(
-        clients,
-        instance_id=instance_id,
-        location=location,
-        attempt=attempt,
-        force=force,
-        remote_root=settings.aws.remote_root,
-        runtime_url=runtime.url,
-        runtime_sha=runtime.sha256,
-    )
-    return StartedJob(
-        job_id=location.job_id,
-        instance_id=instance_id,
-        location=location,
-        attempt=attempt,
-        script=spec.script,
-        code_sha256=spec.code_sha256,
-        code_uploaded=False,
-        runtime_uploaded=runtime.uploaded,
-    )
+    try:
+        return start_attempt(
+            session, record, spec, pending, instance_id, force=force, runtime=runtime,
+            previous=status,
+        )  # fmt: skip
+    except BaseException:
+        if spec is not original:
+            record.write_spec(original)
+        raise

@@ -1,86 +1,46 @@
-"""Starting a training job on an instance (``runctl aws train``).
+"""Starting a job's attempt on an instance: a new job (``aws train``) and the next attempt of an
+existing one (:mod:`runctl.services.jobs.resume`) share one tail, :func:`start_attempt`.
 
-In order, and failing before any AWS call where it can: the instance id, the S3 options and the
-script are checked locally; then the instance must be running with its SSM agent online; the code
-bundle and runctl's runtime bundle are uploaded only when S3 lacks them (content-addressed);
-``job.json`` and a ``pending`` ``status.json`` go to the job's S3 prefix; and one small SSM
-command starts the instance-side runner detached. Following the job is in
-:mod:`runctl.services.jobs.follow`.
+In order: the instance must be running with its SSM agent online; then, at the same time, the
+instance is asked whether a job's runner is alive there and which python3 it has
+(:func:`~runctl.services.jobs.commands.probe_command`) while the code and runtime bundles go to
+S3 (content-addressed, uploaded only when absent). Only when the instance can take the job are
+job.json and a ``pending`` status.json written; one SSM command starts the detached runner; the
+instance is tagged with the job last, so a refused job never becomes an instance's current job.
+A start that the runner still refuses (another start won a race) leaves the job ``refused``.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from runctl.config import Settings
-from runctl.errors import ConfigError, RunctlError, UsageError, WrongStateError
+from runctl.errors import RunctlError, WrongStateError
 from runctl.job.record import JobRecord
-from runctl.job.spec import (
-    PENDING,
-    CheckpointSettings,
-    JobLocation,
-    JobSpec,
-    JobStatus,
-    code_key,
-    new_job_id,
-    utc_now,
+from runctl.job.spec import FAILED, PENDING, REFUSED, JobLocation, JobSpec, JobStatus, utc_now
+from runctl.services import tags
+from runctl.services.instances.lifecycle import GONE
+from runctl.services.jobs.request import (
+    PreparedScript,
+    TrainRequest,
+    build_spec,
+    prepare_script,
+    require_bucket,
 )
-from runctl.paths import Project
-from runctl.services.instances.lifecycle import GONE, validate_instance_id
-from runctl.services.jobs.local import check_s3_option, resolve_script
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_ssm import SSMClient
+    from runctl.aws.ec2 import Instance
+    from runctl.services.bundles.runtime import RuntimeRef
+    from runctl.services.jobs.session import JobSession
 
-    from runctl.aws.ec2 import Ec2, Instance
-    from runctl.aws.ssm import Ssm
-
-JOB_TAG = "runctl:job"
-JOB_URI_TAG = "runctl:job-uri"
-JSON = "application/json"
 START_TIMEOUT_SECONDS = 300
-Notify = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class TrainRequest:
-    """What ``aws train`` was asked to do."""
-
-    instance_id: str
-    script: str
-    args: Sequence[str] = ()
-    sync_code: bool = True
-    include_patterns: Sequence[str] = ()
-    data_s3: str | None = None
-    output_s3: str | None = None
-    checkpoint_s3: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    project_name: str | None = None
-    stop_on_finish: bool = False
-    terminate_on_finish: bool = False
-    force: bool = False
-    launch_spec: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class AwsJobClients:
-    """The AWS access a job needs, passed in so tests hand in what they like."""
-
-    s3: S3Client
-    ssm_client: SSMClient
-    ec2: Ec2
-    ssm: Ssm
-    region: str
+PROBE_TIMEOUT_SECONDS = 60
 
 
 @dataclass
 class StartedJob:
-    """A job whose runner has started on an instance."""
+    """A job attempt whose runner has started on an instance."""
 
     job_id: str
     instance_id: str
@@ -104,48 +64,118 @@ class StartedJob:
         }
 
 
-@dataclass(frozen=True)
-class PreparedScript:
-    """The script checked locally: the project root and the path relative to it."""
+def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
+    """Start ``request`` as a new job on its instance.
 
-    root: Path
-    relative: str
-    project: str
+    Raises UsageError/NotFoundError for bad input (before any AWS call), ConfigError without a
+    bucket, WrongStateError when the instance is not ready, busy or has no usable python3.
+    """
+    prepared = prepare_script(request, session.settings, session.cwd)
+    bucket = require_bucket(session.settings)
+    instance = check_instance_ready(session, request.instance_id)
+    check_job_fits(session, instance, request)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        probe = pool.submit(probe_instance, session, request.instance_id)
+        code_sha, code_uploaded = _ship_code(session, request, prepared, bucket)
+        runtime = session.runtime_bundle(bucket)
+        check_probe(probe, request.instance_id, force=request.force)
+    spec = build_spec(
+        request,
+        prepared,
+        session.settings,
+        bucket=bucket,
+        region=session.region,
+        code_sha256=code_sha,
+        instance=instance,
+    )
+    assert spec.location is not None
+    record = JobRecord(spec.location, s3=session.s3)
+    record.write_spec(spec)
+    now = utc_now()
+    pending = JobStatus(spec.job_id, PENDING, 0, [request.instance_id], created=now, updated=now)
+    started = start_attempt(
+        session, record, spec, pending, request.instance_id, force=request.force, runtime=runtime
+    )
+    return replace(started, code_uploaded=code_uploaded)
 
 
-def prepare_script(request: TrainRequest, settings: Settings, cwd: Path) -> PreparedScript:
-    """Every local check, before any AWS call: id, S3 options, env, script (exit 2 / 6)."""
-    validate_instance_id(request.instance_id)
-    check_s3_option("--data-s3", request.data_s3)
-    check_s3_option("--output-s3", request.output_s3)
-    check_s3_option("--checkpoint-s3", request.checkpoint_s3)
-    if request.stop_on_finish and request.terminate_on_finish:
-        raise UsageError("--stop-on-finish and --terminate-on-finish exclude each other")
-    found = Project.find(cwd, request.project_name or settings.aws.project_name)
-    root = found.root
-    script = resolve_script(request.script, cwd, root)
-    if not script.is_relative_to(root):
-        raise UsageError(
-            f"script {request.script} is outside the project at {root}",
-            hint="run runctl from the project that holds the script",
+def start_attempt(
+    session: JobSession,
+    record: JobRecord,
+    spec: JobSpec,
+    pending: JobStatus,
+    instance_id: str,
+    *,
+    force: bool,
+    runtime: RuntimeRef,
+    previous: JobStatus | None = None,
+) -> StartedJob:
+    """The shared tail: write the ``pending`` status, start the runner, tag the instance.
+
+    When the runner refuses, a new job is recorded ``refused`` and a resumed one gets its
+    ``previous`` status back (it is not the job that was refused, only this attempt).
+    """
+    location = record.location
+    assert location is not None
+    record.write_status(pending)
+    try:
+        send_start(session, instance_id, location, pending.attempt, force=force, runtime=runtime)
+    except RunctlError as err:
+        state = REFUSED if isinstance(err, WrongStateError) else FAILED
+        ended = replace(
+            pending,
+            state=state,
+            reason="the runner did not start",
+            message=err.message,
+            ended=utc_now(),
+            updated=utc_now(),
         )
-    relative = Path(os.path.relpath(script, root)).as_posix()
-    return PreparedScript(root=root, relative=relative, project=found.key)
+        record.write_status(previous if previous is not None else ended)
+        raise
+    session.ec2.create_tags([instance_id], {tags.JOB: location.job_id, tags.JOB_URI: location.uri})
+    return StartedJob(
+        job_id=location.job_id,
+        instance_id=instance_id,
+        location=location,
+        attempt=pending.attempt,
+        script=spec.script,
+        code_sha256=spec.code_sha256,
+        code_uploaded=False,
+        runtime_uploaded=runtime.uploaded,
+    )
 
 
-def require_bucket(settings: Settings) -> str:
-    """The configured bucket, or a ConfigError saying how to set one (exit 3)."""
-    if not settings.aws.s3_bucket:
-        raise ConfigError(
-            "no S3 bucket is configured for job files",
-            hint="run `runctl aws setup`, or `runctl config set aws.s3_bucket NAME`",
-        )
-    return settings.aws.s3_bucket
+def _ship_code(
+    session: JobSession, request: TrainRequest, prepared: PreparedScript, bucket: str
+) -> tuple[str, bool]:
+    """The code bundle's sha256 and whether it was uploaded now (``--no-sync-code``: the newest
+    bundle already in S3 for the project)."""
+    from runctl.services.bundles.code import (
+        build_code_bundle,
+        latest_code_sha,
+        upload_code_bundle,
+    )
+
+    if not request.sync_code:
+        sha = latest_code_sha(session.s3, bucket, prepared.project)
+        session.report.detail(f"code: reusing bundle {sha[:12]}")
+        return sha, False
+    bundle = build_code_bundle(
+        prepared.root, session.cache / "code", include_patterns=request.include_patterns
+    )
+    for warning in bundle.warnings:
+        session.report.info(f"warning: {warning}")
+    uploaded = upload_code_bundle(session.s3, bundle, bucket, prepared.project)
+    session.report.detail(
+        f"code: {len(bundle.files)} files, {bundle.size / 1e6:.2f} MB "
+        + ("uploaded" if uploaded else "unchanged, not uploaded")
+    )
+    return bundle.sha256, uploaded
 
 
-def check_instance_ready(clients: AwsJobClients, instance_id: str) -> Instance:
+def check_instance_ready(session: JobSession, instance_id: str) -> Instance:
     """The instance, when it is running with its SSM agent online; WrongStateError otherwise."""
-    instance = clients.ec2.describe_instance(instance_id)
+    instance = session.ec2.describe_instance(instance_id)
     if instance.state in ("stopped", "stopping"):
         raise WrongStateError(
             f"instance {instance_id} is {instance.state}",
@@ -164,7 +194,7 @@ def check_instance_ready(clients: AwsJobClients, instance_id: str) -> Instance:
             hint=f"wait for it with `runctl aws wait {instance_id}`",
             resource=instance_id,
         )
-    agent = clients.ssm.describe_instance_information([instance_id]).get(instance_id)
+    agent = session.ssm.describe_instance_information([instance_id]).get(instance_id)
     if agent is None or not agent.online:
         if instance.iam_instance_profile_arn is None:
             why = "it has no instance profile, so its SSM agent cannot register"
@@ -182,105 +212,95 @@ def check_instance_ready(clients: AwsJobClients, instance_id: str) -> Instance:
     return instance
 
 
-def build_spec(
-    request: TrainRequest,
-    prepared: PreparedScript,
-    settings: Settings,
-    *,
-    bucket: str,
-    region: str,
-    code_sha256: str | None,
-    job_id: str | None = None,
-) -> JobSpec:
-    """job.json for a new job."""
-    checkpoint = settings.checkpoint
-    return JobSpec(
-        job_id=job_id or new_job_id(prepared.project),
-        project=prepared.project,
-        script=prepared.relative,
-        args=list(request.args),
-        env=dict(request.env),
-        bucket=bucket,
-        region=region,
-        code_key=code_key(prepared.project, code_sha256) if code_sha256 else None,
-        code_sha256=code_sha256,
-        data_s3=request.data_s3,
-        output_s3=request.output_s3,
-        checkpoint_s3=request.checkpoint_s3,
-        checkpoint=CheckpointSettings(
-            dir=checkpoint.dir,
-            sync_interval_seconds=float(checkpoint.sync_interval_seconds),
-            keep_last_n=checkpoint.keep_last_n,
-            grace_seconds=float(checkpoint.grace_seconds),
-        ),
-        stop_on_finish=request.stop_on_finish,
-        terminate_on_finish=request.terminate_on_finish,
-        launch_spec=dict(request.launch_spec),
+def check_job_fits(session: JobSession, instance: Instance, job: TrainRequest | JobSpec) -> None:
+    """What the job asks of its instance, checked before anything is written: a finish action
+    AWS can carry out (UsageError, exit 2) and the instance role's access to the job's own S3
+    URIs (AuthError, exit 4, naming the ``aws setup --grant`` that fixes it)."""
+    from runctl.services.account.access import check_instance_s3_access, s3_needs
+    from runctl.services.jobs.finish_policy import check_finish_action
+
+    check_finish_action(session.ec2, instance, stop_on_finish=job.stop_on_finish)
+    needs = s3_needs(data_s3=job.data_s3, output_s3=job.output_s3, checkpoint_s3=job.checkpoint_s3)
+    for warning in check_instance_s3_access(session.iam, instance, needs, region=session.region):
+        session.report.info(f"warning: {warning}")
+
+
+def probe_instance(session: JobSession, instance_id: str) -> dict[str, object]:
+    """What :func:`~runctl.services.jobs.commands.probe_command` found on the instance."""
+    from runctl.aws.ssm_commands import run_shell
+    from runctl.services.jobs.commands import parse_command_json, probe_command
+
+    result = run_shell(
+        session.ssm_client,
+        instance_id,
+        probe_command(session.remote_root),
+        timeout_seconds=PROBE_TIMEOUT_SECONDS,
+        comment="runctl probe",
     )
+    try:
+        return parse_command_json(result.stdout)
+    except ValueError:
+        raise RunctlError(
+            f"asking {instance_id} whether it can take a job failed ({result.status}): "
+            f"{result.stderr.strip()[-300:] or 'no output'}",
+            hint="re-run with --debug; check that the instance has bash and python3",
+            resource=instance_id,
+        ) from None
 
 
-def latest_code_sha(s3: S3Client, bucket: str, project: str) -> str:
-    """The newest code bundle already in S3 for ``project`` (for ``--no-sync-code``)."""
-    from runctl.aws.s3 import S3Uri, iter_objects
+def check_probe(probe: Future[dict[str, object]], instance_id: str, *, force: bool) -> None:
+    """WrongStateError (exit 8) when the instance is busy (unless ``force``) or has no python3
+    new enough; nothing about the job has been written at this point."""
+    from runctl.services.jobs.commands import MIN_PYTHON
 
-    prefix = S3Uri(bucket, f"runctl/{project}/code/")
-    bundles = [o for o in iter_objects(s3, prefix) if o.key.endswith(".tar.gz")]
-    if not bundles:
-        raise UsageError(
-            f"--no-sync-code: no code has been uploaded for project {project} yet",
-            hint="run once without --no-sync-code to ship the code",
-            resource=str(prefix),
+    answer = probe.result()
+    need = ".".join(str(part) for part in MIN_PYTHON)
+    if not answer.get("python_ok"):
+        found = answer.get("python") or "none"
+        raise WrongStateError(
+            f"instance {instance_id} cannot run runctl's job runner: it needs python3 >= {need}, "
+            f"found {found}",
+            hint="use an AMI with python3 >= 3.9 (Amazon Linux 2023, Ubuntu 22.04 or newer)",
+            resource=instance_id,
         )
-    newest = max(bundles, key=lambda o: o.last_modified)
-    return newest.key.rsplit("/", 1)[-1].removesuffix(".tar.gz")
-
-
-def write_job_files(s3: S3Client, spec: JobSpec, instance_id: str, attempt: int) -> JobLocation:
-    """Put job.json and a pending status.json (status last: it makes the job visible)."""
-    location = spec.location
-    assert location is not None  # a job on an instance always has a bucket
-    record = JobRecord(location, s3=s3)
-    record.write_spec(spec)
-    now = utc_now()
-    record.write_status(
-        JobStatus(
-            job_id=spec.job_id,
-            state=PENDING,
-            attempt=attempt,
-            instance_ids=[instance_id],
-            created=now,
-            updated=now,
+    busy = answer.get("busy_job")
+    if busy and not force:
+        raise WrongStateError(
+            f"instance {instance_id} is busy: job {busy} is running there",
+            hint=f"follow it with `runctl aws monitor {instance_id} --follow`, stop it with "
+            f"`runctl aws stop {instance_id}`, or pass --force to run beside it",
+            resource=instance_id,
         )
-    )
-    return location
 
 
 def send_start(
-    clients: AwsJobClients,
-    *,
+    session: JobSession,
     instance_id: str,
     location: JobLocation,
     attempt: int,
+    *,
     force: bool,
-    remote_root: str,
-    runtime_url: str,
-    runtime_sha: str,
+    runtime: RuntimeRef,
 ) -> dict[str, object]:
-    """Run the start command through SSM; the runner's JSON answer, or the error it reported."""
+    """Run the start command through SSM; the runner's JSON answer.
+
+    Raises WrongStateError when the runner refused (busy, python3 too old), RunctlError when the
+    command failed otherwise.
+    """
     from runctl.aws.ssm_commands import run_shell
     from runctl.services.jobs.commands import parse_command_json, start_job_command
 
     script = start_job_command(
-        runtime_url,
-        runtime_sha,
+        runtime.url,
+        runtime.sha256,
         location.uri,
         attempt,
         force,
-        remote_root,
-        region=clients.region,
+        session.remote_root,
+        region=session.region,
     )
     result = run_shell(
-        clients.ssm_client,
+        session.ssm_client,
         instance_id,
         script,
         timeout_seconds=START_TIMEOUT_SECONDS,
@@ -295,9 +315,9 @@ def send_start(
     message = str(answer.get("message") or result.stderr.strip() or result.stdout.strip())
     if int(result.response_code) == 8 or answer.get("exit_code") == 8:
         raise WrongStateError(
-            f"instance {instance_id} is busy: {message}",
-            hint=f"follow it with `runctl aws monitor {instance_id} --follow`, stop it with "
-            f"`runctl aws stop {instance_id}`, or pass --force to run beside it",
+            f"instance {instance_id} refused job {location.job_id}: {message}",
+            hint=f"follow what runs there with `runctl aws monitor {instance_id} --follow`, "
+            f"stop it with `runctl aws stop {instance_id}`, or pass --force to run beside it",
             resource=instance_id,
         )
     raise RunctlError(
@@ -308,79 +328,13 @@ def send_start(
     )
 
 
-def start_job(
-    connect: Callable[[], AwsJobClients],
-    request: TrainRequest,
-    settings: Settings,
-    *,
-    cwd: Path,
-    cache_dir: Path,
-    notify: Notify = lambda _: None,
-    job_id: str | None = None,
-    attempt: int = 0,
-) -> StartedJob:
-    """Start ``request`` as a new job (or attempt ``attempt`` of ``job_id``) on its instance.
-
-    ``connect`` builds the AWS clients; it is called only after every local check passed.
-    Raises UsageError/NotFoundError for bad input (before any AWS call), ConfigError without
-    a bucket, WrongStateError when the instance is not ready or busy.
-    """
-    from runctl.services.bundles.code import build_code_bundle, upload_code_bundle
-    from runctl.services.bundles.runtime import ensure_runtime_bundle
-
-    prepared = prepare_script(request, settings, cwd)
-    bucket = require_bucket(settings)
-    clients = connect()
-    check_instance_ready(clients, request.instance_id)
-
-    code_uploaded = False
-    if request.sync_code:
-        bundle = build_code_bundle(
-            prepared.root, cache_dir / "code", include_patterns=request.include_patterns
-        )
-        for warning in bundle.warnings:
-            notify(f"warning: {warning}")
-        code_uploaded = upload_code_bundle(clients.s3, bundle, bucket, prepared.project)
-        code_sha = bundle.sha256
-        notify(
-            f"code: {len(bundle.files)} files, {bundle.size / 1e6:.2f} MB "
-            + ("uploaded" if code_uploaded else "unchanged, not uploaded")
-        )
-    else:
-        code_sha = latest_code_sha(clients.s3, bucket, prepared.project)
-        notify(f"code: reusing bundle {code_sha[:12]}")
-    runtime = ensure_runtime_bundle(clients.s3, bucket, cache_dir / "runtime")
-
-    spec = build_spec(
-        request,
-        prepared,
-        settings,
-        bucket=bucket,
-        region=clients.region,
-        code_sha256=code_sha,
-        job_id=job_id,
-    )
-    location = write_job_files(clients.s3, spec, request.instance_id, attempt)
-    clients.ec2.create_tags(
-        [request.instance_id], {JOB_TAG: spec.job_id, JOB_URI_TAG: location.uri}
-    )
-    send_start(
-        clients,
-        instance_id=request.instance_id,
-        location=location,
-        attempt=attempt,
-        force=request.force,
-        remote_root=settings.aws.remote_root,
-        runtime_url=runtime.url,
-        runtime_sha=runtime.sha256,
-    )
-    return StartedJob(
-        job_id=spec.job_id,
-        instance_id=request.instance_id,
-        location=location,
-        attempt=attempt,
-        script=prepared.relative,
-        code_sha256=code_sha,
-        code_uploaded=code_uploaded,
-        runtime_uploaded=runtime.uploaded,
+def ensure_not_running(status: JobStatus | None, job_id: str, *, force: bool) -> None:
+    """WrongStateError (exit 8) when ``status`` says the job still runs, unless ``force``."""
+    if status is None or status.state not in ("running", "starting") or force:
+        return
+    where = ", ".join(status.instance_ids[-1:]) or "an instance"
+    raise WrongStateError(
+        f"job {job_id} is still {status.state} on {where}",
+        hint="stop it first (`runctl aws stop ID`), or pass --force",
+        resource=job_id,
     )

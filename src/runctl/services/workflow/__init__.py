@@ -1,0 +1,1 @@
+"""``workflow train``: N instances, one job each, from launch to outputs to termination."""
