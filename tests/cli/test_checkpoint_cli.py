@@ -165,6 +165,8 @@ def test_list_and_info_on_an_s3_job_prefix(cloud_env: Cloud, project: Path) -> N
     assert listed[0]["job_id"] == JobLocation.from_uri(prefix).job_id
     assert info["id"] == listed[-1]["id"]
     assert [f["path"] for f in info["files"]] == ["state.json"]
+    by_id = _json("checkpoint", "list", JobLocation.from_uri(prefix).job_id)  # as jobs list shows
+    assert [e["id"] for e in by_id] == [e["id"] for e in listed]
 
 
 def test_missing_targets_exit_6(cloud_env: Cloud, project: Path) -> None:

@@ -50,8 +50,8 @@ checkpoint_app = typer.Typer(
 Target = Annotated[
     str,
     typer.Argument(
-        help="s3://BUCKET/runctl/PROJECT/jobs/JOB_ID/, an s3:// store prefix, or a local "
-        "store or checkpoint directory.",
+        help="A job id, s3://BUCKET/runctl/PROJECT/jobs/JOB_ID/, an s3:// store prefix, or a "
+        "local store or checkpoint directory.",
         show_default=False,
     ),
 ]
@@ -65,7 +65,8 @@ Checkpoint = Annotated[
 def _open(ctx: typer.Context, target: str) -> CheckpointTarget:
     from runctl.services.checkpoints.admin import open_target
 
-    return open_target(target, lambda: aws_for(ctx).s3())
+    bucket = get_state(ctx).config().settings.aws.s3_bucket
+    return open_target(target, lambda: aws_for(ctx).s3(), bucket=bucket)
 
 
 @checkpoint_app.command("list")

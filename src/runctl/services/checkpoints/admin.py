@@ -36,13 +36,13 @@ from runctl.job.manifests import (
 )
 from runctl.job.record import JobRecord
 from runctl.job.snapshot import LocalCheckpointFile, scan_checkpoint_dir, sha256_file
-from runctl.job.spec import UTC, JobLocation, JobSpec, JobStatus, format_time
+from runctl.job.spec import JOB_ID_RE, UTC, JobLocation, JobSpec, JobStatus, format_time
 from runctl.job.stores import CheckpointStore, open_store
 
 S3ClientFactory = Callable[[], Any]
 TARGET_HINT = (
-    "pass a checkpoint directory, a local store, s3://BUCKET/runctl/PROJECT/jobs/JOB_ID/ "
-    "or an s3:// checkpoint store prefix"
+    "pass a job id (see `runctl jobs list`), a checkpoint directory, a local store, "
+    "s3://BUCKET/runctl/PROJECT/jobs/JOB_ID/ or an s3:// checkpoint store prefix"
 )
 
 
@@ -166,15 +166,22 @@ def job_of_store(uri: str) -> JobLocation | None:
         return None
 
 
-def open_target(text: str, s3_client: S3ClientFactory) -> CheckpointTarget:
-    """Resolve what the user typed (see the module docstring).
+def open_target(
+    text: str, s3_client: S3ClientFactory, *, bucket: str | None = None
+) -> CheckpointTarget:
+    """Resolve what the user typed (see the module docstring); a bare job id (as `jobs list`
+    prints it) names that job in ``bucket`` when no local path of that name exists.
 
     Raises NotFoundError (exit 6) when nothing is there: a missing path, a job without
     ``job.json``, or an S3 prefix with neither manifests nor blobs; UsageError for a malformed
-    ``s3://`` URI. ``s3_client`` is called only for ``s3://`` targets.
+    ``s3://`` URI. ``s3_client`` is called only for S3 targets.
     """
     if not text.startswith("s3://"):
-        return _open_local(Path(text).expanduser().resolve())
+        path = Path(text).expanduser()
+        named = JOB_ID_RE.match(text)
+        if named is not None and bucket and not path.exists():
+            return _open_job(JobLocation(bucket, named["project"], text), s3_client)
+        return _open_local(path.resolve())
     try:
         job: JobLocation | None = JobLocation.from_uri(text)
     except ValueError:
