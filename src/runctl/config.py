@@ -49,25 +49,23 @@ class AwsSettings(_Section):
     @field_validator("region")
     @classmethod
     def _region(cls, value: str | None) -> str | None:
-        return _checked(value, region_problem)
+        return None if value is None else _checked(value, region_problem)
 
     @field_validator("s3_bucket")
     @classmethod
     def _bucket(cls, value: str | None) -> str | None:
-        return _checked(value, bucket_problem)
+        return None if value is None else _checked(value, bucket_problem)
 
     @field_validator("remote_root")
     @classmethod
     def _remote_root(cls, value: str) -> str:
         # It reaches the boot script and every SSM command: refuse what a shell would interpret.
-        problem = remote_root_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+        return _checked(value, remote_root_problem)
 
 
-def _checked(value: str | None, problem: Callable[[str], str | None]) -> str | None:
-    found = None if value is None else problem(value)
+def _checked(value: str, problem: Callable[[str], str | None]) -> str:
+    """``value``, or the ValueError (pydantic's validation error) saying what is wrong."""
+    found = problem(value)
     if found:
         raise ValueError(found)
     return value
