@@ -37,9 +37,13 @@ def test_follow_streams_lines_while_running_and_ends_with_the_job(
     instance_id = ready_instance(cloud_env)
     job_id = start(instance_id, "6", "0.5")
     result = run("aws", "monitor", instance_id, "--follow", "-o", "json")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 0, result.stdout + result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    lines = [e["line"] for e in events if e["type"] == "log"]
+    # The script's own lines: the runner may add "[runctl <time>] ..." notes of its own (a busy
+    # machine makes an IMDS poll time out, and the runner says so in the log).
+    lines = [
+        e["line"] for e in events if e["type"] == "log" and not e["line"].startswith("[runctl ")
+    ]
     assert [line for line in lines if line.startswith("step")] == [f"step {i}" for i in range(6)]
     assert lines[-1] == "done"
     assert events[-1] == {

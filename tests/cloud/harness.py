@@ -71,7 +71,9 @@ Instances
 What runs on an instance
     Processes run on the host in the sandbox directory (no chroot/namespace) with:
     ``HOME``/``RUNCTL_REMOTE_ROOT`` = sandbox, ``TMPDIR`` = sandbox/tmp,
-    ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` = the instance's own IMDS,
+    ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` = the instance's own IMDS (with
+    ``AWS_METADATA_SERVICE_TIMEOUT`` = 60 s: it is a thread of the test process, slow when the
+    machine is loaded, and botocore's 1 s would lose the role's credentials),
     ``AWS_ENDPOINT_URL`` = moto, ``AWS_DEFAULT_REGION``/``AWS_REGION``, and a ``PATH`` that
     starts with the sandbox's ``usr/local/bin`` (as on a real AMI; made at boot, empty), then
     a bare venv ``python3``/``python`` (no boto3, no pip), and has no ``aws`` CLI. There are
