@@ -13,7 +13,7 @@ import pytest
 pytest_plugins = ["tests.cloud.fixtures"]
 
 #: Fixtures that start the emulated account (moto and the instance harness) or a real server.
-HEAVY_FIXTURES = frozenset({"cloud_session", "moto_endpoint", "rgw", "dockerd", "registry"})
+HEAVY_FIXTURES = frozenset({"cloud_session", "rgw", "dockerd", "registry"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

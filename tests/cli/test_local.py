@@ -8,15 +8,14 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from runctl.cli.app import app
+from tests.cloud.harness import Cloud
 
 TRAINING = Path(__file__).resolve().parents[2] / "training"
 
@@ -222,21 +221,11 @@ def test_no_boto3_without_s3_options(project: Path) -> None:
 
 
 @pytest.fixture
-def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    client = boto3.client("s3", region_name="us-east-1")
+def moto_s3(cloud_env: Cloud) -> object:
+    """The harness's S3 with a bucket ``bkt``; its AWS variables are in this process's env."""
+    client = boto3.client("s3", region_name=cloud_env.region)
     client.create_bucket(Bucket="bkt")
-    yield client
-    server.stop()
+    return client
 
 
 def test_s3_options_stage_data_commit_checkpoints_and_upload_outputs(

@@ -30,6 +30,7 @@ import json
 import secrets
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -59,6 +60,7 @@ class _Server(ThreadingHTTPServer):
         self.source = source
         self.tokens: dict[str, float] = {}
         self.tokens_lock = threading.Lock()
+        self.token_requests = 0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -101,6 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
         token = secrets.token_urlsafe(40)
         with self.server.tokens_lock:
             self.server.tokens[token] = time.monotonic() + ttl
+            self.server.token_requests += 1
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("X-aws-ec2-metadata-token-ttl-seconds", str(ttl))
@@ -193,6 +196,79 @@ class ImdsServer:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/"
 
+    @property
+    def token_requests(self) -> int:
+        """How many session tokens this server has issued."""
+        return self._server.token_requests
+
+    def forget_tokens(self) -> None:
+        """Drop every issued token, as a restarted IMDS would: old tokens answer 401."""
+        with self._server.tokens_lock:
+            self._server.tokens.clear()
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class StandaloneImds:
+    """An IMDS with no EC2 instance behind it, for the runner's own tests (``tests/remote``):
+    the same server every harness instance gets, serving metadata the test sets.
+
+    ``spot_action`` (``interrupt()`` sets it) and ``rebalance`` are published like a harness
+    instance's notices; ``instance_id`` may be changed to play a replacement instance.
+    """
+
+    def __init__(self, instance_id: str = "i-0123456789abcdef0", region: str = "us-east-1"):
+        self.instance_id = instance_id
+        self.region = region
+        self.spot_action: dict[str, str] | None = None
+        self.rebalance: dict[str, str] | None = None
+        self._server = ImdsServer(self)
+
+    @property
+    def endpoint(self) -> str:
+        return self._server.endpoint
+
+    @property
+    def token_requests(self) -> int:
+        return self._server.token_requests
+
+    def forget_tokens(self) -> None:
+        self._server.forget_tokens()
+
+    def interrupt(self, seconds: float = 120, action: str = "terminate") -> None:
+        """Publish a spot interruption notice for ``seconds`` from now."""
+        when = datetime.now(UTC) + timedelta(seconds=seconds)
+        self.spot_action = {"action": action, "time": when.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    def metadata(self) -> dict[str, Any]:
+        spot = None
+        if self.spot_action is not None:
+            spot = {
+                "instance-action": json.dumps(self.spot_action),
+                "termination-time": self.spot_action["time"],
+            }
+        events = None
+        if self.rebalance is not None:
+            events = {"recommendations": {"rebalance": json.dumps(self.rebalance)}}
+        return {
+            "instance-id": self.instance_id,
+            "instance-type": "t3.micro",
+            "instance-life-cycle": "spot",
+            "placement": {"availability-zone": f"{self.region}a", "region": self.region},
+            "spot": spot,
+            "events": events,
+        }
+
+    def user_data(self) -> bytes | None:
+        return None
+
+    def identity_document(self) -> dict[str, Any]:
+        return {"instanceId": self.instance_id, "region": self.region}
+
+    def harness_action(self, action: str) -> None:
+        """No instance to shut down or reboot: the hooks do nothing here."""
+
+    def close(self) -> None:
+        self._server.close()

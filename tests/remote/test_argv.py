@@ -8,7 +8,7 @@ import json
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.remote.conftest import Instance
+from tests.cloud.runner_sandbox import RunnerSandbox
 
 ECHO_ARGV = (
     "import json, os, sys\n"
@@ -29,7 +29,7 @@ ARG = st.text(
 @given(args=st.lists(ARG, max_size=6))
 @example(args=["'", '"', ";", "$(touch /tmp/pwned)", "`id`", "a\nb", "-x", "--", "ünï ☃", ""])
 @example(args=["--epochs", "2", "$HOME", "*", "\\", "'\"'\"'", "&& echo hi", "\t"])
-def test_arguments_reach_the_script_exactly(instance: Instance, args: list[str]) -> None:
+def test_arguments_reach_the_script_exactly(instance: RunnerSandbox, args: list[str]) -> None:
     spec = instance.new_job({"echo_argv.py": ECHO_ARGV}, "echo_argv.py", args=args)
 
     assert instance.start(spec).returncode == 0

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from runctl.remote.imds import ImdsClient, ImdsUnavailable, SpotNotice, SpotWatcher, probe
-from tests.remote.fake_imds import FakeImds
+from tests.cloud.imds import StandaloneImds
 
 
-def test_reads_metadata_with_a_session_token(imds: FakeImds) -> None:
+def test_reads_metadata_with_a_session_token(imds: StandaloneImds) -> None:
     client = ImdsClient(imds.endpoint)
 
     assert client.instance_id() == imds.instance_id
@@ -20,10 +20,12 @@ def test_reads_metadata_with_a_session_token(imds: FakeImds) -> None:
     assert client.region() == "us-east-1"
     assert client.lifecycle() == "spot"
     assert client.spot_notice() is None
-    assert imds.requests.count("PUT /latest/api/token") == 1
+    assert imds.token_requests == 1
 
 
-def test_honours_the_endpoint_variable(imds: FakeImds, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_honours_the_endpoint_variable(
+    imds: StandaloneImds, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint)
 
     assert probe(ImdsClient()) == imds.instance_id
@@ -42,16 +44,16 @@ def test_honours_botocores_timeout_variable(
     assert ImdsClient("http://127.0.0.1:9", timeout=0.25).timeout == 0.25
 
 
-def test_a_rejected_token_is_renewed(imds: FakeImds) -> None:
+def test_a_rejected_token_is_renewed(imds: StandaloneImds) -> None:
     client = ImdsClient(imds.endpoint)
     client.instance_id()
-    imds.tokens.clear()  # IMDS restarted: old tokens are 401
+    imds.forget_tokens()  # IMDS restarted: old tokens are 401
 
     assert client.instance_id() == imds.instance_id
-    assert imds.requests.count("PUT /latest/api/token") == 2
+    assert imds.token_requests == 2
 
 
-def test_spot_notice_is_parsed(imds: FakeImds) -> None:
+def test_spot_notice_is_parsed(imds: StandaloneImds) -> None:
     imds.interrupt(seconds=90, action="stop")
 
     notice = ImdsClient(imds.endpoint).spot_notice()
@@ -69,7 +71,7 @@ def test_unreachable_imds_is_reported_not_hung() -> None:
     assert probe(client) is None
 
 
-def test_watcher_calls_back_once_on_a_notice_and_logs_rebalance(imds: FakeImds) -> None:
+def test_watcher_calls_back_once_on_a_notice_and_logs_rebalance(imds: StandaloneImds) -> None:
     notices: list[SpotNotice] = []
     logs: list[str] = []
     fired = threading.Event()

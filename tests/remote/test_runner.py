@@ -1,5 +1,5 @@
 """The job runner end to end: the real start command, run with bash in a sandbox whose python3
-has no boto3, against a moto server and a fake IMDS, exactly as the harness runs SSM commands."""
+has no boto3, against the harness's moto server and an IMDS, as the harness runs SSM commands."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from runctl.services.jobs.commands import (
     parse_command_json,
     stop_job_command,
 )
-from tests.remote.conftest import Instance
-from tests.remote.fake_imds import FakeImds
+from tests.cloud.imds import StandaloneImds
+from tests.cloud.runner_sandbox import RunnerSandbox
 
 TRAINING = Path(__file__).resolve().parents[2] / "training"
 
@@ -55,7 +55,7 @@ def _fast(**overrides: float) -> CheckpointSettings:
     return settings
 
 
-def test_job_runs_end_to_end(instance: Instance, imds: FakeImds) -> None:
+def test_job_runs_end_to_end(instance: RunnerSandbox, imds: StandaloneImds) -> None:
     instance.s3.put_object(Bucket=instance.bucket, Key="data/train/a.csv", Body=b"1,2\n")
     instance.s3.put_object(Bucket=instance.bucket, Key="data/train/sub/b.csv", Body=b"3,4\n")
     spec = instance.new_job(
@@ -107,7 +107,7 @@ def test_job_runs_end_to_end(instance: Instance, imds: FakeImds) -> None:
     assert not (instance.root / "current-job").exists()
 
 
-def test_failing_script_reports_its_exit_code(instance: Instance) -> None:
+def test_failing_script_reports_its_exit_code(instance: RunnerSandbox) -> None:
     spec = instance.new_job({"probe.py": PROBE}, "probe.py", env={"EXIT_WITH": "3"})
 
     assert instance.start(spec).returncode == 0
@@ -120,7 +120,7 @@ def test_failing_script_reports_its_exit_code(instance: Instance) -> None:
     assert "to stderr" in instance.read(location.log_key(0)).decode()
 
 
-def test_missing_code_fails_the_job_with_a_message(instance: Instance) -> None:
+def test_missing_code_fails_the_job_with_a_message(instance: RunnerSandbox) -> None:
     spec = instance.new_job({"probe.py": PROBE}, "probe.py")
     spec.code_key = "runctl/proj/code/0000.tar.gz"
     instance.put_job(spec)
@@ -133,7 +133,7 @@ def test_missing_code_fails_the_job_with_a_message(instance: Instance) -> None:
     assert "0000.tar.gz" in status["message"]
 
 
-def _long_job(instance: Instance, steps: int = 400) -> JobSpec:
+def _long_job(instance: RunnerSandbox, steps: int = 400) -> JobSpec:
     script = (TRAINING / "train_with_checkpoints.py").read_text()
     return instance.new_job(
         {"train.py": script},
@@ -144,7 +144,7 @@ def _long_job(instance: Instance, steps: int = 400) -> JobSpec:
     )
 
 
-def _wait_for_log(instance: Instance, spec: JobSpec, text: str, timeout: float = 60) -> None:
+def _wait_for_log(instance: RunnerSandbox, spec: JobSpec, text: str, timeout: float = 60) -> None:
     path = instance.root / "jobs" / spec.job_id / "logs" / "attempt-0.log"
     deadline = time.monotonic() + timeout
     while not (path.exists() and text in path.read_text()):
@@ -152,7 +152,7 @@ def _wait_for_log(instance: Instance, spec: JobSpec, text: str, timeout: float =
         time.sleep(0.05)
 
 
-def test_second_job_on_a_busy_instance_is_refused(instance: Instance) -> None:
+def test_second_job_on_a_busy_instance_is_refused(instance: RunnerSandbox) -> None:
     first = _long_job(instance)
     assert instance.start(first).returncode == 0
     instance.wait(first, frozenset({RUNNING}))
@@ -169,7 +169,7 @@ def test_second_job_on_a_busy_instance_is_refused(instance: Instance) -> None:
 
 
 def test_spot_notice_interrupts_commits_and_the_next_attempt_resumes(
-    instance: Instance, imds: FakeImds
+    instance: RunnerSandbox, imds: StandaloneImds
 ) -> None:
     spec = _long_job(instance, steps=60)
     instance.start(spec)
@@ -207,7 +207,7 @@ def test_spot_notice_interrupts_commits_and_the_next_attempt_resumes(
     assert result == {"step": 60, "total": sum(range(61))}
 
 
-def test_control_stop_commits_and_reports_the_checkpoint(instance: Instance) -> None:
+def test_control_stop_commits_and_reports_the_checkpoint(instance: RunnerSandbox) -> None:
     spec = _long_job(instance)
     instance.start(spec)
     _wait_for_log(instance, spec, "step 3/")
@@ -235,7 +235,7 @@ def test_control_stop_commits_and_reports_the_checkpoint(instance: Instance) -> 
     assert again["running"] is False
 
 
-def test_control_stop_with_reason_cancel_records_cancelled(instance: Instance) -> None:
+def test_control_stop_with_reason_cancel_records_cancelled(instance: RunnerSandbox) -> None:
     spec = _long_job(instance)
     instance.start(spec)
     _wait_for_log(instance, spec, "step 3/")
@@ -252,7 +252,7 @@ def test_control_stop_with_reason_cancel_records_cancelled(instance: Instance) -
     assert status["state"] == "cancelled" and status["checkpoint_id"] == answer["checkpoint_id"]
 
 
-def test_commands_answer_on_a_machine_that_never_ran_a_job(instance: Instance) -> None:
+def test_commands_answer_on_a_machine_that_never_ran_a_job(instance: RunnerSandbox) -> None:
     stop = instance.bash(stop_job_command())
     state = instance.bash(job_state_command())
 
@@ -260,7 +260,9 @@ def test_commands_answer_on_a_machine_that_never_ran_a_job(instance: Instance) -
     assert parse_command_json(state.stdout)["job_id"] is None
 
 
-def test_stop_on_finish_stops_the_instance_itself(instance: Instance, imds: FakeImds) -> None:
+def test_stop_on_finish_stops_the_instance_itself(
+    instance: RunnerSandbox, imds: StandaloneImds
+) -> None:
     ec2 = boto3.client("ec2", region_name="us-east-1")
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     launched = ec2.run_instances(ImageId=image, InstanceType="t3.micro", MinCount=1, MaxCount=1)
@@ -310,7 +312,7 @@ def _wheel(directory: Path) -> None:
 
 @pytest.mark.slow
 def test_requirements_go_into_a_venv_with_pip_options_from_the_environment(
-    instance: Instance,
+    instance: RunnerSandbox,
 ) -> None:
     wheels = instance.tmp / "wheels"
     _wheel(wheels)
@@ -335,7 +337,9 @@ def test_requirements_go_into_a_venv_with_pip_options_from_the_environment(
     assert list((instance.root / "venvs").iterdir())
 
 
-def test_job_runs_on_python39(instance: Instance, tmp_path: Path, imds: FakeImds) -> None:
+def test_job_runs_on_python39(
+    instance: RunnerSandbox, tmp_path: Path, imds: StandaloneImds
+) -> None:
     from tests.remote.test_runtime_bundle import _python39
 
     python39 = _python39()
@@ -356,7 +360,7 @@ def test_job_runs_on_python39(instance: Instance, tmp_path: Path, imds: FakeImds
     assert status["checkpoint_id"]
 
 
-def test_a_job_without_job_json_is_marked_failed(instance: Instance) -> None:
+def test_a_job_without_job_json_is_marked_failed(instance: RunnerSandbox) -> None:
     spec = JobSpec(job_id="proj-20240101-000000-abcd", project="proj", script="x.py")
     spec.bucket = instance.bucket
 
