@@ -227,6 +227,8 @@ def test_spot_prices_are_the_current_ones_in_every_zone_however_quiet(cloud: Clo
         spot: bool = True
         fallback: bool = False
         subnet_id: str | None = None
+        availability_zone: str | None = None
+        preferred_zone: str | None = None
 
     info = ec2.describe_instance_type("t3.micro")
     assert info is not None

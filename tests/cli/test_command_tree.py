@@ -41,6 +41,8 @@ def test_commands_of_the_spec_are_registered() -> None:
         "aws wait", "aws train", "aws monitor", "aws logs", "aws watch", "aws processes",
         "resources list", "s3 upload", "s3 download", "s3 sync", "s3 list", "s3 cleanup",
         "checkpoint list", "checkpoint info", "checkpoint resume", "checkpoint cleanup",
+        "aws ebs create", "aws ebs list", "aws ebs attach", "aws ebs detach", "aws ebs delete",
+        "aws ebs snapshot", "aws ebs snapshot-list", "aws ebs restore", "aws ebs pre-warm",
         "jobs list", "jobs show", "jobs logs", "jobs cancel", "workflow train",
     ):  # fmt: skip
         assert name in names, name

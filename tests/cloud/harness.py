@@ -59,18 +59,21 @@ Instances
     ``run_instance(image="al2023", instance_type="t3.micro", spot=False, user_data=None,
     profile="runctl-harness", az=None, tags=None, **run_instances_kwargs)`` -> instance
     id (``profile=None``: no instance profile, so not SSM-managed).
-    ``sandbox(id)`` -> Path of the instance's disk (``HOME`` and ``RUNCTL_REMOTE_ROOT`` of
-    its processes); ``install_executable(id, name, text)`` -> Path: an executable in the
-    instance's ``usr/local/bin``, first on its PATH; ``imds_endpoint(id)``;
+    ``sandbox(id)`` -> Path of the instance's disk (``HOME``, ``RUNCTL_REMOTE_ROOT`` and
+    ``RUNCTL_SYSTEM_ROOT`` of its processes); ``install_executable(id, name, text)`` -> Path:
+    an executable in the instance's ``usr/local/bin``, first on its PATH; ``imds_endpoint(id)``;
     ``processes(id)`` -> live pids; ``state(id)``; ``wait_state(id, state)``;
     ``wait_boot(id)`` (user data finished);
     ``run_command(id, commands, execution_timeout=None, working_directory=None,
     timeout=60)`` -> the GetCommandInvocation dict once finished (harness-internal, not
     logged, no InvocationDoesNotExist wait); ``wait_for(predicate, timeout)``;
-    ``reconcile()`` (sync sandboxes with moto's states after changing moto directly).
+    ``reconcile()`` (sync sandboxes with moto's states after changing moto directly);
+    ``volume_dir(vol_id)`` (see "EBS volumes").
 What runs on an instance
     Processes run on the host in the sandbox directory (no chroot/namespace) with:
-    ``HOME``/``RUNCTL_REMOTE_ROOT`` = sandbox, ``TMPDIR`` = sandbox/tmp,
+    ``HOME``/``RUNCTL_REMOTE_ROOT``/``RUNCTL_SYSTEM_ROOT`` = sandbox (runctl's scripts read
+    ``/dev``, ``/etc/fstab`` and mount points under ``RUNCTL_SYSTEM_ROOT``),
+    ``TMPDIR`` = sandbox/tmp,
     ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` = the instance's own IMDS (with
     ``AWS_METADATA_SERVICE_TIMEOUT`` = 60 s: it is a thread of the test process, slow when the
     machine is loaded, and botocore's 1 s would lose the role's credentials),
@@ -92,6 +95,18 @@ Lifecycle
 SSM
     See :mod:`tests.cloud.ssm` for the full semantics (statuses, exit codes, output
     limits, timeouts, cancel, InvocationDoesNotExist race, managed instances).
+EBS volumes
+    See :mod:`tests.cloud.volumes`. Each volume moto knows is a directory,
+    ``volume_dir(vol_id)``, whose ``data/`` is its filesystem's content (``fs.json`` once
+    formatted; blank before). It outlives instances unless moto deletes it with one
+    (DeleteOnTermination); CreateSnapshot copies it at that moment (``volumes.snapshot_dir``),
+    CreateVolume from a snapshot starts as that copy. Attached to a running instance (not as
+    its root), it shows in the sandbox as ``dev/nvme<N>n1`` (attach order) with a
+    ``dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol<hex>`` link, and the instance's
+    ``blkid``, ``mkfs.ext4``/``mkfs.xfs``, ``mount``, ``umount`` (busy while a process holds a
+    file there) and ``findmnt`` act on it (:mod:`tests.cloud.ebs_tools`): a mount point becomes
+    a view of ``data/``. Stop drops mounts; start mounts what ``etc/fstab`` lists by UUID.
+    AttachVolume is refused as EC2 refuses it (see "What AWS refuses").
 Spot and IMDS
     ``interrupt(id, notice_seconds=120, action="terminate")``: IMDS
     ``spot/instance-action`` gives ``{"action": "terminate", "time": "...Z"}``; after
@@ -131,9 +146,11 @@ What AWS refuses (on for every test; see :mod:`tests.cloud.strict`)
     SigV2 S3 requests; presigned URLs signed for another region than the bucket's; requests
     with an instance role's credentials that its policies do not allow (AccessDenied /
     UnauthorizedOperation); StopInstances of a one-time spot instance
-    (UnsupportedOperation); user data over 16 KB; an instance profile created or given its
-    role less than ``profile_propagation_delay`` seconds ago (InvalidParameterValue, in
-    EC2's wordings); SendCommand parameters over SSM's 64 KB document limit.
+    (UnsupportedOperation); AttachVolume of an attached volume, across zones, to an instance
+    neither running nor stopped, or on a used device name; user data over 16 KB; an instance
+    profile created or given its role less than ``profile_propagation_delay`` seconds ago
+    (InvalidParameterValue, in EC2's wordings); SendCommand parameters over SSM's 64 KB
+    document limit.
 Request log
     ``request_log``: list of ``ApiCall(service, operation, key)`` for every non-internal
     request (faulted ones too); ``key`` is the S3 object key (else None). ``calls(op,
@@ -187,6 +204,7 @@ from tests.cloud.sandbox import Toolbox, kill_marked, marked_pids
 from tests.cloud.spot_prices import SpotPriceHistory
 from tests.cloud.ssm import TERMINAL, SsmService
 from tests.cloud.strict import Strict
+from tests.cloud.volumes import Volumes
 
 ACCOUNT_ID = "123456789012"
 DEFAULT_PROFILE = "runctl-harness"
@@ -352,6 +370,7 @@ class Cloud:
         self.shutdown_grace: float = 0.0
         self.profile_propagation_delay: float = 0.0
         self.strict = Strict(self)
+        self.volumes = Volumes(self)
         self.spot_prices = SpotPriceHistory()
         self.role_keys: dict[str, tuple[str, str]] = {}
         self.ecr_registry: str | None = None
@@ -446,6 +465,7 @@ class Cloud:
         self.ssm.reset()
         self.runtimes.clear()
         shutil.rmtree(self.root / "instances", ignore_errors=True)
+        self.volumes.reset()
         self.faults.clear()
         self.strict.reset()
         self.spot_prices.clear()
@@ -686,6 +706,7 @@ class Cloud:
                         runtime.power_off(terminate=True)
                 elif runtime.powered:
                     runtime.power_off(terminate=False)
+            self.volumes.reconcile()
 
     def after_ec2(self, req: Request) -> None:
         """Called by the gateway after every successful EC2 call."""
@@ -706,6 +727,11 @@ class Cloud:
     def sandbox(self, instance_id: str) -> Path:
         """The instance's disk (gone once it is terminated)."""
         return self.root / "instances" / instance_id
+
+    def volume_dir(self, volume_id: str) -> Path:
+        """The volume's directory; ``data/`` is what a mount of it shows (gone with the
+        volume)."""
+        return self.volumes.volume_dir(volume_id)
 
     def imds_endpoint(self, instance_id: str) -> str:
         """Base URL of the instance's IMDS (``http://127.0.0.1:<port>/``)."""

@@ -116,6 +116,7 @@ class InstanceRuntime:
             "AWS_ENDPOINT_URL": self.cloud.endpoint,
             "AWS_DEFAULT_REGION": self.cloud.region,
             "AWS_REGION": self.cloud.region,
+            "RUNCTL_SYSTEM_ROOT": home,
             SESSION_VAR: self.cloud.session_token,
             INSTANCE_VAR: self.instance_id,
         }
@@ -132,6 +133,7 @@ class InstanceRuntime:
             self.boot_monotonic = time.monotonic()
             first = not self.booted_once
             self.booted_once = True
+        self.cloud.volumes.power_on(self)
         if first:
             self.boot_thread = threading.Thread(target=self._run_user_data, daemon=True)
             self.boot_thread.start()
@@ -146,6 +148,8 @@ class InstanceRuntime:
         if was_powered or terminate:
             kill_marked(self.cloud.session_token, self.instance_id, self.cloud.shutdown_grace)
             self.cloud.ssm.on_power_off(self.instance_id)
+        if was_powered and not terminate:
+            self.cloud.volumes.power_off(self)
         if terminate:
             for timer in self.timers:
                 timer.cancel()

@@ -3,7 +3,9 @@
 :class:`Toolbox` is built once per session: a ``python -m venv --without-pip`` whose
 ``python3``/``python`` has only the standard library (no boto3), a ``bin`` directory of
 harness commands (``shutdown``/``poweroff``/``halt``/``reboot``, which ask the
-instance's IMDS server to act like an instance-initiated shutdown or reboot), and a
+instance's IMDS server to act like an instance-initiated shutdown or reboot; ``blkid``,
+``mkfs.ext4``, ``mkfs.xfs``, ``mount``, ``umount`` and ``findmnt`` for EBS volumes, see
+:mod:`tests.cloud.ebs_tools`), and a
 ``PATH`` made of those two plus the standard system directories with any ``aws`` CLI
 filtered out (a directory holding ``aws`` is replaced by a farm of symlinks to every
 other command in it).
@@ -69,6 +71,9 @@ class Toolbox:
             script = self.bin / name
             script.write_text(_SHUTDOWN_SHIM.format(name=name, action=action))
             script.chmod(0o755)
+        from tests.cloud.ebs_tools import install
+
+        install(self.bin, self.venv / "bin" / "python3")
         dirs = [str(self.venv / "bin"), str(self.bin)]
         for directory in SYSTEM_DIRS:
             path = Path(directory)

@@ -17,6 +17,9 @@ For every request that is not harness-internal, :meth:`Strict.refuse` answers wi
   role (``AddRoleToInstanceProfile``) less than ``Cloud.profile_propagation_delay`` seconds ago
   (default 0: set it to test propagation): ``InvalidParameterValue`` with EC2's two wordings,
   "Invalid IAM Instance Profile name" / "... has no associated IAM Roles".
+* **AttachVolume** of a volume that is attached already (``VolumeInUse``), in another zone
+  than the instance (``InvalidVolume.ZoneMismatch``), to an instance neither running nor stopped
+  (``IncorrectState``), or as a device name the instance uses (``InvalidParameterValue``).
 * **SendCommand** whose parameters with the ``AWS-RunShellScript`` document exceed SSM's 64 KB
   document limit: ``InvalidParameters`` 400.
 
@@ -74,6 +77,8 @@ class Strict:
             return self._user_data(req) or self._profile_visible(req)
         if req.service == "ec2" and req.operation == "StopInstances":
             return self._one_time_spot(req)
+        if req.service == "ec2" and req.operation == "AttachVolume":
+            return self._attach_volume(req)
         if req.service == "ssm" and req.operation == "SendCommand":
             return self._command_size(req)
         if req.service == "iam" and req.operation in (
@@ -152,6 +157,46 @@ class Strict:
             f"User data is limited to {USER_DATA_LIMIT} bytes (got {size})",
             400,
         )
+
+    def _attach_volume(self, req: Request) -> Response | None:
+        """What EC2 refuses of AttachVolume and moto lets through (moto moves an attached volume
+        and overwrites a used device name silently)."""
+        backend = self.cloud.ec2_backend()
+        volume_id, instance_id = req.params.get("VolumeId", ""), req.params.get("InstanceId", "")
+        device = req.params.get("Device", "")
+        try:
+            volume = backend.get_volume(volume_id)
+            instance = backend.get_instance(instance_id)
+        except Exception:
+            return None  # moto answers the not-found errors itself
+        if volume.attachment is not None:
+            return error_response(
+                EC2, "VolumeInUse", f"{volume_id} is already attached to an instance", 400
+            )
+        if volume.zone.name != instance._placement.zone:
+            return error_response(
+                EC2,
+                "InvalidVolume.ZoneMismatch",
+                f"The volume '{volume_id}' is not in the same availability zone as instance "
+                f"'{instance_id}'",
+                400,
+            )
+        if instance.state not in ("running", "stopped"):
+            return error_response(
+                EC2,
+                "IncorrectState",
+                f"Instance '{instance_id}' is not 'running' or 'stopped'.",
+                400,
+            )
+        if device in instance.block_device_mapping:
+            return error_response(
+                EC2,
+                "InvalidParameterValue",
+                f"Invalid value '{device}' for unixDevice. Attachment point {device} is already "
+                "in use",
+                400,
+            )
+        return None
 
     def _note_profile(self, req: Request) -> None:
         name = req.params.get("InstanceProfileName")

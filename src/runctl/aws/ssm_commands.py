@@ -139,3 +139,9 @@ def run_shell(
     return wait_invocation(
         ssm, command_id, instance_id, timeout=timeout_seconds + 60, sleep=sleep, clock=clock
     )
+
+
+def cancel_command(ssm: SSMClient, command_id: str, instance_id: str) -> None:
+    """CancelCommand for one instance (best effort: a command that already ended stays so)."""
+    with aws_errors("ssm:CancelCommand", instance_id):
+        ssm.cancel_command(CommandId=command_id, InstanceIds=[instance_id])

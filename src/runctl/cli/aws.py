@@ -1,6 +1,7 @@
 """The ``runctl aws`` sub-app: instance lifecycle, setup and prices.
 
-Each command lives in a module of its own (``aws_create``, ``aws_lifecycle``, ``aws_setup``);
+Each command lives in a module of its own (``aws_create``, ``aws_lifecycle``, ``aws_setup``, the
+``ebs`` sub-app);
 they import services, and so boto3, only inside their bodies, which keeps ``--help`` fast.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from runctl.cli import aws_create, aws_jobs, aws_lifecycle, aws_monitor, aws_setup
+from runctl.cli import aws_create, aws_jobs, aws_lifecycle, aws_monitor, aws_setup, ebs
 from runctl.cli.registry import group_help
 
 aws_app = typer.Typer(
@@ -30,3 +31,4 @@ aws_app.command("monitor")(aws_monitor.monitor)
 aws_app.command("logs", help="Alias of monitor.")(aws_monitor.monitor)
 aws_app.command("watch", help="Alias of monitor.")(aws_monitor.monitor)
 aws_app.command("processes")(aws_monitor.processes)
+aws_app.add_typer(ebs.ebs_app, name="ebs")

@@ -12,6 +12,7 @@ from runctl.cli.output import Output
 from runctl.cli.state import get_state
 
 if TYPE_CHECKING:
+    from runctl.aws.ebs import Ebs
     from runctl.aws.ec2 import Ec2
     from runctl.aws.session import AwsContext
     from runctl.aws.ssm import Ssm
@@ -50,6 +51,13 @@ def ec2_in_regions(ctx: typer.Context, regions: list[str] | None = None) -> list
         else Ec2(aws.session.client("ec2", region_name=region, config=client_config()))
         for region in wanted
     ]
+
+
+def ebs_of(ec2: Ec2) -> Ebs:
+    """EBS in the region (and on the client) of ``ec2``."""
+    from runctl.aws.ebs import Ebs
+
+    return Ebs(ec2.client)
 
 
 def ssm_for(ctx: typer.Context) -> Ssm:

@@ -17,7 +17,7 @@ from runctl.cli.options import (
     SpotMaxPrice,
     Tags,
 )
-from runctl.cli.output import Output
+from runctl.cli.output import Output, to_jsonable
 from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.cli.units import money
 from runctl.errors import UsageError
@@ -26,6 +26,7 @@ from runctl.services.tags import parse_tag_options
 if TYPE_CHECKING:
     from runctl.services.instances.launch import LaunchResult
     from runctl.services.jobs.session import Launched
+    from runctl.services.volumes.mounts import AttachResult
 
 CREATE_FORMATS = ("text", "json", "instance-id")
 
@@ -55,6 +56,10 @@ def create(
     data_volume_size: Annotated[
         int | None, typer.Option("--data-volume-size", help="Extra gp3 volume at /mnt/data, GB.")
     ] = None,
+    volume: Annotated[
+        str | None,
+        typer.Option("--volume", help="Attach this EBS volume (launches in its zone; /mnt/data)."),
+    ] = None,
     project_name: ProjectName = None,
     iam_instance_profile: IamInstanceProfile = None,
     tag: Tags = None,
@@ -81,6 +86,8 @@ def create(
     chosen. Only a repeated --client-token returns the instances it launched before."""
     from runctl.paths import Project
     from runctl.services.instances.launch_request import request_from_settings
+    from runctl.services.volumes.capacity import launch_with_volume
+    from runctl.services.volumes.specs import check_volume_option
 
     out = command_output(ctx, output, allowed=CREATE_FORMATS)
     if spot_max_price is not None and spot_max_price <= 0:
@@ -98,6 +105,14 @@ def create(
         tags=parse_tag_options(tag or []), name=name, client_token=client_token, force=force,
     )  # fmt: skip
     session = job_session(ctx, out, settings)
+    if volume is not None:
+        check_volume_option(volume, data_volume_size, count)
+        with out.spinner(f"launching {instance_type} beside {volume}"):
+            launched, attached = launch_with_volume(
+                session, request, volume, wait=wait, dry_run=dry_run, timeout=timeout
+            )
+        _render(out, launched, attached)
+        return
     what = f"{count} x {instance_type}" if count > 1 else instance_type
     with out.spinner(f"launching {what}") as update:
         launched = session.launch_ready(
@@ -131,7 +146,7 @@ def _report_attempts(out: Output, result: LaunchResult) -> None:
         out.success(f"launched {len(result.instances)} instances: {ids}")
 
 
-def _render(out: Output, launched: Launched) -> None:
+def _render(out: Output, launched: Launched, attached: AttachResult | None = None) -> None:
     result = launched.result
     for warning in result.warnings:
         out.warn(warning)
@@ -141,6 +156,10 @@ def _render(out: Output, launched: Launched) -> None:
             out.line(instance.instance_id)
         return
     data = launched.to_dict()
+    if attached is not None:
+        where = attached.mount.mount if attached.mount else "not mounted (no --wait)"
+        out.info(f"attached {attached.volume_id} as {attached.device}; {where}")
+        data["volume"] = to_jsonable(attached)
     if len(result.instances) > 1:
         out.document(data, lambda o: _print_fleet(o, data["instances"]))
         return

@@ -11,6 +11,7 @@ from runctl.cli.job_output import follow_to_verdict, render_started, say_started
 from runctl.cli.options import (
     CheckpointS3,
     DataS3,
+    DataVolume,
     EnvPairs,
     IncludePattern,
     MaxRestarts,
@@ -31,6 +32,7 @@ def train(
     sync_code: SyncCode = True,
     include_pattern: IncludePattern = None,
     data_s3: DataS3 = None,
+    data_volume: DataVolume = None,
     output_s3: OutputS3 = None,
     checkpoint_s3: CheckpointS3 = None,
     env: EnvPairs = None,
@@ -68,7 +70,8 @@ def train(
     out = command_output(ctx, output)
     request = TrainRequest(
         instance_id=instance_id, script=script, args=list(args or []), sync_code=sync_code,
-        include_patterns=list(include_pattern or []), data_s3=data_s3, output_s3=output_s3,
+        include_patterns=list(include_pattern or []), data_s3=data_s3, data_volume=data_volume,
+        output_s3=output_s3,
         checkpoint_s3=checkpoint_s3, env=parse_env_pairs(list(env or [])),
         project_name=project_name, stop_on_finish=stop_on_finish,
         terminate_on_finish=terminate_on_finish, force=force, max_restarts=max_restarts,

@@ -20,6 +20,10 @@ IncludePattern = Annotated[
     typer.Option("--include-pattern", help="Ship files matching this even if ignored."),
 ]
 DataS3 = Annotated[str | None, typer.Option("--data-s3", help="Stage this S3 prefix.")]
+DataVolume = Annotated[
+    str | None,
+    typer.Option("--data-volume", help="Mount this EBS volume; RUNCTL_DATA_DIR points there."),
+]
 OutputS3 = Annotated[str | None, typer.Option("--output-s3", help="Upload RUNCTL_OUTPUT_DIR here.")]
 CheckpointS3 = Annotated[
     str | None, typer.Option("--checkpoint-s3", help="Commit checkpoints here.")

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runctl.cli.aws_clients import ec2_for, ec2_in_regions, job_session, prices_for
+from runctl.cli.aws_clients import ebs_of, ec2_for, ec2_in_regions, job_session, prices_for
 from runctl.cli.output import Output
 from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output
-from runctl.cli.units import duration, money
+from runctl.cli.units import duration, money, monthly
 from runctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -32,15 +32,9 @@ PLATFORMS = ("aws", "local", "all")
 
 def _scope(project: str | None, all_users: bool, include_foreign: bool = False) -> Scope:
     """The resources a command looks at: yours (``runctl:user``) unless ``--all-users``."""
-    from runctl.job.spec import project_key
     from runctl.services.account.resources import Scope
-    from runctl.services.tags import current_user
 
-    try:
-        key = project_key(project) if project is not None else None
-    except ValueError as exc:
-        raise UsageError(f"--project {project!r}: {exc}") from None
-    return Scope(key, None if all_users else current_user(), include_foreign)
+    return Scope.of(project, all_users=all_users, include_foreign=include_foreign)
 
 
 @resources_app.command("list")
@@ -57,7 +51,8 @@ def list_(
     ] = False,
     output: OutputOption = None,
 ) -> None:
-    """Instances with state, type, lifecycle, age and cost estimates."""
+    """Instances with state, type, lifecycle, age and cost estimates; volumes and snapshots
+    with their monthly cost."""
     from runctl.services.account.resources import ResourceListing, list_instances
 
     out = command_output(ctx, output)
@@ -68,7 +63,8 @@ def list_(
     if platform in ("aws", "all"):
         clients = ec2_in_regions(ctx) if all_regions else [ec2_for(ctx)]
         with out.spinner(f"listing instances in {len(clients)} region(s)"):
-            listing = list_instances(((c, prices_for(c)) for c in clients), scope)
+            pairs = ((c, prices_for(c)) for c in clients)
+            listing = list_instances(pairs, scope, storage=ebs_of)
     if platform in ("local", "all"):
         listing.notes.append("local: runs on this machine are not tracked as resources yet")
     listing.notes.append(f"scope: {scope.describe()}")
@@ -97,26 +93,37 @@ def _print_listing(out: Output, listing: ResourceListing) -> None:
         f"running now {money(listing.total_hourly_usd, '/h')}, "
         f"so far {money(listing.total_accumulated_usd)} (estimates; since last start)"
     )
+    if listing.volumes or listing.snapshots:
+        from runctl.cli.ebs_output import snapshot_table, volume_table
+
+        if listing.volumes:
+            volume_table(out, listing.volumes)
+        if listing.snapshots:
+            snapshot_table(out, listing.snapshots)
+        out.info(
+            f"{len(listing.volumes)} volume(s), {len(listing.snapshots)} snapshot(s): about "
+            f"{monthly(listing.storage_month_usd)}"
+        )
     for note in listing.notes:
         out.detail(note)
 
 
 def _bulk(ctx: typer.Context, action: str, scope: Scope, *, dry_run: bool, yes: bool,
-          force: bool, output: str | None) -> None:  # fmt: skip
+          force: bool, output: str | None, include_volumes: bool = False) -> None:  # fmt: skip
     """``cleanup`` and ``stop-all``: plan, confirm, act (graceful job step unless --force)."""
     from runctl.services.account.resources import act_on_scope
 
     out = command_output(ctx, output)
     session = job_session(ctx, out)
-    plan = act_on_scope(session, action, scope, dry_run=True)
+    plan = act_on_scope(session, action, scope, dry_run=True, include_volumes=include_volumes)
     if scope.user is None:
         out.warn("--all-users: acting on every user's instances")
-    if plan.acted_on and not dry_run and not yes:
-        verb = "stop" if action == "stop" else "terminate"
-        targets = ", ".join(plan.acted_on)
-        out.confirm(f"{verb} {targets}?", refusing=f"{verb} {len(plan.acted_on)} instance(s)")
+    doomed = plan.acted_on + (plan.storage.volumes + plan.storage.snapshots if plan.storage else [])
+    if doomed and not dry_run and not yes:
+        verb = "stop" if action == "stop" else "terminate or delete"
+        out.confirm(f"{verb} {', '.join(doomed)}?", refusing=f"{verb} {len(doomed)} resource(s)")
     if not dry_run:
-        plan = act_on_scope(session, action, scope, force=force)
+        plan = act_on_scope(session, action, scope, force=force, include_volumes=include_volumes)
     out.document(plan, lambda o: _print_bulk(o, plan))
 
 
@@ -134,6 +141,13 @@ def _print_bulk(out: Output, result: BulkResult) -> None:
         )
     done = "would " + verb if result.dry_run else verb + ("ped" if verb == "stop" else "d")
     out.success(f"{done}: {', '.join(result.acted_on) or 'nothing'}")
+    storage = result.storage
+    if storage is not None:
+        for resource_id, reason in storage.skipped.items():
+            out.info(f"kept {resource_id}: {reason}")
+        deleted = storage.volumes + storage.snapshots
+        out.success(f"{'would delete' if storage.dry_run else 'deleted'}: "
+                    f"{', '.join(deleted) or 'no volume or snapshot'}")  # fmt: skip
 
 
 @resources_app.command("cleanup")
@@ -144,12 +158,18 @@ def cleanup(
     dry_run: DryRun = False,
     yes: Yes = False,
     force: Force = False,
+    include_volumes: Annotated[
+        bool,
+        typer.Option("--include-volumes", help="Also your data volumes and their snapshots."),
+    ] = False,
     output: OutputOption = None,
 ) -> None:
-    """Terminate your runctl-managed instances (never protected or foreign ones); each running
-    job commits its checkpoint first unless --force."""
+    """Terminate your runctl-managed instances and delete the volumes and snapshots runctl made
+    for jobs that ended (never protected or foreign ones); each running job commits its
+    checkpoint first unless --force."""
     scope = _scope(project, all_users)
-    _bulk(ctx, "terminate", scope, dry_run=dry_run, yes=yes, force=force, output=output)
+    _bulk(ctx, "terminate", scope, dry_run=dry_run, yes=yes, force=force, output=output,
+          include_volumes=include_volumes)  # fmt: skip
 
 
 @resources_app.command("stop-all")

@@ -21,3 +21,8 @@ def duration(seconds: float | None) -> str | None:
 def money(value: float | None, suffix: str = "") -> str:
     """``$0.0104/h``; ``-`` when unknown."""
     return "-" if value is None else f"${value:.4f}{suffix}"
+
+
+def monthly(value: float | None) -> str:
+    """``$28.00/month``; ``-`` when unknown."""
+    return "-" if value is None else f"${value:.2f}/month"

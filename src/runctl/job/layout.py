@@ -21,6 +21,10 @@ from pathlib import Path
 
 DEFAULT_REMOTE_ROOT = "/opt/runctl"
 ROOT_ENV = "RUNCTL_REMOTE_ROOT"
+#: Prefix of the instance's system paths (``/dev``, ``/etc/fstab``, mount points such as a data
+#: volume's ``/mnt/data``) for the scripts and the runner: unset (empty) on an instance; a test
+#: sandbox sets it to its own directory, so the same text runs unchanged there.
+SYSTEM_ROOT_ENV = "RUNCTL_SYSTEM_ROOT"
 RUNNER_MODULE = "runctl.remote.runner"
 
 
@@ -115,6 +119,13 @@ class RemoteRoot:
             return None
         pid = read_pid(self.job(job_id).runner_pid)
         return job_id if pid is not None and runner_alive(pid) else None
+
+
+def system_path(path: str, env: Mapping[str, str] | None = None) -> Path:
+    """An absolute system path (``/mnt/data``) under ``$RUNCTL_SYSTEM_ROOT`` when that is set."""
+    environ = os.environ if env is None else env
+    prefix = environ.get(SYSTEM_ROOT_ENV, "")
+    return Path(prefix + path) if prefix else Path(path)
 
 
 def read_pid(path: Path) -> int | None:

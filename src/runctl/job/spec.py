@@ -218,6 +218,10 @@ class JobSpec:
     code_sha256: str | None = None
     workdir: str | None = None
     data_s3: str | None = None
+    #: An EBS volume holding the job's data, mounted at ``data_dir`` (``aws train --data-volume``).
+    data_volume: str | None = None
+    #: Where ``RUNCTL_DATA_DIR`` points on the instance when not at the job's own ``data/``.
+    data_dir: str | None = None
     output_s3: str | None = None
     checkpoint_s3: str | None = None
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)

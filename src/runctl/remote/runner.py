@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from runctl.errors import ExitCode, RunctlError, UsageError, WrongStateError
-from runctl.job.layout import JobPaths, RemoteRoot, read_pid
+from runctl.job.layout import JobPaths, RemoteRoot, read_pid, system_path
 from runctl.job.record import JobRecord
 from runctl.job.spec import (
     FAILED,
@@ -157,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             ec2_client=aws.ec2,
             imds=imds,
             venvs_dir=root.venvs_dir,
+            data_dir=system_path(spec.data_dir) if spec.data_dir else None,
         )
         supervisor = Supervisor(ctx)
         restore = install_signal_handlers(

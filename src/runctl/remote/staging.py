@@ -89,25 +89,8 @@ def fetch_data(client: Any, data_s3: str, data_dir: Path, log: JobLog) -> None:
     is also another key's directory) everything else is staged first, then StagingError is
     raised, as ``runctl s3 sync`` exits non-zero.
     """
-    from runctl.aws.s3 import S3Uri
-    from runctl.aws.s3_copy import download_path
-    from runctl.aws.s3_sync import sync
-    from runctl.errors import AuthError
-
-    data_dir.mkdir(parents=True, exist_ok=True)
     log.note(f"staging data {data_s3} -> {data_dir}")
-    uri = S3Uri.parse(data_s3)
-    try:
-        if uri.is_prefix:
-            report = sync(client, str(uri), str(data_dir)).transfer
-        else:
-            report = download_path(client, uri, data_dir / uri.name)
-    except AuthError as exc:
-        # On an instance the identity is the instance role, not the user: say how to grant it.
-        raise StagingError(
-            f"{exc.message}: the instance role may not read {data_s3}; on your machine run "
-            f"`runctl aws setup --grant {data_s3} --read-only`, then train again"
-        ) from exc
+    report = download_into(client, data_s3, data_dir, retry="train again")
     log.note(f"data: {report.files} files, {report.bytes} bytes in {report.seconds:.1f}s")
     for issue in report.skipped:
         log.note(f"data: skipped {issue.uri}: {issue.reason}")
@@ -119,6 +102,31 @@ def fetch_data(client: Any, data_s3: str, data_dir: Path, log: JobLog) -> None:
             f"staging {data_s3}: {len(report.failed)} object(s) could not be written "
             f"(first: {first.uri}: {first.reason}); everything else was staged"
         )
+
+
+def download_into(client: Any, uri_text: str, directory: Path, *, retry: str) -> Any:
+    """Sync an S3 prefix (or download one object) into ``directory``; the TransferReport.
+
+    Raises StagingError saying how to grant the instance role read access when it may not read
+    the URI (``retry`` says what to do after granting it).
+    """
+    from runctl.aws.s3 import S3Uri
+    from runctl.aws.s3_copy import download_path
+    from runctl.aws.s3_sync import sync
+    from runctl.errors import AuthError
+
+    directory.mkdir(parents=True, exist_ok=True)
+    uri = S3Uri.parse(uri_text)
+    try:
+        if uri.is_prefix:
+            return sync(client, str(uri), str(directory)).transfer
+        return download_path(client, uri, directory / uri.name)
+    except AuthError as exc:
+        # On an instance the identity is the instance role, not the user: say how to grant it.
+        raise StagingError(
+            f"{exc.message}: the instance role may not read {uri_text}; on your machine run "
+            f"`runctl aws setup --grant {uri_text} --read-only`, then {retry}"
+        ) from exc
 
 
 def install_requirements(

@@ -85,6 +85,12 @@ class RunContext:
     imds: ImdsClient | None = None
     venvs_dir: Path | None = None
     log_interval: float = LOG_INTERVAL
+    #: RUNCTL_DATA_DIR when it is not the job's own ``data/`` (a mounted data volume).
+    data_dir: Path | None = None
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir if self.data_dir is not None else self.paths.data_dir
 
 
 class Supervisor:
@@ -323,7 +329,7 @@ class Supervisor:
         """Fetch code, data and checkpoint, install requirements; True when a checkpoint was
         restored (or, locally, the checkpoint directory already holds files)."""
         spec, paths = self.spec, self.ctx.paths
-        for directory in (paths.output_dir, paths.data_dir, self.ctx.checkpoint_dir):
+        for directory in (paths.output_dir, self.ctx.data_path, self.ctx.checkpoint_dir):
             directory.mkdir(parents=True, exist_ok=True)
         if self.ctx.on_instance and spec.code_key:
             assert spec.bucket is not None
@@ -331,7 +337,7 @@ class Supervisor:
                 self.s3(), spec.bucket, spec.code_key, spec.code_sha256, paths.code_dir, self.log
             )
         if spec.data_s3 and not self.stop_event.is_set():
-            fetch_data(self.s3(), spec.data_s3, paths.data_dir, self.log)
+            fetch_data(self.s3(), spec.data_s3, self.ctx.data_path, self.log)
         resumed = False
         if self.store() is not None and not self.stop_event.is_set():
             pinned = spec.checkpoint_to_restore(self.ctx.attempt)
@@ -388,7 +394,7 @@ class Supervisor:
                 "RUNCTL_JOB_ID": self.spec.job_id,
                 "RUNCTL_ATTEMPT": str(self.ctx.attempt),
                 "RUNCTL_INSTANCE_ID": self.ctx.instance_id,
-                "RUNCTL_DATA_DIR": str(self.ctx.paths.data_dir),
+                "RUNCTL_DATA_DIR": str(self.ctx.data_path),
                 "RUNCTL_CHECKPOINT_DIR": str(self.ctx.checkpoint_dir),
                 "RUNCTL_RESUMED": "1" if resumed else "0",
                 "RUNCTL_OUTPUT_DIR": str(self.ctx.paths.output_dir),

@@ -99,10 +99,15 @@ def instance_role_arn(iam: Iam, instance: Instance) -> str | None:
     """The ARN of the role in the instance's profile, or None (no profile, or no role)."""
     if not instance.iam_instance_profile_arn:
         return None
-    profile = iam.get_instance_profile(instance.iam_instance_profile_arn.rsplit("/", 1)[-1])
-    if profile is None or not profile.role_names:
+    return profile_role_arn(iam, instance.iam_instance_profile_arn)
+
+
+def profile_role_arn(iam: Iam, profile: str) -> str | None:
+    """The ARN of the role in an instance profile (name or ARN), or None."""
+    found = iam.get_instance_profile(profile.rsplit("/", 1)[-1])
+    if found is None or not found.role_names:
         return None
-    role = iam.get_role(profile.role_names[0])
+    role = iam.get_role(found.role_names[0])
     return role.arn if role is not None else None
 
 
@@ -111,10 +116,19 @@ def check_instance_s3_access(
 ) -> list[str]:
     """AuthError (exit 4) when the instance's role may not do what ``needs`` ask; returns
     warnings when it could not be checked (no permission to simulate, no role)."""
-    if not needs:
+    profile = instance.iam_instance_profile_arn
+    return check_profile_s3_access(iam, profile, needs, region=region, holder=instance.instance_id)
+
+
+def check_profile_s3_access(
+    iam: Iam, profile: str | None, needs: Sequence[S3Need], *, region: str, holder: str
+) -> list[str]:
+    """:func:`check_instance_s3_access` for the role of an instance profile (name or ARN) that
+    ``holder`` (an instance, or what will launch one) uses."""
+    if not needs or not profile:
         return []
     try:
-        role_arn = instance_role_arn(iam, instance)
+        role_arn = profile_role_arn(iam, profile)
         if role_arn is None:
             return []
         findings = role_s3_access(iam, role_arn, needs, region=region)
@@ -135,7 +149,7 @@ def check_instance_s3_access(
         "" if first.need.writes else " --read-only"
     )
     raise AuthError(
-        f"the instance role {role} of {instance.instance_id} may not {verb} "
+        f"the instance role {role} of {holder} may not {verb} "
         f"{first.need.uri} ({first.need.option}): {first.action} is {first.decision} "
         f"on {first.resource}",
         hint=f"give the role that access with `{grant}`, or use a URI under the job "

@@ -22,8 +22,16 @@ from runctl.services.instances.lifecycle import (
     terminate_instance,
     uptime_seconds,
 )
+from runctl.services.volumes.inventory import (
+    JobState,
+    StorageCleanup,
+    cleanup_storage,
+    list_storage,
+)
+from runctl.services.volumes.manage import SnapshotRow, VolumeRow
 
 if TYPE_CHECKING:
+    from runctl.aws.ebs import Ebs
     from runctl.aws.ec2 import Ec2, Instance
     from runctl.aws.s3_uploads import AbortReport
     from runctl.services.instances.prices import PriceBook
@@ -54,6 +62,9 @@ class ResourceRow:
     protected: bool
 
 
+RegionListing = tuple[list["ResourceRow"], list[VolumeRow], list[SnapshotRow]]
+
+
 @dataclass
 class ResourceListing:
     rows: list[ResourceRow]
@@ -61,6 +72,10 @@ class ResourceListing:
     total_hourly_usd: float
     total_accumulated_usd: float
     notes: list[str] = field(default_factory=list)
+    volumes: list[VolumeRow] = field(default_factory=list)
+    snapshots: list[SnapshotRow] = field(default_factory=list)
+    #: What the listed volumes and snapshots cost a month (estimate).
+    storage_month_usd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,19 @@ class Scope:
         if not self.include_foreign:
             return tagging.managed_filters(self.project, self.user)
         return {f"tag:{tagging.PROJECT}": [self.project]} if self.project else {}
+
+    @classmethod
+    def of(cls, project: str | None, *, all_users: bool, include_foreign: bool = False) -> Scope:
+        """The scope of a command: the caller's (``runctl:user``) unless ``all_users``;
+        ``project`` as given on the command line (UsageError when it cannot be a key)."""
+        from runctl.errors import UsageError
+        from runctl.job.spec import project_key
+
+        try:
+            key = project_key(project) if project is not None else None
+        except ValueError as exc:
+            raise UsageError(f"--project {project!r}: {exc}") from None
+        return cls(key, None if all_users else tagging.current_user(), include_foreign)
 
     def describe(self) -> str:
         """In words, for the end of a listing (``all users`` said out loud)."""
@@ -93,6 +121,8 @@ class BulkResult:
     skipped: dict[str, str]
     #: What the graceful step did on each instance that ran a job (the checkpoint it committed).
     job_stops: dict[str, str] = field(default_factory=dict)
+    #: Volumes and snapshots cleanup deleted (``cleanup`` with a ``job_state`` reader only).
+    storage: StorageCleanup | None = None
     #: ``cleanup``: runctl's unfinished multipart uploads in the job bucket, aborted (or listed).
     uploads: AbortReport | None = None
 
@@ -101,31 +131,42 @@ def list_instances(
     regions: Iterable[tuple[Ec2, PriceBook]],
     scope: Scope,
     *,
+    storage: Callable[[Ec2], Ebs] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ResourceListing:
     """Instances of ``scope`` in each region with state, age and cost estimates (since their
-    last start)."""
+    last start), and, given ``storage`` (the region's EBS wrapper), the scope's volumes and
+    snapshots with their monthly cost."""
     moment = now()
     targets = list(regions)
 
-    def one_region(target: tuple[Ec2, PriceBook]) -> list[ResourceRow]:
+    def one_region(target: tuple[Ec2, PriceBook]) -> RegionListing:
         ec2, prices = target
         filters = {"instance-state-name": list(LISTED_STATES), **scope.filters()}
-        return [
+        rows = [
             _row(ec2.region, i, prices, moment) for i in ec2.describe_instances(filters=filters)
         ]
+        volumes, snapshots = list_storage(storage(ec2), scope) if storage else ([], [])
+        return rows, volumes, snapshots
 
     # Regions are independent; asking them one after another is what makes --all-regions slow.
     with ThreadPoolExecutor(max_workers=min(8, max(len(targets), 1))) as pool:
-        rows = [row for found in pool.map(one_region, targets) for row in found]
+        found = list(pool.map(one_region, targets))
+    rows = [row for region_rows, _, _ in found for row in region_rows]
+    volumes = [v for _, region_volumes, _ in found for v in region_volumes]
+    snapshots = [s for _, _, region_snapshots in found for s in region_snapshots]
     names = [ec2.region for ec2, _ in targets]
     rows.sort(key=lambda r: (r.region, r.launch_time or moment), reverse=False)
     running = [r for r in rows if r.state in ("pending", "running")]
+    storage_cost = sum(v.month_usd or 0.0 for v in volumes) + sum(x.month_usd for x in snapshots)
     return ResourceListing(
         rows=rows,
         regions=names,
         total_hourly_usd=round(sum(r.hourly_usd or 0.0 for r in running), 4),
         total_accumulated_usd=round(sum(r.accumulated_usd or 0.0 for r in rows), 4),
+        volumes=volumes,
+        snapshots=snapshots,
+        storage_month_usd=round(storage_cost, 2),
     )
 
 
@@ -161,6 +202,9 @@ def bulk_action(
     graceful: GracefulJobStop,
     dry_run: bool = False,
     force: bool = False,
+    ebs: Ebs | None = None,
+    job_state: JobState | None = None,
+    include_volumes: bool = False,
 ) -> BulkResult:
     """Stop (``stop-all``) or terminate (``cleanup``) the managed instances of ``scope`` in a
     region.
@@ -168,7 +212,8 @@ def bulk_action(
     Instances that are protected, not runctl-managed, or already in the target state are
     skipped with the reason. Each instance goes through the same stop/terminate as ``aws
     stop|terminate``: the ``graceful`` job step first (the job's checkpoint committed) unless
-    ``force``.
+    ``force``. Cleanup then deletes volumes and snapshots when given ``ebs`` and ``job_state``
+    (:func:`runctl.services.volumes.inventory.cleanup_storage`).
     """
     states = ["pending", "running"] if action == "stop" else list(LISTED_STATES)
     managed = replace(scope, include_foreign=False)
@@ -190,22 +235,40 @@ def bulk_action(
         done = act(ec2, instance_id, force=force, graceful=graceful)
         if done.job_stop is not None:
             result.job_stops[instance_id] = done.job_stop.message
+    if action == "terminate" and ebs is not None and job_state is not None:
+        result.storage = cleanup_storage(
+            ebs, scope, job_state=job_state, include_volumes=include_volumes,
+            terminating=targets, dry_run=dry_run,
+        )  # fmt: skip
     return result
 
 
 def act_on_scope(
-    session: JobSession, action: str, scope: Scope, *, dry_run: bool = False, force: bool = False
+    session: JobSession,
+    action: str,
+    scope: Scope,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    include_volumes: bool = False,
 ) -> BulkResult:
     """``resources stop-all`` (``action`` "stop") or ``cleanup`` ("terminate"): the scope's
     instances, each through the session's graceful job step unless ``force``. ``cleanup`` also
-    aborts runctl's unfinished multipart uploads under ``runctl/`` of the job bucket (one
+    deletes the volumes and snapshots runctl made for jobs that ended (with ``include_volumes``
+    the scope's data volumes and snapshots too; see :mod:`runctl.services.volumes.inventory`)
+    and aborts runctl's unfinished multipart uploads under ``runctl/`` of the job bucket (one
     project's with ``scope.project``; those younger than an hour are spared: a commit may be
     using them)."""
     from runctl.services.account.uploads import abort_runctl_uploads
+    from runctl.services.volumes.inventory import job_state_reader
 
+    terminating = action == "terminate"
     result = bulk_action(
-        session.ec2, action, scope, graceful=session.graceful_stop, dry_run=dry_run, force=force
-    )
+        session.ec2, action, scope, graceful=session.graceful_stop, dry_run=dry_run, force=force,
+        ebs=session.ebs if terminating else None,
+        job_state=job_state_reader(session.s3) if terminating else None,
+        include_volumes=include_volumes,
+    )  # fmt: skip
     bucket = session.settings.aws.s3_bucket
     if action == "terminate" and bucket:
         result.uploads = abort_runctl_uploads(

@@ -58,6 +58,10 @@ class LaunchRequest:
     force: bool = False
     max_instances: int = 10
     remote_root: str = "/opt/runctl"
+    #: Launch only in this zone (``aws create --volume``: where the volume is).
+    availability_zone: str | None = None
+    #: Try this zone first in each market (a replacement near the job's data volume).
+    preferred_zone: str | None = None
 
 
 def request_from_settings(

@@ -24,6 +24,10 @@ class PlacementRequest(Protocol):
     def fallback(self) -> bool: ...
     @property
     def subnet_id(self) -> str | None: ...
+    @property
+    def availability_zone(self) -> str | None: ...
+    @property
+    def preferred_zone(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,22 @@ def plan_placements(ec2: Ec2, request: PlacementRequest, info: InstanceTypeInfo)
             hint="try another instance type or region",
             resource=info.name,
         )
+    only = request.availability_zone
+    if only is not None and only not in zones:
+        raise CapacityError(
+            f"{info.name} is not offered in {only}, where the launch must go",
+            hint=f"use a type offered there; it is offered in {', '.join(zones)}",
+            resource=info.name,
+        )
     sites = _sites(ec2, zones, request.subnet_id)
+    if only is not None:
+        sites = [site for site in sites if site[0] == only]
+        if not sites:
+            raise UsageError(
+                f"subnet {request.subnet_id} has no sibling subnet in {only}",
+                hint=f"pass --subnet-id of a subnet in {only}",
+                resource=only,
+            )
     placements: list[Placement] = []
     if request.spot:
         prices = ec2.describe_spot_price_history(info.name, [zone for zone, _ in sites])
@@ -81,6 +100,10 @@ def plan_placements(ec2: Ec2, request: PlacementRequest, info: InstanceTypeInfo)
         placements.extend(first + rest)
     if not request.spot or request.fallback:
         placements.extend(Placement("on-demand", zone, subnet) for zone, subnet in sites)
+    preferred = request.preferred_zone
+    if preferred is not None:  # stable: within each market, the preferred zone goes first
+        market_rank = {"spot": 0, "on-demand": 1}
+        placements.sort(key=lambda p: (market_rank[p.market], p.availability_zone != preferred))
     return placements
 
 

@@ -37,9 +37,16 @@ def should_resume(result: FollowResult) -> bool:
 
 
 def replacement_request(
-    instance: Instance, job_id: str, attempt: int, settings: Settings, user: str
+    instance: Instance,
+    job_id: str,
+    attempt: int,
+    settings: Settings,
+    user: str,
+    *,
+    preferred_zone: str | None = None,
 ) -> LaunchRequest:
-    """A launch request for the same spec as ``instance``; idempotent per job attempt."""
+    """A launch request for the same spec as ``instance``; idempotent per job attempt.
+    ``preferred_zone`` (where the job's data volume is) is tried first."""
     from runctl.services.instances.launch_request import LaunchRequest
 
     profile = None
@@ -69,6 +76,7 @@ def replacement_request(
         client_token=f"{job_id}-a{attempt}"[-64:],
         max_instances=settings.aws.max_instances,
         remote_root=settings.aws.remote_root,
+        preferred_zone=preferred_zone,
     )
 
 
@@ -177,8 +185,9 @@ def _replace(
 ) -> tuple[StartedJob, Instance]:
     """Launch a replacement of ``instance`` and start the next attempt there."""
     request = replacement_request(
-        instance, started.job_id, started.attempt + 1, session.settings, tags.current_user()
-    )
+        instance, started.job_id, started.attempt + 1, session.settings, tags.current_user(),
+        preferred_zone=_data_volume_zone(session, started),
+    )  # fmt: skip
     checkpoint = f", checkpoint {entry.checkpoint_id}" if entry.checkpoint_id else ""
     session.report.info(
         f"attempt {started.attempt} {entry.state} on {started.instance_id}{checkpoint}; "
@@ -192,6 +201,14 @@ def _replace(
     following = session.resume(started.location, ready.instance.instance_id, force=True)
     session.report.info(f"attempt {following.attempt} started on {ready.instance.instance_id}")
     return following, ready.instance
+
+
+def _data_volume_zone(session: JobSession, started: StartedJob) -> str | None:
+    """The zone of the job's data volume (a replacement there needs no copy of it), if any."""
+    spec = JobRecord(started.location, s3=session.s3).read_spec()
+    if not spec.data_volume:
+        return None
+    return session.ebs.describe_volume(spec.data_volume).availability_zone
 
 
 def _record_lost(session: JobSession, started: StartedJob, result: FollowResult) -> None:

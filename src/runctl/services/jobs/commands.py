@@ -58,7 +58,8 @@ except OSError:
 """
 
 
-def _root_lines(remote_root_default: str) -> list[str]:
+def root_lines(remote_root_default: str) -> list[str]:
+    """Bash setting ``root`` to ``$RUNCTL_REMOTE_ROOT``, else the configured remote root."""
     return [
         f"root=${{{ROOT_ENV}:-}}",
         f'[ -n "$root" ] || root={shlex.quote(remote_root_default)}',
@@ -99,8 +100,18 @@ def start_job_command(
         runner.append(f"--region {shlex.quote(region)}")
     lines = [
         "set -eu",
-        *_root_lines(remote_root_default),
+        *root_lines(remote_root_default),
         _python_check(min_python),
+        *runtime_lines(runtime_url, runtime_sha),
+        " ".join(runner),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def runtime_lines(runtime_url: str, runtime_sha: str) -> list[str]:
+    """Bash (after the ``root=`` lines) that fetches the runtime bundle into
+    ``$root/runtime/<sha256>/`` unless it is there and puts it first on ``PYTHONPATH``."""
+    return [
         f'rt="$root/runtime/"{shlex.quote(runtime_sha)}',
         'if [ ! -d "$rt/runctl" ]; then',
         '  mkdir -p "$root/runtime"',
@@ -111,9 +122,7 @@ def start_job_command(
         "fi",
         'printf \'%s\\n\' "$rt" > "$root/runtime/current"',
         'export PYTHONPATH="$rt${PYTHONPATH:+:$PYTHONPATH}"',
-        " ".join(runner),
     ]
-    return "\n".join(lines) + "\n"
 
 
 _PROBE = """\
@@ -154,7 +163,7 @@ def probe_command(
     return (
         "\n".join(
             [
-                *_root_lines(remote_root_default),
+                *root_lines(remote_root_default),
                 f"python3 - \"$root\" {need} <<'RUNCTL_PROBE' || printf '%s\\n' {fallback}",
                 _PROBE.rstrip("\n"),
                 "RUNCTL_PROBE",
@@ -169,7 +178,7 @@ def _control_command(
 ) -> str:
     lines = [
         "set -eu",
-        *_root_lines(remote_root_default),
+        *root_lines(remote_root_default),
         'rt=$(cat "$root/runtime/current" 2>/dev/null || true)',
         'if [ -z "$rt" ] || [ ! -d "$rt/runctl" ]; then',
         f"  printf '%s\\n' {shlex.quote(idle_json)}",
@@ -239,7 +248,7 @@ def read_command(
     return "\n".join(
         [
             "set -u",
-            *_root_lines(remote_root_default),
+            *root_lines(remote_root_default),
             f"job={shlex.quote(job_id or '')}",
             'if [ -z "$job" ]; then job=$(cat "$root/current-job" 2>/dev/null || true); fi',
             'if [ -z "$job" ]; then job=$(ls -1t "$root/jobs" 2>/dev/null | head -n 1); fi',
@@ -284,7 +293,7 @@ def snapshot_command(remote_root_default: str = DEFAULT_REMOTE_ROOT) -> str:
     source = resources.files("runctl.remote").joinpath("procinfo.py").read_text("utf-8")
     return "\n".join(
         [
-            *_root_lines(remote_root_default),
+            *root_lines(remote_root_default),
             "python3 - \"$root\" <<'RUNCTL_PROCINFO'",
             source.rstrip("\n"),
             "RUNCTL_PROCINFO",

@@ -23,6 +23,7 @@ from runctl.paths import Project
 from runctl.services.instances.lifecycle import validate_instance_id
 from runctl.services.jobs.local import check_s3_option, resolve_script
 from runctl.services.tags import current_user
+from runctl.services.volumes.specs import check_volume_id
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Instance
@@ -38,6 +39,7 @@ class TrainRequest:
     sync_code: bool = True
     include_patterns: Sequence[str] = ()
     data_s3: str | None = None
+    data_volume: str | None = None
     output_s3: str | None = None
     checkpoint_s3: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
@@ -70,6 +72,8 @@ def prepare_script(
     check_s3_option("--data-s3", request.data_s3)
     check_s3_option("--output-s3", request.output_s3)
     check_s3_option("--checkpoint-s3", request.checkpoint_s3)
+    if request.data_volume is not None:
+        check_volume_id(request.data_volume, "--data-volume")
     if request.stop_on_finish and request.terminate_on_finish:
         raise UsageError("--stop-on-finish and --terminate-on-finish exclude each other")
     project = Project.find(cwd, request.project_name or settings.aws.project_name)
@@ -101,9 +105,11 @@ def build_spec(
     bucket: str,
     region: str,
     code_sha256: str | None,
+    data_dir: str | None = None,
     instance: Instance | None = None,
 ) -> JobSpec:
-    """job.json for a new job (on ``instance``, recorded in its launch spec)."""
+    """job.json for a new job (on ``instance``, recorded in its launch spec; ``data_dir``: where
+    its data volume is mounted)."""
     checkpoint = settings.checkpoint
     launch_spec = {**request.launch_spec, **(instance_spec(instance) if instance else {})}
     return JobSpec(
@@ -117,6 +123,8 @@ def build_spec(
         code_key=code_key(prepared.project, code_sha256) if code_sha256 else None,
         code_sha256=code_sha256,
         data_s3=request.data_s3,
+        data_volume=request.data_volume,
+        data_dir=data_dir,
         output_s3=request.output_s3,
         checkpoint_s3=request.checkpoint_s3,
         checkpoint=CheckpointSettings(

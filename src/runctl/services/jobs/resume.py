@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runctl.job.record import JobRecord
-from runctl.job.spec import PENDING, JobLocation, JobStatus, utc_now
+from runctl.job.spec import PENDING, JobLocation, JobSpec, JobStatus, utc_now
 from runctl.services.instances.lifecycle import validate_instance_id
 from runctl.services.jobs.request import instance_spec
 from runctl.services.jobs.start import (
@@ -28,7 +28,25 @@ from runctl.services.jobs.start import (
 )
 
 if TYPE_CHECKING:
+    from runctl.aws.ec2 import Instance
     from runctl.services.jobs.session import JobSession
+
+
+def _follow_data_volume(
+    session: JobSession, spec: JobSpec, instance: Instance, location: JobLocation
+) -> str:
+    """The job's data volume (or its copy in the instance's zone) mounted there; the mount."""
+    from runctl.services.volumes.capacity import follow_to
+    from runctl.services.volumes.specs import DEFAULT_MOUNT
+
+    assert spec.data_volume is not None
+    data = follow_to(
+        session, spec.data_volume, instance, job=location, mount=spec.data_dir or DEFAULT_MOUNT
+    )
+    session.report.info(
+        f"data volume {data.volume_id} mounted at {data.mount.mount} on {instance.instance_id}"
+    )
+    return data.mount.mount
 
 
 def resume_job(
@@ -57,12 +75,18 @@ def resume_job(
         runtime = session.runtime_bundle(location.bucket)
         check_probe(probe, instance_id, force=force)
     original = spec
+    changes: dict[str, Any] = {}
     if args is not None and list(args) != spec.args:
-        spec = replace(spec, args=list(args))
+        changes["args"] = list(args)
+    if spec.data_volume:
+        mount = _follow_data_volume(session, spec, instance, location)
+        if mount != spec.data_dir:
+            changes["data_dir"] = mount
     launch_spec = {**spec.launch_spec, **instance_spec(instance)}
     if launch_spec != spec.launch_spec:
-        spec = replace(spec, launch_spec=launch_spec)
-    if spec is not original:
+        changes["launch_spec"] = launch_spec
+    if changes:
+        spec = replace(spec, **changes)
         record.write_spec(spec)
     now = utc_now()
     pending = JobStatus(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
+    from runctl.aws.ebs import Ebs
     from runctl.aws.ec2 import Ec2, Instance
     from runctl.aws.iam import Iam
     from runctl.aws.session import AwsContext
@@ -164,6 +165,12 @@ class JobSession:
         from runctl.aws.ec2 import Ec2
 
         return Ec2(self.aws.ec2())
+
+    @cached_property
+    def ebs(self) -> Ebs:
+        from runctl.aws.ebs import Ebs
+
+        return Ebs(self.aws.ec2(), timing=self.timing)
 
     @cached_property
     def ssm(self) -> Ssm:

@@ -79,6 +79,7 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
         code_sha, code_uploaded = _ship_code(session, request, prepared, bucket)
         runtime = session.runtime_bundle(bucket)
         check_probe(probe, request.instance_id, force=request.force)
+    data_dir = _mount_data_volume(session, request, instance)
     spec = build_spec(
         request,
         prepared,
@@ -86,6 +87,7 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
         bucket=bucket,
         region=session.region,
         code_sha256=code_sha,
+        data_dir=data_dir,
         instance=instance,
     )
     assert spec.location is not None
@@ -143,6 +145,21 @@ def start_attempt(
         code_uploaded=False,
         runtime_uploaded=runtime.uploaded,
     )
+
+
+def _mount_data_volume(
+    session: JobSession, request: TrainRequest, instance: Instance
+) -> str | None:
+    """``--data-volume``: attach and mount it on the job's instance; its mount point."""
+    if request.data_volume is None:
+        return None
+    from runctl.services.volumes.capacity import attach_for_job
+
+    data = attach_for_job(session, request.data_volume, instance)
+    session.report.info(
+        f"data volume {data.volume_id} mounted at {data.mount.mount} on {instance.instance_id}"
+    )
+    return data.mount.mount
 
 
 def _ship_code(
