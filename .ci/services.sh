@@ -3,15 +3,17 @@
 #   Ceph RGW (S3):     ceph-mon ceph-osd radosgw   (one-node memstore cluster + radosgw)
 #   Docker:            docker.io                   (dockerd, containerd, runc, docker CLI)
 #   Docker registry:   docker-registry             (Distribution 2.8)
+#   Test images:       busybox-static              (a shell for images built FROM scratch:
+#                                                   no image can be pulled in the tests)
 # Idempotent: when everything is installed it only checks (well under a second). Nothing is
 # started here and no system service is enabled: the pytest fixtures start their own
 # daemons on 127.0.0.1 under pytest's temporary directory and stop them afterwards.
 # Usage: bash .ci/services.sh   (as root, or with sudo available)
 set -euo pipefail
 
-packages=(ceph-mon ceph-osd radosgw docker.io docker-registry)
+packages=(ceph-mon ceph-osd radosgw docker.io docker-registry busybox-static)
 binaries=(ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool ceph-authtool
-          dockerd containerd runc docker docker-registry)
+          dockerd containerd runc docker docker-init docker-registry busybox)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -52,4 +54,4 @@ for binary in "${binaries[@]}"; do
         exit 1
     fi
 done
-echo "services.sh: ceph rgw, dockerd and docker-registry are available"
+echo "services.sh: ceph rgw, dockerd, docker-registry and busybox are available"

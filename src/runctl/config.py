@@ -88,10 +88,11 @@ class LocalSettings(_Section):
 
 
 class DockerSettings(_Section):
-    """``[docker]``: image builds and pushes."""
+    """``[docker]``: image builds and pushes (``runctl docker``, ``aws train --docker``)."""
 
     repository: str | None = None
     dockerfile: str = "Dockerfile"
+    keep_last_n: int = Field(default=10, ge=1, le=1000)
 
 
 class S3Settings(_Section):

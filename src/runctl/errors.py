@@ -120,6 +120,26 @@ class JobFailedError(RunctlError):
         return data
 
 
+class ImageBuildError(RunctlError):
+    """A ``docker build`` failed: a step of the Dockerfile (a ``RUN`` that exited non-zero, a
+    missing base image) or the Dockerfile itself. Like a failed training script, it is the
+    user's own commands that failed, hence the same exit code. ``step`` is the failing step as
+    the builder printed it (``Step 3/4 : RUN make``), when known."""
+
+    exit_code = ExitCode.JOB_FAILED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str | None = None,
+        hint: str | None = None,
+        resource: str | None = None,
+    ):
+        super().__init__(message, hint=hint, resource=resource)
+        self.step = step
+
+
 class WrongStateError(RunctlError):
     """The resource is in a state that does not allow the operation."""
 

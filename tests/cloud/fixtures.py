@@ -6,6 +6,8 @@
 ``AWS_*`` variables removed) via ``monkeypatch``, for in-process ``CliRunner`` use.
 ``rgw``, ``dockerd``, ``registry`` (session): real servers, skipped with the reason when
 their packages are missing; see :mod:`tests.cloud.services`.
+``docker_images`` (session): the test base images (busybox, python) built ``FROM scratch`` in
+``dockerd``; see :mod:`tests.cloud.images`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cloud.harness import Cloud
+from tests.cloud.images import BaseImages, build_base_images
 from tests.cloud.services import (
     DockerDaemon,
     Registry,
@@ -80,3 +83,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_images(dockerd: DockerDaemon, tmp_path_factory: pytest.TempPathFactory) -> BaseImages:
+    return build_base_images(dockerd, tmp_path_factory.mktemp("images"))

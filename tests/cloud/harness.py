@@ -142,6 +142,14 @@ ECR and Docker
     ``link_ecr(registry.address)``: ECR repository URIs and GetAuthorizationToken's
     ``proxyEndpoint`` name the ``registry`` fixture's real registry, so a CLI's
     ``docker login``/``push`` (against the ``dockerd`` fixture) really happen.
+    ``link_docker(dockerd.host)``: instance processes get ``DOCKER_HOST`` naming that daemon
+    (the sandboxes run on this host, and the ``docker`` CLI is on their ``PATH``), so a
+    runner's ``docker login``/``pull``/``run`` really happen, with bind mounts of sandbox paths.
+    Containers are the daemon's children, not the instance's, so no marker reaches them: the
+    containers labelled ``runctl.instance=<id>`` (runctl's runner labels its job containers so)
+    are removed with ``docker rm -f`` when that instance stops, terminates or reboots, and at
+    every reset, as they would die with a real machine. The default role may log in to ECR
+    and pull from repositories ``runctl/*``, as ``runctl aws setup`` grants.
 What AWS refuses (on for every test; see :mod:`tests.cloud.strict`)
     SigV2 S3 requests; presigned URLs signed for another region than the bucket's; requests
     with an instance role's credentials that its policies do not allow (AccessDenied /
@@ -188,6 +196,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -226,6 +235,8 @@ _MOTO_SETTINGS = (
     "EC2_ENABLE_INSTANCE_TYPE_VALIDATION",
     "ENABLE_KEYPAIR_VALIDATION",
 )
+#: The label runctl's runner puts on a job's container: the instance it runs on.
+CONTAINER_INSTANCE_LABEL = "runctl.instance"
 _TUNABLES: dict[str, Any] = {
     "ssm_invocation_delay": 0.3,
     "ssm_delivery_delay": 0.05,
@@ -235,8 +246,9 @@ _TUNABLES: dict[str, Any] = {
     "profile_propagation_delay": 0.0,
 }
 #: What the default harness role may do besides SSM: what ``runctl aws setup`` grants its role,
-#: for every bucket (objects under ``runctl/``, listing that prefix, the bucket's location) and
-#: stopping or terminating runctl-managed instances. Anything else needs ``Cloud.allow_s3``.
+#: for every bucket (objects under ``runctl/``, listing that prefix, the bucket's location),
+#: stopping or terminating runctl-managed instances, and pulling images from ECR repositories
+#: ``runctl/*``. Anything else needs ``Cloud.allow_s3``.
 RUNCTL_ROLE_POLICY = "runctl-harness-access"
 RUNCTL_ROLE_DOCUMENT = {
     "Version": "2012-10-17",
@@ -268,6 +280,16 @@ RUNCTL_ROLE_DOCUMENT = {
             "Action": ["ec2:StopInstances", "ec2:TerminateInstances"],
             "Resource": "arn:aws:ec2:*:*:instance/*",
             "Condition": {"StringEquals": {"aws:ResourceTag/runctl:managed": "true"}},
+        },
+        {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": [
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:BatchCheckLayerAvailability",
+            ],
+            "Resource": "arn:aws:ecr:*:*:repository/runctl/*",
         },
     ],
 }
@@ -374,6 +396,7 @@ class Cloud:
         self.spot_prices = SpotPriceHistory()
         self.role_keys: dict[str, tuple[str, str]] = {}
         self.ecr_registry: str | None = None
+        self.docker_host: str | None = None
         self._lock = threading.RLock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -460,6 +483,8 @@ class Cloud:
 
     def _reset_runtime_state(self) -> None:
         kill_marked(self.session_token)
+        self.remove_containers(list(self.runtimes))
+        self.docker_host = None
         for runtime in list(self.runtimes.values()):
             runtime.cleanup()
         self.ssm.reset()
@@ -685,6 +710,26 @@ class Cloud:
         ``http://<address>``, so ``docker login``/``push`` really happen (use with the
         ``registry`` and ``dockerd`` fixtures). Reset before each test."""
         self.ecr_registry = registry_address
+
+    def link_docker(self, host: str) -> None:
+        """Give instance processes ``DOCKER_HOST=host`` (the ``dockerd`` fixture's), and remove
+        an instance's containers with it (see the module). Reset before each test."""
+        self.docker_host = host
+
+    def remove_containers(self, instance_ids: list[str]) -> None:
+        """``docker rm -f`` every container labelled with one of the instances (linked daemon)."""
+        if self.docker_host is None or not instance_ids:
+            return
+        env = {**os.environ, "DOCKER_HOST": self.docker_host}
+        filters = [f"--filter=label={CONTAINER_INSTANCE_LABEL}={i}" for i in instance_ids]
+        for flag in filters:
+            found = subprocess.run(
+                ["docker", "ps", "-aq", flag], env=env, capture_output=True, text=True, timeout=60
+            ).stdout.split()
+            if found:
+                subprocess.run(
+                    ["docker", "rm", "-f", *found], env=env, capture_output=True, timeout=60
+                )
 
     # -- instances -----------------------------------------------------------------------
 

@@ -119,6 +119,7 @@ class InstanceRuntime:
             "RUNCTL_SYSTEM_ROOT": home,
             SESSION_VAR: self.cloud.session_token,
             INSTANCE_VAR: self.instance_id,
+            **({"DOCKER_HOST": self.cloud.docker_host} if self.cloud.docker_host else {}),
         }
 
     # -- power -------------------------------------------------------------------------
@@ -147,6 +148,7 @@ class InstanceRuntime:
                 self.terminated = True
         if was_powered or terminate:
             kill_marked(self.cloud.session_token, self.instance_id, self.cloud.shutdown_grace)
+            self.cloud.remove_containers([self.instance_id])
             self.cloud.ssm.on_power_off(self.instance_id)
         if was_powered and not terminate:
             self.cloud.volumes.power_off(self)

@@ -160,7 +160,20 @@ class _Daemons:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.processes.clear()
+        self.unmount()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def unmount(self) -> None:
+        """Unmount what the daemons left mounted under the root (dockerd's network namespace
+        file stays mounted when it is stopped), deepest first, so the root can be removed."""
+        prefix = str(self.root).rstrip("/") + "/"
+        try:
+            with open("/proc/self/mounts", encoding="utf-8") as handle:
+                points = [line.split()[1] for line in handle if len(line.split()) > 1]
+        except OSError:
+            return
+        for point in sorted((p for p in points if p.startswith(prefix)), reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
 # -- Ceph RGW -----------------------------------------------------------------------------

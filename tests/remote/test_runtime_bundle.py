@@ -34,7 +34,7 @@ def test_bundle_holds_only_what_the_runner_needs(runtime_bundle: RuntimeBundle) 
     services = {
         n.split("/")[2] for n in names if n.startswith("botocore/data/") and n.count("/") > 2
     }
-    assert services == {"s3", "ec2", "sts"}
+    assert services == {"s3", "ec2", "sts", "ecr"}  # ecr: a container job's login
     top_data = {
         n.split("/")[2] for n in names if n.startswith("botocore/data/") and n.count("/") == 2
     }

@@ -12,6 +12,7 @@ from runctl.aws.ec2 import Ec2
 from runctl.aws.iam import Iam
 from runctl.errors import AuthError
 from runctl.services.account.access import (
+    check_instance_ecr_access,
     check_instance_s3_access,
     role_s3_access,
     s3_needs,
@@ -143,3 +144,24 @@ def test_no_permission_to_simulate_is_a_warning_not_a_refusal(cloud: Cloud) -> N
             region="us-east-1",
         )
     assert len(warnings) == 1 and "could not check" in warnings[0]
+
+
+def test_aws_setup_lets_instances_pull_runctl_images_and_nothing_else(cloud: Cloud) -> None:
+    iam, instance = _instance(cloud)
+    repository = f"arn:aws:ecr:us-east-1:{cloud.account_id}:repository/"
+    granted = check_instance_ecr_access(
+        iam,
+        instance,
+        repository + "runctl/demo",
+        image="runctl/demo:1",  # type: ignore[arg-type]
+    )
+    assert granted == []
+    with pytest.raises(AuthError) as info:
+        check_instance_ecr_access(
+            iam,
+            instance,
+            repository + "team/demo",
+            image="team/demo:1",  # type: ignore[arg-type]
+        )
+    assert "may not pull team/demo:1: ecr:BatchGetImage is implicitDeny" in info.value.message
+    assert "runctl aws setup" in (info.value.hint or "")

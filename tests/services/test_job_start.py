@@ -5,7 +5,11 @@ tagged. SSM's answer is scripted; job.json and status.json go to the harness's S
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,7 +19,8 @@ from runctl.errors import RunctlError, WrongStateError
 from runctl.job.record import JobRecord
 from runctl.job.spec import JobSpec, JobStatus
 from runctl.services.bundles.runtime import RuntimeRef
-from runctl.services.jobs.start import start_attempt
+from runctl.services.jobs.commands import probe_command
+from runctl.services.jobs.start import check_probe, start_attempt
 from tests.cloud.harness import Cloud
 
 BUCKET = "start-tail"
@@ -118,3 +123,38 @@ def test_a_started_job_tags_the_instance_last(cloud: Cloud, record: JobRecord) -
                                              "runctl:job-uri": started.location.uri})]  # fmt: skip
     status = record.read_status()
     assert status is not None and status.state == "pending"
+
+
+def _probed(answer: dict[str, object]) -> Future[dict[str, object]]:
+    future: Future[dict[str, object]] = Future()
+    future.set_result(answer)
+    return future
+
+
+def test_a_container_job_needs_docker_on_the_instance() -> None:
+    without = _probed({"busy_job": None, "python": "3.11.9", "python_ok": True, "docker": None})
+    with pytest.raises(WrongStateError, match="no docker CLI") as info:
+        check_probe(without, INSTANCE, force=False, docker=True)
+    assert "Deep Learning AMIs" in (info.value.hint or "")
+    check_probe(without, INSTANCE, force=False)  # a job without --docker does not need it
+    found = {"busy_job": None, "python": "3.11.9", "python_ok": True, "docker": "/usr/bin/docker"}
+    check_probe(_probed(found), INSTANCE, force=False, docker=True)
+
+
+def test_the_probe_reports_the_docker_cli(tmp_path: Path) -> None:
+    """The probe script itself, run by bash here: docker's path when it is on PATH, else null."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "python3").symlink_to(sys.executable)
+    with_docker = tmp_path / "with-docker"
+    with_docker.mkdir()
+    (with_docker / "docker").write_text("#!/bin/sh\n")
+    (with_docker / "docker").chmod(0o755)
+    script = probe_command()
+    for path, expected in (
+        (f"{with_docker}:{bare}", str(with_docker / "docker")),
+        (str(bare), None),
+    ):
+        env = {"PATH": path, "RUNCTL_REMOTE_ROOT": str(tmp_path)}
+        found = subprocess.run(["/bin/bash", "-c", script], env=env, capture_output=True, text=True)
+        assert json.loads(found.stdout)["docker"] == expected, found.stderr

@@ -13,11 +13,13 @@ from runctl.aws.iam import InstanceProfile, Role
 from runctl.errors import UsageError
 from runctl.services.account.setup import (
     EC2_TRUST,
+    ECR_POLICY,
     INLINE_POLICY,
     Grant,
     apply_setup,
     bucket_policy,
     default_bucket_name,
+    ecr_pull_policy,
     grant_policy,
     parse_grant,
     plan_setup,
@@ -164,6 +166,21 @@ def test_policy_lets_the_runner_stop_only_runctl_instances() -> None:
     assert sorted(ec2["Action"]) == ["ec2:StopInstances", "ec2:TerminateInstances"]
     assert ec2["Condition"] == {"StringEquals": {"aws:ResourceTag/runctl:managed": "true"}}
     assert default_bucket_name("123456789012", "us-east-1") == "runctl-123456789012-us-east-1"
+
+
+def test_the_role_may_log_in_to_ecr_and_pull_only_runctl_repositories() -> None:
+    iam, buckets = FakeIam(), FakeBuckets()
+    first = run(iam, buckets)
+    assert [s.action for s in first.steps if s.name == ECR_POLICY] == ["create"]
+    document = iam.inline[("runctl-instance-role", ECR_POLICY)]
+    assert document == ecr_pull_policy(region="eu-west-1")
+    login, pull = document["Statement"]
+    assert (login["Action"], login["Resource"]) == ("ecr:GetAuthorizationToken", "*")
+    assert "ecr:BatchGetImage" in pull["Action"] and "ecr:PutImage" not in pull["Action"]
+    assert pull["Resource"] == "arn:aws:ecr:*:*:repository/runctl/*"
+    iam.inline[("runctl-instance-role", ECR_POLICY)] = {"old": True}
+    again = run(iam, buckets)
+    assert [s.name for s in again.steps if s.action == "update"] == [ECR_POLICY]
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from runctl.cli.options import (
     CheckpointS3,
     DataS3,
     DataVolume,
+    Docker,
+    DockerImage,
     EnvPairs,
     IncludePattern,
     MaxRestarts,
@@ -61,6 +63,8 @@ def train(
         ),
     ] = False,
     max_restarts: MaxRestarts = 3,
+    docker: Docker = False,
+    docker_image: DockerImage = None,
     output: OutputOption = None,
 ) -> None:
     """Start a training job on an instance; with --wait, follow it and exit with its verdict."""
@@ -75,6 +79,7 @@ def train(
         checkpoint_s3=checkpoint_s3, env=parse_env_pairs(list(env or [])),
         project_name=project_name, stop_on_finish=stop_on_finish,
         terminate_on_finish=terminate_on_finish, force=force, max_restarts=max_restarts,
+        docker=docker or docker_image is not None, docker_image=docker_image,
     )  # fmt: skip
     session = job_session(ctx, out)
     with out.spinner(f"starting {script} on {instance_id}"):

@@ -35,6 +35,12 @@ ProjectName = Annotated[str | None, typer.Option("--project-name", help="Project
 MaxRestarts = Annotated[
     int, typer.Option("--max-restarts", help="Replacements --auto-resume may launch.", min=0)
 ]
+Docker = Annotated[
+    bool, typer.Option("--docker", help="Run in a container built from the Dockerfile (ECR).")
+]
+DockerImage = Annotated[
+    str | None, typer.Option("--docker-image", help="Run in this image (implies --docker).")
+]
 
 # -- the instances (``aws create``, ``workflow train``) --------------------------------------------
 

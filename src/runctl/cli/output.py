@@ -139,6 +139,11 @@ class Output:
         if self.is_json:
             self.json_line(err.to_dict())
 
+    def stream(self, text: str) -> None:
+        """Another program's output (a docker build's), to stderr exactly as it comes."""
+        self._err.file.write(text)
+        self._err.file.flush()
+
     def confirm(self, question: str, *, refusing: str) -> None:
         """Ask ``question`` on the terminal; exit 1 on "no". Without a terminal to ask on, a
         UsageError saying what was refused (``refusing``) and that ``--yes`` confirms."""
@@ -187,6 +192,41 @@ class Output:
         with bar:
             task = bar.add_task(escape(description), total=total)
             yield lambda nbytes: bar.advance(task, nbytes)
+
+    @contextmanager
+    def item_progress(self) -> Iterator[Callable[[str, str, int | None, int | None], None]]:
+        """A progress bar per item (each layer of a push) on stderr; yields
+        ``update(item, status, done, total)``. Without a terminal, only ``--verbose`` shows
+        anything: one line per item when its status changes."""
+        if not self._err.is_terminal:
+            seen: dict[str, str] = {}
+
+            def line(item: str, status: str, done: int | None, total: int | None) -> None:
+                if seen.get(item) != status:
+                    seen[item] = status
+                    self.detail(f"{item}: {status}")
+
+            yield line
+            return
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=self._err,
+            transient=True,
+        )
+        tasks: dict[str, Any] = {}
+
+        def update(item: str, status: str, done: int | None, total: int | None) -> None:
+            if item not in tasks:
+                tasks[item] = bar.add_task(escape(item), total=None, status="")
+            bar.update(tasks[item], completed=done or 0, total=total, status=escape(status))
+
+        with bar:
+            yield update
 
 
 def _ignore_progress(nbytes: int) -> None:

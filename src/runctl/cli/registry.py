@@ -42,6 +42,11 @@ LAZY_GROUPS: dict[str, LazyGroup] = {
         "checkpoint_app",
         "Committed checkpoints in a local directory or S3: list, inspect, resume, download, prune.",
     ),
+    "docker": LazyGroup(
+        "runctl.cli.docker",
+        "docker_app",
+        "Container images for aws train --docker: build, push to ECR, or both.",
+    ),
     "resources": LazyGroup(
         "runctl.cli.resources",
         "resources_app",

@@ -238,6 +238,10 @@ class JobSpec:
     launch_spec: dict[str, Any] = field(default_factory=dict)
     #: Who started the job (``runctl:user``): ``jobs list`` shows a user's own jobs by default.
     user: str | None = None
+    # ``aws train --docker``: the script runs in this image (pinned by digest when runctl pushed
+    # it), logged in to ECR in ``docker_ecr_region`` first (None: pulled without a login).
+    docker_image: str | None = None
+    docker_ecr_region: str | None = None
     created: str = field(default_factory=utc_now)
     format: int = FORMAT_VERSION
 

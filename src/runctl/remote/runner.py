@@ -120,7 +120,7 @@ def start(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The detached supervisor of one attempt on an instance."""
-    from runctl.aws.session import AwsContext
+    from runctl.aws.session import AwsContext, client_config
     from runctl.remote.imds import ImdsClient, probe
 
     root = _root(args)
@@ -158,6 +158,10 @@ def run(args: argparse.Namespace) -> int:
             imds=imds,
             venvs_dir=root.venvs_dir,
             data_dir=system_path(spec.data_dir) if spec.data_dir else None,
+            docker_config=root.path / "docker",
+            ecr_client=lambda ecr_region: aws.session.client(
+                "ecr", region_name=ecr_region, config=client_config()
+            ),
         )
         supervisor = Supervisor(ctx)
         restore = install_signal_handlers(

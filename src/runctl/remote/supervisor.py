@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runctl.errors import RunctlError
 from runctl.job import spec as js
@@ -54,6 +54,9 @@ from runctl.remote.staging import (
 )
 from runctl.remote.sync import CheckpointSync, LogShipper
 from runctl.remote.writers import WriterWatch
+
+if TYPE_CHECKING:
+    from runctl.remote.container import JobContainer
 
 SPOT = "spot"
 STOP = "stop"
@@ -85,6 +88,9 @@ class RunContext:
     imds: ImdsClient | None = None
     venvs_dir: Path | None = None
     log_interval: float = LOG_INTERVAL
+    # A container job (``spec.docker_image``): runctl's Docker config, and ECR by region.
+    docker_config: Path | None = None
+    ecr_client: Callable[[str], Any] | None = None
     #: RUNCTL_DATA_DIR when it is not the job's own ``data/`` (a mounted data volume).
     data_dir: Path | None = None
 
@@ -113,6 +119,11 @@ class Supervisor:
         self._s3: Any = None
         self.error: BaseException | None = None
         self.writers: WriterWatch | None = None
+        self.container: JobContainer | None = None
+        if ctx.spec.docker_image:
+            from runctl.remote.container import JobContainer
+
+            self.container = JobContainer(ctx, self.log, self.say)
         self._run_commits = 0
         self.recovery = CheckpointRecovery(
             self.store,
@@ -272,8 +283,11 @@ class Supervisor:
         """Run the script once, committing periodically; its exit code."""
         argv = self._argv()
         self.say(f"starting {self.spec.script} (attempt {self.ctx.attempt})")
-        env = self._script_env(resumed)
-        process = ScriptProcess(argv, cwd=self.ctx.workdir, env=env, log=self.log)
+        if self.container is not None:
+            process: ScriptProcess = self.container.start(argv, self._contract_env(resumed))
+        else:
+            env = self._script_env(resumed)
+            process = ScriptProcess(argv, cwd=self.ctx.workdir, env=env, log=self.log)
         self.process = process
         self.writers = WriterWatch(self.ctx.checkpoint_dir, process.pid)
         self.checkpoints.busy = self.writers.held
@@ -344,6 +358,8 @@ class Supervisor:
             resumed = self._restored(self.recovery.restore(pinned)) is not None
         if not resumed and not self.ctx.on_instance:
             resumed = bool(scan_checkpoint_dir(self.ctx.checkpoint_dir))
+        if self.container is not None and not self.stop_event.is_set():
+            self.container.prepare(should_stop=self.stop_event.is_set)
         requirements = self._requirements()
         if requirements is not None and not self.stop_event.is_set():
             assert self.ctx.venvs_dir is not None
@@ -359,8 +375,9 @@ class Supervisor:
         return resumed
 
     def _requirements(self) -> Path | None:
-        """On an instance: ``requirements.txt`` at the code root, else beside the script."""
-        if self.ctx.venvs_dir is None:
+        """On an instance: ``requirements.txt`` at the code root, else beside the script (none
+        for a container job: its image holds its packages)."""
+        if self.ctx.venvs_dir is None or self.container is not None:
             return None
         script_dir = (self.ctx.workdir / self.spec.script).parent
         for directory in (self.ctx.workdir, script_dir):
@@ -378,7 +395,8 @@ class Supervisor:
             return ["bash", str(path), *self.spec.args]
         if path.suffix != ".py" and os.access(path, os.X_OK):
             return [str(path), *self.spec.args]
-        return [self.ctx.python, str(path), *self.spec.args]
+        python = "python3" if self.container is not None else self.ctx.python  # the image's
+        return [python, str(path), *self.spec.args]
 
     def _script_env(self, resumed: bool) -> dict[str, str]:
         env = dict(os.environ)
@@ -388,7 +406,12 @@ class Supervisor:
                 env["PYTHONPATH"] = cleaned
             else:
                 env.pop("PYTHONPATH", None)
-        env.update(self.spec.env)
+        env.update(self._contract_env(resumed))
+        return env
+
+    def _contract_env(self, resumed: bool) -> dict[str, str]:
+        """The job's ``--env`` and the environment contract (docs/reference.md)."""
+        env = dict(self.spec.env)
         env.update(
             {
                 "RUNCTL_JOB_ID": self.spec.job_id,

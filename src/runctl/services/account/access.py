@@ -7,6 +7,9 @@ for the role of the instance's profile, about every action the runner will need 
 and refuses (exit 4) naming the URI and the ``aws setup --grant`` that fixes it.
 :func:`role_s3_access` is the same question without the verdict, for ``doctor``.
 
+:func:`check_instance_ecr_access` asks the same of a container job's image in ECR: may the role
+log in (``ecr:GetAuthorizationToken``) and pull from the image's repository.
+
 Only the role's identity policies are simulated: a bucket policy, SCP or permission boundary can
 still refuse. When the caller may not simulate (no ``iam:SimulatePrincipalPolicy``), the check
 says it could not tell and lets the job start.
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 READ_ACTIONS = ("s3:ListBucket", "s3:GetObject")
 WRITE_ACTIONS = ("s3:ListBucket", "s3:PutObject")
 READ_WRITE_ACTIONS = ("s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+ECR_LOGIN_ACTION = "ecr:GetAuthorizationToken"
+ECR_PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
 
 
 @dataclass(frozen=True)
@@ -155,4 +160,37 @@ def check_profile_s3_access(
         hint=f"give the role that access with `{grant}`, or use a URI under the job "
         "bucket's runctl/ prefix (which `runctl aws setup` always grants)",
         resource=first.need.uri,
+    )
+
+
+def check_instance_ecr_access(
+    iam: Iam, instance: Instance, repository_arn: str, *, image: str
+) -> list[str]:
+    """AuthError (exit 4) when the instance's role may not log in to ECR or pull from
+    ``repository_arn``; returns warnings when it could not be checked."""
+    checks = [(ECR_LOGIN_ACTION, "*")] + [(action, repository_arn) for action in ECR_PULL_ACTIONS]
+    try:
+        role_arn = instance_role_arn(iam, instance)
+        if role_arn is None:
+            return []
+        decisions = [
+            (action, resource, iam.simulate_principal_policy(role_arn, action, resource, {}))
+            for action, resource in checks
+        ]
+    except RunctlError as exc:
+        return [
+            f"could not check the instance role's ECR access ({exc.message}); the job may "
+            "meet AccessDenied when the instance pulls its image"
+        ]
+    denied = [(a, r, d) for a, r, d in decisions if d != "allowed"]
+    if not denied:
+        return []
+    action, resource, decision = denied[0]
+    role = role_arn.rsplit("/", 1)[-1]
+    raise AuthError(
+        f"the instance role {role} of {instance.instance_id} may not pull {image}: {action} is "
+        f"{decision} on {resource}",
+        hint="run `runctl aws setup` (it lets runctl's instances pull from ECR repositories "
+        "runctl/*), and keep the image in such a repository ([docker] repository)",
+        resource=image,
     )

@@ -1,5 +1,9 @@
 """``aws setup``: the bucket, the instance role and the instance profile runctl's instances need.
 
+The role may use SSM, read and write the bucket's ``runctl/`` prefix, stop or terminate
+runctl-managed instances, and pull container images from ECR repositories ``runctl/*``
+(``aws train --docker``).
+
 The bucket also gets a lifecycle rule aborting multipart uploads left unfinished for 7 days (a
 killed upload's parts are otherwise stored and billed forever), beside the rules it has; see
 https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpu-abort-incomplete-mpu-lifecycle-config.html
@@ -42,6 +46,9 @@ ABORT_RULE: dict[str, Any] = {
 }
 ROLE_SUFFIX = "-role"
 INLINE_POLICY = "runctl-bucket-access"
+ECR_POLICY = "runctl-ecr-pull"
+#: The ECR repositories runctl's instances may pull from (``[docker] repository`` default).
+ECR_REPOSITORIES = "runctl/*"
 GRANT_POLICY_PREFIX = "runctl-grant-"
 SSM_CORE_POLICY_NAME = "AmazonSSMManagedInstanceCore"
 EC2_TRUST = {
@@ -102,6 +109,34 @@ def bucket_policy(
                 "Action": ["ec2:StopInstances", "ec2:TerminateInstances"],
                 "Resource": arn(region, "ec2", "instance/*", account="*", scope="*"),
                 "Condition": {"StringEquals": {"aws:ResourceTag/runctl:managed": "true"}},
+            },
+        ],
+    }
+
+
+def ecr_pull_policy(*, region: str) -> dict[str, Any]:
+    """Inline policy: log in to ECR and pull images from its repositories ``runctl/*`` (in any
+    region of ``region``'s partition), for ``aws train --docker``."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EcrLogin",
+                "Effect": "Allow",
+                "Action": "ecr:GetAuthorizationToken",
+                "Resource": "*",
+            },
+            {
+                "Sid": "PullRunctlImages",
+                "Effect": "Allow",
+                "Action": [
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchCheckLayerAvailability",
+                ],
+                "Resource": arn(
+                    region, "ecr", f"repository/{ECR_REPOSITORIES}", account="*", scope="*"
+                ),
             },
         ],
     }
@@ -362,6 +397,13 @@ def _plan_role(plan: SetupPlan, iam: Iam, tags: dict[str, str]) -> None:
     plan.add(
         SetupStep("role-policy", INLINE_POLICY, action, f"read/write s3://{bucket}/runctl/*"),
         lambda: iam.put_role_policy(role_name, INLINE_POLICY, wanted),
+    )
+    pull = ecr_pull_policy(region=plan.region)
+    current = iam.get_role_policy(role_name, ECR_POLICY) if role is not None else None
+    action = "ok" if current == pull else ("create" if current is None else "update")
+    plan.add(
+        SetupStep("role-policy", ECR_POLICY, action, f"pull ECR images {ECR_REPOSITORIES}"),
+        lambda: iam.put_role_policy(role_name, ECR_POLICY, pull),
     )
 
 

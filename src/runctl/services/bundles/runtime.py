@@ -50,7 +50,7 @@ DISTRIBUTIONS = {
     "urllib3": ("urllib3",),
     "certifi": ("certifi",),
 }
-BOTOCORE_SERVICES = ("s3", "ec2", "sts")
+BOTOCORE_SERVICES = ("s3", "ec2", "sts", "ecr")
 BOTOCORE_DATA_FILES = (
     "_retry.json",
     "endpoints.json",
@@ -61,13 +61,14 @@ BOTO3_RESOURCES = ("s3", "ec2")
 #: What of runctl the instance runs: the job contract and the instance program, whole ...
 RUNCTL_PACKAGES = ("job", "remote")
 #: ... and the modules they import: the error tree, the session factory (and the name rules it
-#: checks regions with) and the S3 engine.
+#: checks regions with), the S3 engine and ECR (a container job's login).
 RUNCTL_MODULES = (
     "__init__",
     "errors",
     "naming",
     "aws/__init__",
     "aws/errors",
+    "aws/ecr",
     "aws/session",
     "aws/s3",
     "aws/s3_cleanup",

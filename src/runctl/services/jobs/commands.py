@@ -6,8 +6,8 @@ the process snapshot) travels in quoted heredocs, which bash never expands. Each
 ``$RUNCTL_REMOTE_ROOT`` first and falls back to the configured ``aws.remote_root``, so the same
 text runs on an instance and in a test sandbox.
 
-- :func:`probe_command`: whether a job's runner is alive there and which python3 it has, before
-  anything about a new job is written.
+- :func:`probe_command`: whether a job's runner is alive there, which python3 it has and whether
+  it has a docker CLI, before anything about a new job is written.
 
 - :func:`start_job_command`: fetch the runtime bundle into ``<root>/runtime/<sha256>/`` unless
   it is there (sha256-verified, extracted under a temporary name, then renamed), then
@@ -126,7 +126,7 @@ def runtime_lines(runtime_url: str, runtime_sha: str) -> list[str]:
 
 
 _PROBE = """\
-import json, os, sys
+import json, os, shutil, sys
 root, need = sys.argv[1], tuple(int(x) for x in sys.argv[2].split("."))
 def read(path):
     try:
@@ -145,7 +145,7 @@ if busy is not None:
     busy = busy if alive else None
 version = sys.version_info
 print(json.dumps({"busy_job": busy, "python": "%d.%d.%d" % tuple(version[:3]),
-                  "python_ok": tuple(version[:2]) >= need}))
+                  "python_ok": tuple(version[:2]) >= need, "docker": shutil.which("docker")}))
 """
 
 
@@ -153,13 +153,16 @@ def probe_command(
     remote_root_default: str = DEFAULT_REMOTE_ROOT, *, min_python: Sequence[int] = MIN_PYTHON
 ) -> str:
     """Bash that prints one JSON line: ``busy_job`` (the job whose runner is alive there, or
-    null), ``python`` (python3's version, or null when there is none) and ``python_ok``.
+    null), ``python`` (python3's version, or null when there is none), ``python_ok`` and
+    ``docker`` (the docker CLI's path, or null).
 
     The runner's own start refuses the same cases; asking first lets runctl refuse a job before
     it writes anything about it.
     """
     need = f"{int(min_python[0])}.{int(min_python[1])}"
-    fallback = shlex.quote(json.dumps({"busy_job": None, "python": None, "python_ok": False}))
+    fallback = shlex.quote(
+        json.dumps({"busy_job": None, "python": None, "python_ok": False, "docker": None})
+    )
     return (
         "\n".join(
             [

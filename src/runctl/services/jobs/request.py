@@ -51,6 +51,9 @@ class TrainRequest:
     launch_spec: Mapping[str, Any] = field(default_factory=dict)
     #: The job's id when the caller chose it (``workflow train`` names its jobs up front).
     job_id: str | None = None
+    #: Run the script in a container: ``docker_image``, else one built from the Dockerfile.
+    docker: bool = False
+    docker_image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,9 +110,11 @@ def build_spec(
     code_sha256: str | None,
     data_dir: str | None = None,
     instance: Instance | None = None,
+    docker_image: str | None = None,
+    docker_ecr_region: str | None = None,
 ) -> JobSpec:
     """job.json for a new job (on ``instance``, recorded in its launch spec; ``data_dir``: where
-    its data volume is mounted)."""
+    its data volume is mounted; in a container when ``docker_image`` is given)."""
     checkpoint = settings.checkpoint
     launch_spec = {**request.launch_spec, **(instance_spec(instance) if instance else {})}
     return JobSpec(
@@ -138,6 +143,8 @@ def build_spec(
         max_restarts=request.max_restarts,
         launch_spec=launch_spec,
         user=current_user(),
+        docker_image=docker_image,
+        docker_ecr_region=docker_ecr_region,
     )
 
 

@@ -73,7 +73,7 @@ def resume_job(
     with ThreadPoolExecutor(max_workers=1) as pool:
         probe = pool.submit(probe_instance, session, instance_id)
         runtime = session.runtime_bundle(location.bucket)
-        check_probe(probe, instance_id, force=force)
+        check_probe(probe, instance_id, force=force, docker=spec.docker_image is not None)
     original = spec
     changes: dict[str, Any] = {}
     if args is not None and list(args) != spec.args:

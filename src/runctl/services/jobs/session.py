@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from runctl.aws.ssm import Ssm
     from runctl.job.spec import JobLocation
     from runctl.services.bundles.runtime import RuntimeRef
+    from runctl.services.images.session import ImageSession
     from runctl.services.instances.launch import LaunchResult
     from runctl.services.instances.launch_request import LaunchRequest
     from runctl.services.instances.lifecycle import ActionResult, GracefulStopResult, Readiness
@@ -183,6 +184,13 @@ class JobSession:
         from runctl.aws.iam import Iam
 
         return Iam(self.aws.iam())
+
+    @cached_property
+    def images(self) -> ImageSession:
+        """Builds and pushes of container jobs (``aws train --docker``)."""
+        from runctl.services.images.session import ImageSession
+
+        return ImageSession(self.settings, cwd=self.cwd, aws=self.aws, cache=self.cache)
 
     @property
     def s3(self) -> S3Client:

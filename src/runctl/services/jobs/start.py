@@ -2,11 +2,14 @@
 existing one (:mod:`runctl.services.jobs.resume`) share one tail, :func:`start_attempt`.
 
 In order: the instance must be running with its SSM agent online; then, at the same time, the
-instance is asked whether a job's runner is alive there and which python3 it has
-(:func:`~runctl.services.jobs.commands.probe_command`) while the code and runtime bundles go to
-S3 (content-addressed, uploaded only when absent). Only when the instance can take the job are
-job.json and a ``pending`` status.json written; one SSM command starts the detached runner; the
-instance is tagged with the job last, so a refused job never becomes an instance's current job.
+instance is asked whether a job's runner is alive there, which python3 it has and whether it has
+docker (:func:`~runctl.services.jobs.commands.probe_command`) while the code and runtime bundles
+go to S3 (content-addressed, uploaded only when absent). A container job's image is built and
+pushed, or looked up, once the instance is known to take it, and the instance role's right to
+pull it is checked (:mod:`runctl.services.jobs.job_image`). Only when the instance can take the
+job are job.json and a ``pending`` status.json written; one SSM command starts the detached
+runner; the instance is tagged with the job last, so a refused job never becomes an instance's
+current job.
 A start that the runner still refuses (another start won a race) leaves the job ``refused``.
 """
 
@@ -50,6 +53,7 @@ class StartedJob:
     code_sha256: str | None
     code_uploaded: bool
     runtime_uploaded: bool
+    docker_image: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +65,7 @@ class StartedJob:
             "code_sha256": self.code_sha256,
             "code_uploaded": self.code_uploaded,
             "runtime_uploaded": self.runtime_uploaded,
+            "docker_image": self.docker_image,
         }
 
 
@@ -68,17 +73,30 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
     """Start ``request`` as a new job on its instance.
 
     Raises UsageError/NotFoundError for bad input (before any AWS call), ConfigError without a
-    bucket, WrongStateError when the instance is not ready, busy or has no usable python3.
+    bucket, WrongStateError when the instance is not ready, busy, has no usable python3 or (a
+    container job) no docker, AuthError when its role may not reach the job's S3 URIs or image,
+    ImageBuildError when the job's image does not build.
     """
+    from runctl.services.jobs.job_image import (
+        check_docker_options,
+        check_image_access,
+        resolve_job_image,
+    )
+
     prepared = prepare_script(request, session.settings, session.cwd)
+    check_docker_options(request, session.settings, prepared.root)
     bucket = require_bucket(session.settings)
     instance = check_instance_ready(session, request.instance_id)
     check_job_fits(session, instance, request)
+    containerized = request.docker or request.docker_image is not None
     with ThreadPoolExecutor(max_workers=1) as pool:
         probe = pool.submit(probe_instance, session, request.instance_id)
         code_sha, code_uploaded = _ship_code(session, request, prepared, bucket)
         runtime = session.runtime_bundle(bucket)
-        check_probe(probe, request.instance_id, force=request.force)
+        check_probe(probe, request.instance_id, force=request.force, docker=containerized)
+    image = resolve_job_image(session, request, prepared, code_sha)
+    if image is not None:
+        check_image_access(session, instance, image)
     data_dir = _mount_data_volume(session, request, instance)
     spec = build_spec(
         request,
@@ -89,6 +107,8 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
         code_sha256=code_sha,
         data_dir=data_dir,
         instance=instance,
+        docker_image=image.reference if image else None,
+        docker_ecr_region=image.ecr_region if image else None,
     )
     assert spec.location is not None
     record = JobRecord(spec.location, s3=session.s3)
@@ -144,6 +164,7 @@ def start_attempt(
         code_sha256=spec.code_sha256,
         code_uploaded=False,
         runtime_uploaded=runtime.uploaded,
+        docker_image=spec.docker_image,
     )
 
 
@@ -265,9 +286,12 @@ def probe_instance(session: JobSession, instance_id: str) -> dict[str, object]:
         ) from None
 
 
-def check_probe(probe: Future[dict[str, object]], instance_id: str, *, force: bool) -> None:
-    """WrongStateError (exit 8) when the instance is busy (unless ``force``) or has no python3
-    new enough; nothing about the job has been written at this point."""
+def check_probe(
+    probe: Future[dict[str, object]], instance_id: str, *, force: bool, docker: bool = False
+) -> None:
+    """WrongStateError (exit 8) when the instance is busy (unless ``force``), has no python3
+    new enough, or (``docker``: a container job) no docker CLI; nothing about the job has been
+    written at this point."""
     from runctl.services.jobs.commands import MIN_PYTHON
 
     answer = probe.result()
@@ -278,6 +302,14 @@ def check_probe(probe: Future[dict[str, object]], instance_id: str, *, force: bo
             f"instance {instance_id} cannot run runctl's job runner: it needs python3 >= {need}, "
             f"found {found}",
             hint="use an AMI with python3 >= 3.9 (Amazon Linux 2023, Ubuntu 22.04 or newer)",
+            resource=instance_id,
+        )
+    if docker and not answer.get("docker"):
+        raise WrongStateError(
+            f"instance {instance_id} has no docker CLI, and --docker runs the script in a "
+            "container",
+            hint="use an AMI with Docker (the Deep Learning AMIs have it, with the NVIDIA "
+            "container toolkit), or install it in the instance's user data",
             resource=instance_id,
         )
     busy = answer.get("busy_job")

@@ -1,0 +1,2 @@
+"""Container images: the build context, builds, ECR repositories and pushes (``runctl docker``,
+``aws train --docker``)."""
