@@ -5,15 +5,16 @@
 #   Docker registry:   docker-registry             (Distribution 2.8)
 #   Test images:       busybox-static              (a shell for images built FROM scratch:
 #                                                   no image can be pulled in the tests)
+#   A real terminal:   tmux                        (`runctl top` under a terminal, capture-pane)
 # Idempotent: when everything is installed it only checks (well under a second). Nothing is
 # started here and no system service is enabled: the pytest fixtures start their own
 # daemons on 127.0.0.1 under pytest's temporary directory and stop them afterwards.
 # Usage: bash .ci/services.sh   (as root, or with sudo available)
 set -euo pipefail
 
-packages=(ceph-mon ceph-osd radosgw docker.io docker-registry busybox-static)
+packages=(ceph-mon ceph-osd radosgw docker.io docker-registry busybox-static tmux)
 binaries=(ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool ceph-authtool
-          dockerd containerd runc docker docker-init docker-registry busybox)
+          dockerd containerd runc docker docker-init docker-registry busybox tmux)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -54,4 +55,4 @@ for binary in "${binaries[@]}"; do
         exit 1
     fi
 done
-echo "services.sh: ceph rgw, dockerd, docker-registry and busybox are available"
+echo "services.sh: ceph rgw, dockerd, docker-registry, busybox and tmux are available"

@@ -22,7 +22,8 @@ from runctl.aws.s3_uploads import (
     split_by_age,
 )
 from runctl.errors import NotFoundError
-from runctl.services.account.uploads import abort_runctl_uploads
+from runctl.services.account.leftovers import clean_leftovers, find_leftovers
+from runctl.services.account.resources import Scope
 from tests.cloud.harness import Cloud
 
 BUCKET = "uploads-bkt"
@@ -65,11 +66,16 @@ def test_runctl_uploads_of_one_project_or_all(s3: Any) -> None:
     for key in ("runctl/demo/jobs/j/checkpoints/blobs/a", "runctl/other/code/b", "data/c"):
         _start(s3, key)
 
-    one = abort_runctl_uploads(s3, BUCKET, project="Demo", min_age=None)
-    rest = abort_runctl_uploads(s3, BUCKET, min_age=None)
-
-    assert [u.key for u in one.aborted] == ["runctl/demo/jobs/j/checkpoints/blobs/a"]
-    assert [u.key for u in rest.aborted] == ["runctl/other/code/b"]
+    one = find_leftovers(s3, [BUCKET], Scope("demo"), older_than=None)
+    every = find_leftovers(s3, [BUCKET], Scope(), older_than=None)
+    assert [u.key for u in one.uploads] == ["runctl/demo/jobs/j/checkpoints/blobs/a"]
+    assert sorted(u.key for u in every.uploads) == [
+        "runctl/demo/jobs/j/checkpoints/blobs/a",
+        "runctl/other/code/b",
+    ]
+    clean_leftovers(s3, one, dry_run=False, min_age=timedelta(0))
+    assert _pending(s3) == ["data/c", "runctl/other/code/b"]
+    clean_leftovers(s3, every, dry_run=False, min_age=timedelta(0))
     assert _pending(s3) == ["data/c"]
 
 

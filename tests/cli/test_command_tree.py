@@ -44,5 +44,6 @@ def test_commands_of_the_spec_are_registered() -> None:
         "aws ebs create", "aws ebs list", "aws ebs attach", "aws ebs detach", "aws ebs delete",
         "aws ebs snapshot", "aws ebs snapshot-list", "aws ebs restore", "aws ebs pre-warm",
         "jobs list", "jobs show", "jobs logs", "jobs cancel", "workflow train",
+        "status", "top", "doctor", "resources summary", "resources cleanup",
     ):  # fmt: skip
         assert name in names, name

@@ -26,6 +26,7 @@ ROW_KEYS = [
     "price_source",
     "managed",
     "protected",
+    "job",
 ]
 
 
@@ -83,9 +84,9 @@ def test_cleanup_aborts_runctl_uploads_left_unfinished(cloud_env: Cloud, workdir
     ours = s3.create_multipart_upload(Bucket="jobs-bucket", Key="runctl/demo/code/x.tar.gz")
     other = s3.create_multipart_upload(Bucket="jobs-bucket", Key="datasets/big.bin")
     planned = ok_json("resources", "cleanup", "--dry-run")
-    assert [u["key"] for u in planned["uploads"]["aborted"]] == ["runctl/demo/code/x.tar.gz"]
+    assert [u["key"] for u in planned["leftovers"]["aborted"]] == ["runctl/demo/code/x.tar.gz"]
     assert len(s3.list_multipart_uploads(Bucket="jobs-bucket")["Uploads"]) == 2
     done = ok_json("resources", "cleanup", "--yes")
-    assert [u["upload_id"] for u in done["uploads"]["aborted"]] == [ours["UploadId"]]
+    assert [u["upload_id"] for u in done["leftovers"]["aborted"]] == [ours["UploadId"]]
     left = s3.list_multipart_uploads(Bucket="jobs-bucket")["Uploads"]
     assert [u["UploadId"] for u in left] == [other["UploadId"]]  # not runctl's: untouched

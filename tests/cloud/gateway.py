@@ -8,7 +8,8 @@ harness's own helper clients). Then:
 
 * SSM Run Command operations are answered by :class:`tests.cloud.ssm.SsmService`, IAM's
   SimulatePrincipalPolicy by :func:`tests.cloud.iam_authz.simulate_principal_policy`,
-  DescribeSpotPriceHistory for seeded histories by :mod:`tests.cloud.spot_prices`;
+  DescribeSpotPriceHistory for seeded histories by :mod:`tests.cloud.spot_prices`, Service
+  Quotas' GetServiceQuota for quotas a test set by :mod:`tests.cloud.quotas`;
 * EC2 calls go to moto and, when moto answers 2xx, ``Cloud.reconcile`` boots instances
   that are now running and powers off those that stopped or terminated (so RunInstances,
   StartInstances, StopInstances, TerminateInstances, CreateFleet, ... all drive the
@@ -75,6 +76,8 @@ class Gateway:
             and self.cloud.spot_prices.answers(req)
         ):
             return self.cloud.spot_prices.describe(req)(start_response)
+        if self.cloud.service_quotas.answers(req):
+            return self.cloud.service_quotas.describe(req)(start_response)
         if req.service == "ec2":
             return self._buffered(environ, start_response, lambda body: self._after_ec2(req, body))
         if req.service == "ecr" and self.cloud.ecr_registry:

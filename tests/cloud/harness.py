@@ -56,6 +56,10 @@ Instances
     ``runctl/`` of any bucket, stop/terminate of ``runctl:managed`` instances); idempotent.
     ``allow_s3(uri, read_only=False, profile=...)`` adds access to another S3 prefix;
     ``role_client(id, service)``: a client with the instance role's IMDS credentials.
+    ``put_role_policy(name, document, profile=...)``: an inline policy on the profile's role
+    (e.g. what ``runctl aws setup`` adds beyond :data:`RUNCTL_ROLE_DOCUMENT`). An instance may
+    launch instances with its role credentials (RunInstances is authorized as EC2 does, see
+    :mod:`tests.cloud.iam_authz`); they boot and run their user data like any other.
     ``run_instance(image="al2023", instance_type="t3.micro", spot=False, user_data=None,
     profile="runctl-harness", az=None, tags=None, **run_instances_kwargs)`` -> instance
     id (``profile=None``: no instance profile, so not SSM-managed).
@@ -117,6 +121,8 @@ Spot and IMDS
     IMDS details: :mod:`tests.cloud.imds`.
     ``set_spot_price_history(type, zone, [(when, usd), ...])``: a real price history for
     DescribeSpotPriceHistory (StartTime/EndTime, pages, newest first), where moto makes one up.
+    ``set_service_quota(service, code, value, region=None)``: a Service Quotas value (EC2's
+    vCPU quotas), which moto does not know (:mod:`tests.cloud.quotas`).
 Faults (each HTTP request counts once; botocore retries are separate requests)
     ``throttle(operation, times, service=None)``: the next ``times`` calls fail with
     ``RequestLimitExceeded`` (EC2, 503), ``Throttling`` (IAM/STS query, 400),
@@ -209,6 +215,7 @@ from tests.cloud.faults import Faults, S3Hold
 from tests.cloud.gateway import INTERNAL_HEADER, Gateway
 from tests.cloud.instances import InstanceRuntime, iso_now
 from tests.cloud.protocol import Request
+from tests.cloud.quotas import ServiceQuotaValues
 from tests.cloud.sandbox import Toolbox, kill_marked, marked_pids
 from tests.cloud.spot_prices import SpotPriceHistory
 from tests.cloud.ssm import TERMINAL, SsmService
@@ -394,6 +401,7 @@ class Cloud:
         self.strict = Strict(self)
         self.volumes = Volumes(self)
         self.spot_prices = SpotPriceHistory()
+        self.service_quotas = ServiceQuotaValues()
         self.role_keys: dict[str, tuple[str, str]] = {}
         self.ecr_registry: str | None = None
         self.docker_host: str | None = None
@@ -494,6 +502,7 @@ class Cloud:
         self.faults.clear()
         self.strict.reset()
         self.spot_prices.clear()
+        self.service_quotas.clear()
         self.role_keys.clear()
         self.request_log.clear()
         self.ecr_registry = None
@@ -697,6 +706,13 @@ class Cloud:
         pages, newest first); see :mod:`tests.cloud.spot_prices`. Reset before each test."""
         self.spot_prices.set(instance_type, zone, points)
 
+    def set_service_quota(
+        self, service_code: str, quota_code: str, value: float, region: str | None = None
+    ) -> None:
+        """Set a Service Quotas value moto does not know (EC2's vCPU quotas); see
+        :mod:`tests.cloud.quotas`. Reset before each test."""
+        self.service_quotas.set(region or self.region, service_code, quota_code, value)
+
     def clear_faults(self) -> None:
         """Remove every fault (a held download is released and dropped)."""
         self.faults.clear()
@@ -836,6 +852,15 @@ class Cloud:
         profile = iam.create_instance_profile(InstanceProfileName=name)["InstanceProfile"]
         iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
         return Profile(name, profile["Arn"], name, role["Arn"])
+
+    def put_role_policy(
+        self, name: str, document: dict[str, Any], *, profile: str = DEFAULT_PROFILE
+    ) -> None:
+        """Put the inline policy ``name`` on the profile's role (idempotent)."""
+        found = self.create_instance_profile(profile)
+        self._internal("iam").put_role_policy(
+            RoleName=found.role_name, PolicyName=name, PolicyDocument=json.dumps(document)
+        )
 
     def allow_s3(
         self, uri: str, *, read_only: bool = False, profile: str = DEFAULT_PROFILE

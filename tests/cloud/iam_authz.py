@@ -13,7 +13,10 @@ forms); any other operator does not match (so its statement does not allow).
 Request -> (action, resources, context): S3 object operations map to their IAM actions
 (HeadObject is ``s3:GetObject``, UploadPart ``s3:PutObject``, ...) on
 ``arn:aws:s3:::bucket/key``; listings are ``s3:ListBucket`` on the bucket with ``s3:prefix``;
-EC2 instance actions name each ``InstanceId.N`` with ``aws:ResourceTag/*`` from its tags; STS
+EC2 instance actions name each ``InstanceId.N`` with ``aws:ResourceTag/*`` from its tags;
+RunInstances needs ``ec2:RunInstances`` on the instance (``aws:RequestTag/*`` from its tag
+specification) and on the image, ``ec2:CreateTags`` with ``ec2:CreateAction=RunInstances`` when
+it tags, and ``iam:PassRole`` (``iam:PassedToService=ec2.amazonaws.com``) of the profile's role; STS
 GetCallerIdentity needs no permission; anything else is ``<service>:<Operation>`` on ``*``.
 
 :func:`simulate_principal_policy` serves IAM's SimulatePrincipalPolicy (which moto lacks) with the
@@ -77,10 +80,49 @@ def checks_for(cloud: Cloud, req: Request, environ: dict[str, Any]) -> list[Chec
     action = f"{req.service}:{req.operation}"
     if action in FREE_ACTIONS:
         return []
+    if req.service == "ec2" and req.operation == "RunInstances":
+        return _run_instances_checks(cloud, req.params)
     if req.service == "ec2" and req.operation in EC2_INSTANCE_ACTIONS:
         ids = [v for k, v in sorted(req.params.items()) if k.startswith("InstanceId.")]
         return [_instance_check(cloud, action, i) for i in ids]
     return [Check(action, "*")]
+
+
+def _run_instances_checks(cloud: Cloud, params: dict[str, str]) -> list[Check]:
+    """RunInstances as EC2 authorizes it: the new instance (with ``aws:RequestTag/*`` from its
+    tag specification), the image, tagging at launch (``ec2:CreateTags`` with
+    ``ec2:CreateAction``) and ``iam:PassRole`` of the profile's role to EC2."""
+    region, account = cloud.region, cloud.account_id
+    tags: dict[str, str] = {}
+    for key, value in params.items():
+        match = re.fullmatch(r"TagSpecification\.(\d+)\.ResourceType", key)
+        if match and value == "instance":
+            n = match.group(1)
+            for tag_key, name in params.items():
+                tag = re.fullmatch(rf"TagSpecification\.{n}\.Tag\.(\d+)\.Key", tag_key)
+                if tag:
+                    tags[name] = params.get(f"TagSpecification.{n}.Tag.{tag.group(1)}.Value", "")
+    request_tags = {f"aws:RequestTag/{k}": v for k, v in tags.items()}
+    instance = f"arn:aws:ec2:{region}:{account}:instance/*"
+    checks = [
+        Check("ec2:RunInstances", instance, request_tags),
+        Check("ec2:RunInstances", f"arn:aws:ec2:{region}::image/{params.get('ImageId', '')}"),
+    ]
+    if tags:
+        checks.append(Check("ec2:CreateTags", instance, {"ec2:CreateAction": "RunInstances"}))
+    profile = params.get("IamInstanceProfile.Arn") or params.get("IamInstanceProfile.Name")
+    if profile:
+        name = profile.rsplit("/", 1)[-1]
+        try:
+            found = cloud.iam_backend().get_instance_profile(name)
+            roles = [role.arn for role in found.roles]
+        except Exception:
+            roles = []
+        checks += [
+            Check("iam:PassRole", role, {"iam:PassedToService": "ec2.amazonaws.com"})
+            for role in roles
+        ]
+    return checks
 
 
 def _s3_checks(req: Request, environ: dict[str, Any]) -> list[Check]:

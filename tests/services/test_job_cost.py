@@ -5,9 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runctl.job.spec import JobSpec, JobStatus
+from runctl.aws.ec2 import SpotPrice
+from runctl.job.spec import JobSpec, JobStatus, parse_time
 from runctl.services.instances.prices import PriceBook
-from runctl.services.jobs.cost import RememberedSpotPrices, estimate_job_cost, job_seconds
+from runctl.services.jobs.cost import (
+    RememberedSpotPrices,
+    StorageCost,
+    estimate_job_cost,
+    job_seconds,
+    spot_cost_over,
+)
 from tests.services.fakes import FakeEc2
 
 NOW = datetime(2025, 1, 1, 13, 0, tzinfo=UTC)
@@ -87,3 +94,46 @@ def test_remembered_spot_prices_ask_once_per_type_and_zones() -> None:
         remembered.describe_spot_price_history("t3.micro", ["us-east-1a"])
     remembered.describe_spot_price_history("g5.xlarge", ["us-east-1a"])
     assert asked == [("t3.micro", ("us-east-1a",)), ("g5.xlarge", ("us-east-1a",))]
+
+
+def _price(when: datetime, usd: float) -> SpotPrice:
+    return SpotPrice("t3.micro", "us-east-1b", usd, when)
+
+
+def test_spot_time_is_priced_by_every_price_in_effect() -> None:
+    start, end = datetime(2025, 1, 1, 12, tzinfo=UTC), datetime(2025, 1, 1, 14, tzinfo=UTC)
+    changes = [
+        _price(datetime(2025, 1, 1, 11, tzinfo=UTC), 0.01),  # in effect when the job began
+        _price(datetime(2025, 1, 1, 13, tzinfo=UTC), 0.03),
+    ]
+    assert spot_cost_over(changes, start, end) == (0.04, 0.02)
+    # A first change after the start prices the time before it too (nothing earlier is known).
+    late = [_price(datetime(2025, 1, 1, 13, tzinfo=UTC), 0.03)]
+    assert spot_cost_over(late, start, end) == (0.06, 0.03)
+    assert spot_cost_over([], start, end) is None
+
+
+def test_a_spot_job_is_priced_over_its_window_and_storage_is_added(tmp_path: Path) -> None:
+    seen: list[tuple[str, str, datetime, datetime]] = []
+
+    class History:
+        def spot_price_changes(
+            self, instance_type: str, zone: str, start: datetime, end: datetime
+        ) -> list[SpotPrice]:
+            seen.append((instance_type, zone, start, end))
+            return [_price(datetime(2025, 1, 1, 11, tzinfo=UTC), 0.02)]
+
+    ec2 = FakeEc2(spot_prices={"us-east-1b": 0.5})  # today's price: not what the job paid
+    prices = PriceBook("us-east-1", cache=tmp_path, spot_source=ec2)
+    spot = SPEC.launch_spec | {"lifecycle": "spot", "availability_zone": "us-east-1b"}
+    spec = JobSpec(job_id=SPEC.job_id, project="demo", script="t.py", launch_spec=spot)
+    done = status(state="succeeded", ended="2025-01-01T12:30:00.000Z")
+    storage = StorageCost(0.002, 0.0001, "EBS list prices: 1 volume(s), 8 GiB; S3 ...")
+    cost = estimate_job_cost(
+        spec, done, prices, instance=None, now=NOW, history=History(), storage=storage
+    )
+    assert seen == [("t3.micro", "us-east-1b", parse_time(done.created or ""),
+                     parse_time(done.ended or ""))]  # fmt: skip
+    assert cost.compute_usd == 0.01 and cost.usd == 0.0121
+    assert "1 price(s) in effect from 2025-01-01T12:00Z to 2025-01-01T12:30Z" in cost.source
+    assert cost.to_dict()["ebs_usd"] == 0.002 and cost.to_dict()["s3_usd"] == 0.0001

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from runctl.aws.errors import aws_errors, error_code, translate
-from runctl.errors import AuthError, UsageError
+from runctl.errors import AuthError, RunctlError, UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -137,3 +137,30 @@ def put_lifecycle_rules(client: S3Client, bucket: str, rules: list[dict[str, Any
             Bucket=bucket,
             LifecycleConfiguration={"Rules": rules},  # type: ignore[typeddict-item]
         )
+
+
+def get_bucket_tags(client: S3Client, bucket: str) -> dict[str, str]:
+    """The bucket's tags (empty when it has none)."""
+    try:
+        response = client.get_bucket_tagging(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) in ("NoSuchTagSet", "NoSuchTagSetError"):
+            return {}
+        raise translate(exc, "GetBucketTagging", bucket) from exc
+    return {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
+
+
+def list_buckets_tagged(client: S3Client, key: str, value: str) -> list[str]:
+    """Names of the account's buckets tagged ``key=value`` (a bucket whose tags cannot be read
+    -- another owner's policy, deleted meanwhile -- is left out)."""
+    with aws_errors("ListBuckets"):
+        names = [b["Name"] for b in client.list_buckets().get("Buckets", []) if "Name" in b]
+    found = []
+    for name in names:
+        try:
+            tags = get_bucket_tags(client, name)
+        except RunctlError:
+            continue
+        if tags.get(key) == value:
+            found.append(name)
+    return sorted(found)

@@ -390,7 +390,7 @@ class Ec2:
     def run_instances(self, spec: RunSpec) -> Instance:
         """Launch one instance; LaunchRejected when AWS has no capacity or quota for it."""
         try:
-            response = self.client.run_instances(**_run_kwargs(spec))
+            response = self.client.run_instances(**run_instances_params(spec))
         except CapacityRefused as exc:
             raise LaunchRejected(exc.code, exc.aws_message) from exc
         except ClientError as exc:
@@ -411,7 +411,7 @@ class Ec2:
         translated error for anything else AWS rejects.
         """
         try:
-            self.client.run_instances(DryRun=True, **_run_kwargs(spec))
+            self.client.run_instances(DryRun=True, **run_instances_params(spec))
         except CapacityRefused as exc:
             raise LaunchRejected(exc.code, exc.aws_message) from exc
         except ClientError as exc:
@@ -510,7 +510,9 @@ def _stop_on_capacity(response: Any = None, **_: Any) -> None:
 # -- request and response shapes -------------------------------------------------------------------
 
 
-def _run_kwargs(spec: RunSpec) -> dict[str, Any]:
+def run_instances_params(spec: RunSpec) -> dict[str, Any]:
+    """The RunInstances parameters of ``spec`` (also recorded in job.json for the instance-side
+    recovery, which launches the successor with them; see runctl.remote.succession)."""
     tag_list = [{"Key": k, "Value": v} for k, v in spec.tags.items()]
     resource_types = ["instance", "volume"] + (["spot-instances-request"] if spec.spot else [])
     kwargs: dict[str, Any] = {

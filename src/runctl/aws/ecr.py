@@ -112,3 +112,49 @@ class Ecr:
             data = self.client.get_authorization_token()["authorizationData"][0]
         user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
         return RegistryLogin(user, password, data["proxyEndpoint"])
+
+
+@dataclass(frozen=True)
+class ImageDetail:
+    """One image in a repository: its digest, tags, size and when it was pushed."""
+
+    repository: str
+    digest: str
+    tags: tuple[str, ...]
+    size_bytes: int
+    pushed_at: Any
+
+
+def describe_repositories(client: ECRClient) -> list[Repository]:
+    """Every repository of the registry in the client's region (all pages)."""
+    found: list[Repository] = []
+    with aws_errors("DescribeRepositories"):
+        for page in client.get_paginator("describe_repositories").paginate():
+            found.extend(_repository(raw) for raw in page.get("repositories", []))
+    return found
+
+
+def list_tags_for_resource(client: ECRClient, arn: str) -> dict[str, str]:
+    """A repository's tags."""
+    with aws_errors("ListTagsForResource", arn):
+        raw = client.list_tags_for_resource(resourceArn=arn).get("tags", [])
+    return {tag["Key"]: tag["Value"] for tag in raw}
+
+
+def describe_images(client: ECRClient, repository: str) -> list[ImageDetail]:
+    """Every image in ``repository`` (all pages)."""
+    found: list[ImageDetail] = []
+    with aws_errors("DescribeImages", repository):
+        pages = client.get_paginator("describe_images").paginate(repositoryName=repository)
+        for page in pages:
+            for raw in page.get("imageDetails", []):
+                found.append(
+                    ImageDetail(
+                        repository,
+                        raw.get("imageDigest", ""),
+                        tuple(raw.get("imageTags", [])),
+                        int(raw.get("imageSizeInBytes", 0)),
+                        raw.get("imagePushedAt"),
+                    )
+                )
+    return found

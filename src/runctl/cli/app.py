@@ -20,7 +20,9 @@ from typer.core import TyperGroup
 
 from runctl import __version__
 from runctl.cli import config as config_cli
+from runctl.cli import doctor as doctor_cli
 from runctl.cli import local as local_cli
+from runctl.cli import status as status_cli
 from runctl.cli.output import Output, parse_format
 from runctl.cli.registry import LAZY_GROUPS
 from runctl.cli.state import AppState, get_state
@@ -208,6 +210,8 @@ def root(
 
 config_cli.register(app)
 local_cli.register(app)
+doctor_cli.register(app)
+status_cli.register(app)
 
 
 def main() -> None:

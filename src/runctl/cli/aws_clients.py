@@ -12,6 +12,10 @@ from runctl.cli.output import Output
 from runctl.cli.state import get_state
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mypy_boto3_ecr import ECRClient
+
     from runctl.aws.ebs import Ebs
     from runctl.aws.ec2 import Ec2
     from runctl.aws.session import AwsContext
@@ -60,6 +64,14 @@ def ebs_of(ec2: Ec2) -> Ebs:
     return Ebs(ec2.client)
 
 
+def ecr_of(ctx: typer.Context) -> Callable[[Ec2], ECRClient]:
+    """The ECR client of an EC2 wrapper's region (one boto3 session for every region)."""
+    from runctl.aws.session import client_config
+
+    aws = aws_for(ctx)
+    return lambda ec2: aws.session.client("ecr", region_name=ec2.region, config=client_config())
+
+
 def ssm_for(ctx: typer.Context) -> Ssm:
     from runctl.aws.ssm import Ssm
 
@@ -82,3 +94,31 @@ def job_session(ctx: typer.Context, out: Output, settings: Settings | None = Non
     state = get_state(ctx)
     chosen = settings or state.config().settings
     return JobSession(state.aws(), chosen, cwd=Path.cwd(), report=out)
+
+
+def aws_in_region(ctx: typer.Context, region: str | None) -> AwsContext:
+    """The invocation's AWS context, or one for ``region`` (a command's own ``--region``)."""
+    if region is None:
+        return aws_for(ctx)
+    from runctl.aws.session import AwsContext
+
+    state = get_state(ctx)
+    return AwsContext(profile=state.profile, region=region)
+
+
+def job_sessions_everywhere(ctx: typer.Context, out: Output) -> list[JobSession]:
+    """A job session in each enabled region (the invocation's own first), sharing one boto3
+    session's credentials and models."""
+    from runctl.aws.session import AwsContext
+    from runctl.services.jobs.session import JobSession
+
+    home = job_session(ctx, out)
+    state = get_state(ctx)
+    sessions = [home]
+    for region in home.ec2.describe_regions():
+        if region == home.region:
+            continue
+        # One boto3 session: its parsed service models are shared, not loaded per region.
+        aws = AwsContext(profile=state.profile, region=region, _session=home.aws.session)
+        sessions.append(JobSession(aws, home.settings, cwd=Path.cwd(), report=out))
+    return sessions

@@ -63,14 +63,25 @@ def train(
         ),
     ] = False,
     max_restarts: MaxRestarts = 3,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Return once the job runs; with --auto-resume the job's instances launch "
+            "their own replacements, so the terminal may go away.",
+        ),
+    ] = False,
     docker: Docker = False,
     docker_image: DockerImage = None,
     output: OutputOption = None,
 ) -> None:
     """Start a training job on an instance; with --wait, follow it and exit with its verdict."""
+    from runctl.errors import UsageError
     from runctl.services.jobs.local import parse_env_pairs
     from runctl.services.jobs.request import TrainRequest
 
+    if detach and wait:
+        raise UsageError("--detach and --wait contradict each other", hint="give one of them")
     out = command_output(ctx, output)
     request = TrainRequest(
         instance_id=instance_id, script=script, args=list(args or []), sync_code=sync_code,
@@ -79,13 +90,14 @@ def train(
         checkpoint_s3=checkpoint_s3, env=parse_env_pairs(list(env or [])),
         project_name=project_name, stop_on_finish=stop_on_finish,
         terminate_on_finish=terminate_on_finish, force=force, max_restarts=max_restarts,
+        recover_on_instance=auto_resume and detach,
         docker=docker or docker_image is not None, docker_image=docker_image,
     )  # fmt: skip
     session = job_session(ctx, out)
     with out.spinner(f"starting {script} on {instance_id}"):
         started = session.start(request)
     say_started(out, started)
-    if not (wait or auto_resume):
+    if detach or not (wait or auto_resume):
         render_started(out, started)
         return
     follow_to_verdict(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from runctl.cli.output import Output
+from runctl.cli.units import cost_fields
 from runctl.errors import ExitCode, JobFailedError, RunctlError
 
 if TYPE_CHECKING:
@@ -169,7 +170,19 @@ def follow_to_verdict(
             timeout=None if timeout_minutes is None else timeout_minutes * 60,
         )
     printer.close()
-    render_outcome(out, outcome, started, **extra)
+    render_outcome(out, outcome, started, **_final_cost(out, session, started), **extra)
+
+
+def _final_cost(out: Output, session: JobSession, started: StartedJob) -> dict[str, Any]:
+    """The job's cost at its end, said on stderr and put in the document (``cost``)."""
+    try:
+        cost = session.job_cost(started.location).to_dict()
+    except RunctlError as exc:
+        out.warn(f"could not estimate the job's cost: {exc.message}")
+        return {"cost": None}
+    for name, value in cost_fields(cost):
+        out.info(f"{name}: {value}")
+    return {"cost": cost}
 
 
 def render_outcome(out: Output, outcome: JobOutcome, started: StartedJob, **extra: Any) -> None:

@@ -12,7 +12,7 @@ from runctl.cli.job_output import LogPrinter, print_follow_end
 from runctl.cli.output import Output
 from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output
-from runctl.cli.units import duration, money
+from runctl.cli.units import cost_fields, duration, money
 
 if TYPE_CHECKING:
     from runctl.services.jobs.catalog import JobDetail, JobListing, JobRow
@@ -73,7 +73,9 @@ def _print_listing(out: Output, listing: JobListing) -> None:
     out.info(f"{len(listing.jobs)} job(s) in s3://{listing.bucket}/ ({listing.scope})")
     if listing.truncated:
         out.info("more jobs match: --limit 0 lists them all")
-    out.detail("cost: the job's time x its instance's hourly price (estimate; EBS and S3 not in)")
+    out.detail(
+        "cost: compute only (the job's time at the price in effect); `jobs show` adds EBS and S3"
+    )
 
 
 def _state(row: JobRow) -> str:
@@ -113,7 +115,7 @@ def _print_detail(out: Output, detail: JobDetail) -> None:
             ("created", data["created"]),
             ("ended", data["ended"]),
             ("duration", duration(data["duration_seconds"])),
-            ("cost so far", f"{money(data['cost_usd'])} ({data['price_source']})"),
+            *cost_fields(data["cost"]),
             ("checkpoint", data["checkpoint_id"]),
             ("message", data["message"]),
             ("job uri", data["job_uri"]),
@@ -122,6 +124,19 @@ def _print_detail(out: Output, detail: JobDetail) -> None:
             ("log", data["log_uri"]),
         ]
     )
+    if detail.attempts:
+        out.table(
+            ["attempt", "instance", "zone", "market", "started", "ended", "restored", "ended as"],
+            [
+                [
+                    str(a.attempt), a.instance_id or "-", a.availability_zone or "-",
+                    a.market or "-", a.started or "-", a.ended or "-",
+                    a.restored_checkpoint or "-",
+                    f"{a.state or 'running'}: {a.reason}" if a.reason else (a.state or "-"),
+                ]
+                for a in detail.attempts
+            ],
+        )  # fmt: skip
     for note in detail.notes:
         out.info(note)
 
@@ -185,5 +200,9 @@ def cancel(
     result = cancel_job(session, target)
     out.document(
         result.to_dict(),
-        lambda o: o.success(f"{result.message}; {result.instance_id} keeps running"),
+        lambda o: o.success(
+            f"{result.message}; {result.instance_id} keeps running"
+            if result.instance_left_running
+            else result.message
+        ),
     )

@@ -109,6 +109,15 @@ class Output:
             table.add_row(*("" if cell is None else escape(str(cell)) for cell in row))
         self._stdout().print(table)
 
+    def render(self, renderable: Any) -> None:
+        """A rich renderable (tables grouped into a screen) on stdout (text mode)."""
+        self._stdout().print(renderable)
+
+    def mark_line(self, mark: str, text: str) -> None:
+        """One line of data on stdout led by ``mark`` (rich markup: a coloured ✓ or ✗); the
+        text is taken literally."""
+        self._stdout().print(f"{mark} {escape(text)}")
+
     def fields(self, pairs: Sequence[tuple[str, Any]]) -> None:
         """Aligned ``name: value`` lines on stdout (text mode)."""
         width = max((len(name) for name, _ in pairs), default=0)

@@ -82,6 +82,14 @@ def train(
     no_download: Annotated[
         bool, typer.Option("--no-download", help="Leave the outputs in S3.")
     ] = False,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Start the jobs and return: each instance terminates itself when its job ends; "
+            "with --auto-resume the jobs recover on their own.",
+        ),
+    ] = False,
     output: OutputOption = None,
 ) -> None:
     """Create instances, run one job on each (interleaved logs), download their outputs and
@@ -107,10 +115,11 @@ def train(
             include_patterns=list(include_pattern or []), data_s3=data_s3, output_s3=output_s3,
             checkpoint_s3=checkpoint_s3, env=parse_env_pairs(list(env or [])),
             project_name=project_name, max_restarts=max_restarts,
+            recover_on_instance=auto_resume and detach,
         ),
         count=count, sweeps=[parse_sweep(s) for s in sweep or []],
         download_dir=None if no_download else download_dir, auto_resume=auto_resume,
-        max_restarts=max_restarts, timeout_minutes=timeout,
+        max_restarts=max_restarts, timeout_minutes=timeout, detach=detach,
     )  # fmt: skip
     logs = PrefixedLogs(out)
     result = run_workflow(
@@ -156,10 +165,14 @@ def _render(out: Output, result: WorkflowResult) -> None:
     failure = result.failure()
     if failure is not None:
         raise failure
-    out.document(
-        result.to_dict(),
-        lambda o: o.success(f"{len(result.jobs)} job(s) succeeded; every instance terminated"),
+    detached = any(job.detached for job in result.jobs)
+    said = (
+        f"{len(result.jobs)} job(s) started; each instance terminates itself when its job ends "
+        "(follow them with `runctl jobs list`)"
+        if detached
+        else f"{len(result.jobs)} job(s) succeeded; every instance terminated"
     )
+    out.document(result.to_dict(), lambda o: o.success(said))
 
 
 def _print_summary(out: Output, result: WorkflowResult) -> None:
@@ -170,7 +183,9 @@ def _print_summary(out: Output, result: WorkflowResult) -> None:
                 job.plan.label,
                 job.plan.job_id,
                 (job.outcome.instance_id if job.outcome else job.instance_id) or "-",
-                job.verdict or (f"error: {job.error.message}" if job.error else "-"),
+                job.verdict
+                or (f"error: {job.error.message}" if job.error else None)
+                or ("running" if job.detached else "-"),
                 job.outcome.exit_code if job.outcome else None,
                 duration(job.cost.instance_seconds if job.cost else None),
                 money(job.cost.usd if job.cost else None),
@@ -185,7 +200,7 @@ def _print_summary(out: Output, result: WorkflowResult) -> None:
             f"still running: {', '.join(result.left_running)}; terminate them with "
             "`runctl aws terminate ID --yes`"
         )
-    else:
+    elif not any(job.detached for job in result.jobs):
         out.info(f"no instance of workflow {result.workflow_id} is left running")
 
 

@@ -236,6 +236,11 @@ class JobSpec:
     restore_checkpoint: str | None = None
     restore_attempt: int | None = None
     launch_spec: dict[str, Any] = field(default_factory=dict)
+    #: Recovery with the laptop closed (``aws train --auto-resume --detach``): what the job's
+    #: runner needs to launch its successor on a spot notice (``run_instances``, ``zones``,
+    #: ``fallback``, ``user_data``, ``runtime_sha256``, ``bucket_region``; see
+    #: runctl.remote.succession). Empty: no instance launches anything for this job.
+    recovery: dict[str, Any] = field(default_factory=dict)
     #: Who started the job (``runctl:user``): ``jobs list`` shows a user's own jobs by default.
     user: str | None = None
     # ``aws train --docker``: the script runs in this image (pinned by digest when runctl pushed

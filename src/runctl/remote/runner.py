@@ -24,11 +24,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runctl.errors import ExitCode, RunctlError, UsageError, WrongStateError
+from runctl.job.attempts import AttemptLog
 from runctl.job.layout import JobPaths, RemoteRoot, read_pid, system_path
 from runctl.job.record import JobRecord
 from runctl.job.spec import (
@@ -38,6 +40,7 @@ from runctl.job.spec import (
     utc_now,
     write_bytes_atomic,
 )
+from runctl.remote.succession import Succession, wait_for_previous
 from runctl.remote.supervisor import (
     SHUTDOWN,
     STOP,
@@ -45,6 +48,9 @@ from runctl.remote.supervisor import (
     Supervisor,
     install_signal_handlers,
 )
+
+if TYPE_CHECKING:
+    from runctl.remote.imds import ImdsClient
 
 
 def run_local(ctx: RunContext) -> tuple[JobStatus, BaseException | None]:
@@ -92,6 +98,8 @@ def start(args: argparse.Namespace) -> int:
     write_bytes_atomic(root.current_job_file, (location.job_id + "\n").encode())
     argv = [sys.executable, "-m", "runctl.remote.runner", "run", "--job", args.job]
     argv += ["--attempt", str(args.attempt), "--root", str(root.path)]
+    if args.wait_until:
+        argv += ["--wait-until", args.wait_until]
     if args.region:
         argv += ["--region", args.region]
     with paths.runner_log.open("ab") as log:
@@ -144,6 +152,13 @@ def run(args: argparse.Namespace) -> int:
         s3 = aws.s3()
         spec = JobRecord(location, s3=s3).read_spec()
         JobRecord(paths=paths).write_spec(spec)  # the instance's copy
+        if args.wait_until and not _previous_ended(s3, aws, location, args, instance_id):
+            return 0
+        attempts = AttemptLog(location, s3)
+        zone = _imds_meta(imds, "placement/availability-zone")
+        _note_attempt(attempts, args.attempt, instance_id=instance_id, started=utc_now(),
+                      availability_zone=zone,
+                      market=_imds_meta(imds, "instance-life-cycle"))  # fmt: skip
         ctx = RunContext(
             spec=spec,
             attempt=args.attempt,
@@ -157,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
             ec2_client=aws.ec2,
             imds=imds,
             venvs_dir=root.venvs_dir,
+            on_end=lambda status: _note_end(attempts, status),
             data_dir=system_path(spec.data_dir) if spec.data_dir else None,
             docker_config=root.path / "docker",
             ecr_client=lambda ecr_region: aws.session.client(
@@ -164,6 +180,11 @@ def run(args: argparse.Namespace) -> int:
             ),
         )
         supervisor = Supervisor(ctx)
+        if spec.recovery and imds is not None and instance_id:
+            successor = Succession(spec, args.attempt, instance_id, s3=s3, ec2=aws.ec2,
+                                   zone=zone, say=supervisor.say)  # fmt: skip
+            ctx.on_notice = lambda notice: successor.on_notice(notice.time)
+            threading.Thread(target=successor.prepare, name="runctl-ec2", daemon=True).start()
         restore = install_signal_handlers(
             supervisor,
             {signal.SIGUSR1: STOP, signal.SIGTERM: SHUTDOWN, signal.SIGINT: SHUTDOWN},
@@ -183,6 +204,49 @@ def run(args: argparse.Namespace) -> int:
         if read_pid(paths.runner_pid) == os.getpid():
             _unlink(paths.runner_pid)
         _unlink(paths.stop_request)
+
+
+def _previous_ended(
+    s3: Any, aws: Any, location: JobLocation, args: argparse.Namespace, instance_id: str | None
+) -> bool:
+    """A successor's runner: wait for the previous attempt's end; True when this attempt should
+    run. When it should not (the job ended otherwise meanwhile), say so in the attempt log and
+    terminate this instance, which was launched for nothing else."""
+    go, why = wait_for_previous(JobRecord(location, s3=s3), args.attempt, args.wait_until)
+    if go:
+        return True
+    _note_attempt(AttemptLog(location, s3), args.attempt, instance_id=instance_id,
+                  ended=utc_now(), state="refused", reason=f"not started: {why}")  # fmt: skip
+    if instance_id:
+        with contextlib.suppress(Exception):
+            aws.ec2().terminate_instances(InstanceIds=[instance_id])
+    return False
+
+
+def _imds_meta(imds: ImdsClient | None, name: str) -> str | None:
+    """An IMDS meta-data value for the attempt log, or None: IMDS being slow must never stop
+    the job (only the spot watcher depends on it)."""
+    if imds is None:
+        return None
+    try:
+        return imds.meta(name)
+    except Exception:
+        return None
+
+
+def _note_end(attempts: AttemptLog, status: JobStatus) -> None:
+    """The attempt's end in the attempt log: written before a finish action ends the instance."""
+    _note_attempt(
+        attempts, status.attempt, ended=status.ended, state=status.state,
+        reason=status.message or status.reason, checkpoint_id=status.checkpoint_id,
+        restored_checkpoint=status.restored_checkpoint,
+    )  # fmt: skip
+
+
+def _note_attempt(attempts: AttemptLog, attempt: int, **changes: Any) -> None:
+    """Update the attempt log (best effort: it is the history, not the job)."""
+    with contextlib.suppress(Exception):
+        attempts.update(attempt, **changes)
 
 
 def _record_early_failure(
@@ -218,6 +282,11 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--attempt", type=int, default=0)
         cmd.add_argument("--root", default=None, help="default: $RUNCTL_REMOTE_ROOT or /opt/runctl")
         cmd.add_argument("--region", default=None)
+        cmd.add_argument(
+            "--wait-until",
+            default=None,
+            help="a successor: wait for the previous attempt's end until this ISO time",
+        )
         if name == "start":
             cmd.add_argument("--force", action="store_true")
     return parser

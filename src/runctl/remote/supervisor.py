@@ -88,6 +88,11 @@ class RunContext:
     imds: ImdsClient | None = None
     venvs_dir: Path | None = None
     log_interval: float = LOG_INTERVAL
+    #: Called (in the watcher's thread) after a spot notice has asked for the stop: the
+    #: laptop-closed recovery launches the successor there (runctl.remote.succession).
+    on_notice: Callable[[SpotNotice], None] | None = None
+    #: Called with the final status once it is written, before any finish action.
+    on_end: Callable[[JobStatus], None] | None = None
     # A container job (``spec.docker_image``): runctl's Docker config, and ECR by region.
     docker_config: Path | None = None
     ecr_client: Callable[[str], Any] | None = None
@@ -477,9 +482,15 @@ class Supervisor:
     def _start_watcher(self) -> SpotWatcher | None:
         if self.ctx.imds is None:
             return None
+
+        def on_spot(notice: SpotNotice) -> None:
+            self.request_stop(SPOT, notice)
+            if self.ctx.on_notice is not None:
+                self.ctx.on_notice(notice)
+
         watcher = SpotWatcher(
             self.ctx.imds,
-            lambda notice: self.request_stop(SPOT, notice),
+            on_spot,
             interval=self.spec.spot_poll_seconds,
             log=self.say,
         )
@@ -533,6 +544,8 @@ class Supervisor:
     def _finish(self, state: str, code: int | None, message: str) -> None:
         self._ship_log()
         self.set_status(state=state, exit_code=code, ended=utc_now(), message=message)
+        if self.ctx.on_end is not None:
+            self.ctx.on_end(self.status)
 
     def _apply_finish_action(self) -> None:
         action = finish_action(self.spec.stop_on_finish, self.spec.terminate_on_finish)

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from runctl.services import tags as tagging
+from runctl.services.account.images import ImageRow
+from runctl.services.account.leftovers import LeftoverCleanup, StalePrefix, UploadRow
 from runctl.services.instances.lifecycle import (
     GracefulJobStop,
     stop_instance,
@@ -31,9 +33,10 @@ from runctl.services.volumes.inventory import (
 from runctl.services.volumes.manage import SnapshotRow, VolumeRow
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
     from runctl.aws.ebs import Ebs
     from runctl.aws.ec2 import Ec2, Instance
-    from runctl.aws.s3_uploads import AbortReport
     from runctl.services.instances.prices import PriceBook
     from runctl.services.jobs.session import JobSession
 
@@ -60,6 +63,8 @@ class ResourceRow:
     price_source: str
     managed: bool
     protected: bool
+    #: The job the instance runs or last ran (its ``runctl:job`` tag).
+    job: str | None = None
 
 
 RegionListing = tuple[list["ResourceRow"], list[VolumeRow], list[SnapshotRow]]
@@ -76,6 +81,12 @@ class ResourceListing:
     snapshots: list[SnapshotRow] = field(default_factory=list)
     #: What the listed volumes and snapshots cost a month (estimate).
     storage_month_usd: float = 0.0
+    #: Unfinished multipart uploads under ``runctl/`` of the runctl buckets.
+    uploads: list[UploadRow] = field(default_factory=list)
+    #: Prefixes of jobs that ended more than ``--older-than`` ago.
+    stale_prefixes: list[StalePrefix] = field(default_factory=list)
+    #: Container images in runctl's ECR repositories.
+    images: list[ImageRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -123,8 +134,10 @@ class BulkResult:
     job_stops: dict[str, str] = field(default_factory=dict)
     #: Volumes and snapshots cleanup deleted (``cleanup`` with a ``job_state`` reader only).
     storage: StorageCleanup | None = None
-    #: ``cleanup``: runctl's unfinished multipart uploads in the job bucket, aborted (or listed).
-    uploads: AbortReport | None = None
+    #: ``cleanup``: the scope's unfinished uploads aborted and stale job prefixes deleted.
+    leftovers: LeftoverCleanup | None = None
+    #: The regions acted in.
+    regions: list[str] = field(default_factory=list)
 
 
 def list_instances(
@@ -191,6 +204,7 @@ def _row(region: str, instance: Instance, prices: PriceBook, now: datetime) -> R
         price_source=quote.source if quote else "not running",
         managed=tagging.is_managed(instance.tags),
         protected=tagging.is_protected(instance.tags),
+        job=instance.tags.get(tagging.JOB),
     )
 
 
@@ -251,15 +265,16 @@ def act_on_scope(
     dry_run: bool = False,
     force: bool = False,
     include_volumes: bool = False,
+    older_than: timedelta | None = None,
+    leftovers: bool = True,
 ) -> BulkResult:
-    """``resources stop-all`` (``action`` "stop") or ``cleanup`` ("terminate"): the scope's
-    instances, each through the session's graceful job step unless ``force``. ``cleanup`` also
-    deletes the volumes and snapshots runctl made for jobs that ended (with ``include_volumes``
-    the scope's data volumes and snapshots too; see :mod:`runctl.services.volumes.inventory`)
-    and aborts runctl's unfinished multipart uploads under ``runctl/`` of the job bucket (one
-    project's with ``scope.project``; those younger than an hour are spared: a commit may be
-    using them)."""
-    from runctl.services.account.uploads import abort_runctl_uploads
+    """``resources stop-all`` (``action`` "stop") or ``cleanup`` ("terminate") in the session's
+    region: the scope's instances, each through the session's graceful job step unless
+    ``force``. ``cleanup`` also deletes the volumes and snapshots runctl made for jobs that
+    ended (with ``include_volumes`` the scope's data volumes and snapshots too; see
+    :mod:`runctl.services.volumes.inventory`) and, with ``leftovers``, the scope's unfinished
+    uploads and stale job prefixes in the job bucket (:mod:`runctl.services.account.leftovers`;
+    uploads younger than an hour are spared: a commit may be using them)."""
     from runctl.services.volumes.inventory import job_state_reader
 
     terminating = action == "terminate"
@@ -269,9 +284,27 @@ def act_on_scope(
         job_state=job_state_reader(session.s3) if terminating else None,
         include_volumes=include_volumes,
     )  # fmt: skip
+    result.regions = [session.region]
     bucket = session.settings.aws.s3_bucket
-    if action == "terminate" and bucket:
-        result.uploads = abort_runctl_uploads(
-            session.s3, bucket, project=scope.project, dry_run=dry_run
+    if terminating and leftovers and bucket:
+        result.leftovers = sweep_leftovers(
+            session.s3, [bucket], scope, older_than=older_than, dry_run=dry_run
         )
     return result
+
+
+def sweep_leftovers(
+    s3: S3Client,
+    buckets: list[str],
+    scope: Scope,
+    *,
+    older_than: timedelta | None,
+    dry_run: bool,
+) -> LeftoverCleanup:
+    """Abort the scope's unfinished uploads and delete its stale job prefixes in ``buckets``."""
+    from runctl.services.account.leftovers import clean_leftovers, find_leftovers
+
+    found = find_leftovers(s3, buckets, scope, older_than=older_than)
+    done = clean_leftovers(s3, found, dry_run=dry_run)
+    done.failed.update({note: "could not be read" for note in found.notes})
+    return done

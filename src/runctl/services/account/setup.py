@@ -405,6 +405,23 @@ def _plan_role(plan: SetupPlan, iam: Iam, tags: dict[str, str]) -> None:
         SetupStep("role-policy", ECR_POLICY, action, f"pull ECR images {ECR_REPOSITORIES}"),
         lambda: iam.put_role_policy(role_name, ECR_POLICY, pull),
     )
+    _plan_recovery_policy(plan, iam, exists=role is not None)
+
+
+def _plan_recovery_policy(plan: SetupPlan, iam: Iam, *, exists: bool) -> None:
+    """The grant that lets a job's instance launch its successor (``--auto-resume --detach``)."""
+    from runctl.services.account.recovery_grant import RECOVERY_POLICY, recovery_policy
+
+    role_name = plan.role
+    wanted = recovery_policy(role_name, region=plan.region)
+    current = iam.get_role_policy(role_name, RECOVERY_POLICY) if exists else None
+    action = "ok" if current == wanted else ("create" if current is None else "update")
+    plan.add(
+        SetupStep(
+            "role-policy", RECOVERY_POLICY, action, "launch runctl-tagged successors of its jobs"
+        ),
+        lambda: iam.put_role_policy(role_name, RECOVERY_POLICY, wanted),
+    )
 
 
 def _plan_grant(plan: SetupPlan, iam: Iam, grant: Grant) -> None:

@@ -76,6 +76,7 @@ RUNCTL_MODULES = (
     "aws/s3_digests",
     "aws/s3_integrity",
     "aws/s3_paths",
+    "aws/s3_presign",
     "aws/s3_sync",
     "aws/s3_transfer",
     "aws/s3_uploads",

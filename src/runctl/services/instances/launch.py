@@ -158,14 +158,17 @@ def block_devices(
 
 
 def render_user_data(request: LaunchRequest) -> str:
-    """The bootstrap script: runctl's root directory and the data volume, nothing else.
+    """The bootstrap script: runctl's root directory and the data volume, nothing else."""
+    return bootstrap_script(request.remote_root, request.data_volume_gb or 0)
 
-    Values are shell-quoted (the root) or integers, whatever the config held: the script runs
-    as root at boot.
-    """
+
+def bootstrap_script(remote_root: str, data_volume_gb: int = 0) -> str:
+    """``data/user-data.sh`` for ``remote_root`` and a data volume of ``data_volume_gb`` (0:
+    none). Values are shell-quoted (the root) or integers, whatever the config held: the script
+    runs as root at boot."""
     template = resources.files("runctl").joinpath("data/user-data.sh").read_text("utf-8")
-    return template.replace("__REMOTE_ROOT__", shlex.quote(request.remote_root)).replace(
-        "__DATA_VOLUME_GB__", str(int(request.data_volume_gb or 0))
+    return template.replace("__REMOTE_ROOT__", shlex.quote(remote_root)).replace(
+        "__DATA_VOLUME_GB__", str(int(data_volume_gb))
     )
 
 

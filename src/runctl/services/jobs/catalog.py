@@ -20,13 +20,21 @@ from typing import TYPE_CHECKING, Any
 
 from runctl.config import Settings
 from runctl.errors import NotFoundError, UsageError
+from runctl.job.attempts import AttemptEntry, AttemptLog
 from runctl.job.record import JobRecord
 from runctl.job.spec import JOB_ID_RE, LOST, ROOT_PREFIX, STATES, JobLocation, JobSpec, JobStatus
 from runctl.job.spec import project_key as make_project_key
 from runctl.services import tags
-from runctl.services.jobs.cost import CostEstimate, RememberedSpotPrices, estimate_job_cost
+from runctl.services.jobs.cost import (
+    CostEstimate,
+    RememberedSpotPrices,
+    SpotHistorySource,
+    estimate_job_cost,
+    job_window,
+)
 from runctl.services.jobs.outcome import VERDICTS, verdict_of
 from runctl.services.jobs.request import require_bucket
+from runctl.services.jobs.storage_cost import job_storage_cost
 
 if TYPE_CHECKING:
     from runctl.aws.ec2 import Ec2, Instance
@@ -164,6 +172,8 @@ class JobDetail:
 
     row: JobRow
     notes: list[str] = field(default_factory=list)
+    #: Every attempt from the job's attempt log (``attempts/<N>.json``), oldest first.
+    attempts: list[AttemptEntry] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """``jobs show --output json`` (stable keys): the row's keys and the job's detail."""
@@ -186,6 +196,9 @@ class JobDetail:
             "checkpoint_uri": spec.checkpoint_uri,
             "log_uri": f"s3://{self.row.location.bucket}/{self.row.location.log_key(attempt)}",
             "launch_spec": dict(spec.launch_spec),
+            "recovery": "instance" if spec.recovery else None,
+            "attempt_log": [entry.to_dict() for entry in self.attempts],
+            "cost": self.row.cost.to_dict(),
         }
 
 
@@ -215,13 +228,44 @@ def list_jobs(session: JobSession, query: JobQuery, *, now: datetime | None = No
     return JobListing(rows, bucket, query.describe(), truncated)
 
 
+def jobs_since(
+    session: JobSession,
+    since: datetime,
+    *,
+    user: str | None,
+    also: Sequence[str] = (),
+    now: datetime | None = None,
+) -> list[JobRow]:
+    """The jobs of ``user`` (None: everyone's) started at or after ``since`` (the UTC start
+    their id carries), plus the jobs named in ``also`` (ids, e.g. of the jobs live instances
+    run, whenever they started), newest first. ConfigError without a bucket."""
+    bucket = require_bucket(session.settings)
+    stamp = since.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    chosen: list[JobLocation] = []
+    for location in _job_locations(session, bucket, None):
+        match = JOB_ID_RE.match(location.job_id)
+        if match is None or match["stamp"] < stamp:
+            break  # newest first: every later one started earlier
+        chosen.append(location)
+    known = {location.job_id for location in chosen}
+    for job_id in dict.fromkeys(also):
+        if job_id not in known and JOB_ID_RE.match(job_id):
+            chosen.append(job_location(job_id, session.settings))
+    records = _read_records(session, chosen)
+    if user is not None:
+        records = [r for r in records if r[1].user == user or r[1].job_id in also]
+    moment = now or datetime.now(UTC)
+    return _rows(session, records, _price_book(session), moment, storage=True)
+
+
 def show_job(
     session: JobSession, location: JobLocation, *, now: datetime | None = None
 ) -> JobDetail:
     """Everything about one job; NotFoundError when its job.json does not exist."""
     spec, status = read_job(session, location)
-    [row] = _rows(session, [(location, spec, status)], session.prices, now or datetime.now(UTC))
-    detail = JobDetail(row)
+    moment = now or datetime.now(UTC)
+    [row] = _rows(session, [(location, spec, status)], session.prices, moment, storage=True)
+    detail = JobDetail(row, attempts=AttemptLog(location, session.s3).entries())
     if row.state == LOST:
         detail.notes.append(
             f"none of the job's instances runs any more; continue it with `runctl checkpoint "
@@ -323,28 +367,51 @@ def _rows(
     records: Sequence[tuple[JobLocation, JobSpec, JobStatus | None]],
     prices: PriceBook,
     now: datetime,
+    *,
+    storage: bool = False,
 ) -> list[JobRow]:
+    """The rows of ``records``, costed (with their EBS and S3 storage when ``storage``)."""
+    from runctl.aws.spot_history import SpotHistory
+
     if not records:
         return []
     by_id, by_job = _instances(session.ec2, [(spec, status) for _, spec, status in records])
-    return [
-        _row(location, spec, status, _instance_of(spec, status, by_id, by_job), prices, now)
-        for location, spec, status in records
-    ]
+    history = SpotHistory(session.ec2.client)
+
+    def row(record: tuple[JobLocation, JobSpec, JobStatus | None]) -> JobRow:
+        location, spec, status = record
+        instance = _instance_of(spec, status, by_id, by_job)
+        return _row(session, location, spec, status, instance, prices, now, history, storage)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(row, records))
 
 
 def _row(
+    session: JobSession,
     location: JobLocation,
     spec: JobSpec,
     status: JobStatus | None,
     instance: Instance | None,
     prices: PriceBook,
     now: datetime,
+    history: SpotHistorySource,
+    storage: bool,
 ) -> JobRow:
     alive = instance is not None and instance.state in LIVE
     lost = status is not None and not status.is_terminal and not alive
     state = LOST if lost else (status.state if status else "unknown")
-    cost = estimate_job_cost(spec, status, prices, instance=instance, now=now, lost=lost)
+    held = None
+    if storage:
+        ids = [
+            *(status.instance_ids if status else []),
+            *([instance.instance_id] if instance else []),
+        ]
+        window = job_window(status, now, lost=lost)
+        held = job_storage_cost(session.ebs, session.s3, location, sorted(set(ids)), window)
+    cost = estimate_job_cost(
+        spec, status, prices, instance=instance, now=now, lost=lost, history=history, storage=held
+    )
     instance_id = instance.instance_id if instance else _last_instance_id(spec, status)
     return JobRow(location, spec, status, state, verdict_of(status, lost=lost), instance,
                   instance_id, cost)  # fmt: skip

@@ -37,6 +37,7 @@ from runctl.remote.control import (
     idle_state_result,
     idle_stop_result,
 )
+from runctl.remote.succession import ATTEMPT_SLOT, URL_SLOT, WAIT_UNTIL_SLOT
 
 MIN_PYTHON = (3, 9)
 #: Log bytes one read command returns: base64 of it stays under SSM's 24,000-character output.
@@ -86,14 +87,24 @@ def start_job_command(
     *,
     region: str | None = None,
     min_python: Sequence[int] = MIN_PYTHON,
+    successor: bool = False,
 ) -> str:
-    """The bash script that starts attempt ``attempt`` of the job at ``job_uri`` detached."""
+    """The bash script that starts attempt ``attempt`` of the job at ``job_uri`` detached.
+
+    With ``successor`` it is the template of a successor's start (runctl.remote.succession):
+    the runtime URL and the attempt are placeholders filled on the instance that launches it,
+    and the runner first waits for the previous attempt's end.
+    """
+    if successor:
+        runtime_url = URL_SLOT
     runner = [
         "exec python3 -m runctl.remote.runner start",
         '--root "$root"',
         f"--job {shlex.quote(job_uri)}",
-        f"--attempt {int(attempt)}",
+        f"--attempt {ATTEMPT_SLOT if successor else int(attempt)}",
     ]
+    if successor:
+        runner.append(f"--wait-until {WAIT_UNTIL_SLOT}")
     if force:
         runner.append("--force")
     if region:

@@ -51,6 +51,9 @@ class TrainRequest:
     launch_spec: Mapping[str, Any] = field(default_factory=dict)
     #: The job's id when the caller chose it (``workflow train`` names its jobs up front).
     job_id: str | None = None
+    #: ``--auto-resume --detach``: the job's runners launch its successors themselves
+    #: (runctl.remote.succession), so recovery needs no process on the laptop.
+    recover_on_instance: bool = False
     #: Run the script in a container: ``docker_image``, else one built from the Dockerfile.
     docker: bool = False
     docker_image: str | None = None
@@ -77,6 +80,14 @@ def prepare_script(
     check_s3_option("--checkpoint-s3", request.checkpoint_s3)
     if request.data_volume is not None:
         check_volume_id(request.data_volume, "--data-volume")
+        if request.recover_on_instance:
+            # The successor is launched by the instance, which cannot move a volume to its zone.
+            raise UsageError(
+                "--data-volume cannot be recovered with the laptop closed (--auto-resume "
+                "--detach): the volume must follow the job to its new zone",
+                hint="drop --detach (runctl then recovers from this terminal), or stage the "
+                "data with --data-s3",
+            )
     if request.stop_on_finish and request.terminate_on_finish:
         raise UsageError("--stop-on-finish and --terminate-on-finish exclude each other")
     project = Project.find(cwd, request.project_name or settings.aws.project_name)

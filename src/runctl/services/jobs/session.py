@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from runctl.services.instances.launch_request import LaunchRequest
     from runctl.services.instances.lifecycle import ActionResult, GracefulStopResult, Readiness
     from runctl.services.instances.prices import PriceBook, PriceQuote
+    from runctl.services.jobs.cost import CostEstimate
     from runctl.services.jobs.follow import FollowResult, JobWatch
     from runctl.services.jobs.outcome import JobOutcome
     from runctl.services.jobs.request import TrainRequest
@@ -372,6 +373,12 @@ class JobSession:
             remote_root=self.remote_root,
             timing=self.timing,
         )
+
+    def job_cost(self, location: JobLocation) -> CostEstimate:
+        """The job's cost so far with its storage (:mod:`runctl.services.jobs.cost`)."""
+        from runctl.services.jobs.catalog import show_job
+
+        return show_job(self, location).row.cost
 
     def run_to_end(
         self,

@@ -111,6 +111,13 @@ def start_job(session: JobSession, request: TrainRequest) -> StartedJob:
         docker_ecr_region=image.ecr_region if image else None,
     )
     assert spec.location is not None
+    if request.recover_on_instance:
+        from runctl.services.account.recovery_grant import require_recovery_grant
+        from runctl.services.jobs.recovery_plan import recovery_plan
+
+        for warning in require_recovery_grant(session.iam, instance, region=session.region):
+            session.report.info(f"warning: {warning}")
+        spec = replace(spec, recovery=recovery_plan(session, instance, spec, runtime))
     record = JobRecord(spec.location, s3=session.s3)
     record.write_spec(spec)
     now = utc_now()

@@ -48,6 +48,9 @@ class WorkflowRequest:
     max_restarts: int = 3
     timeout_minutes: float | None = None
     ready_timeout: float = 600.0
+    #: ``--detach``: start the jobs and return; each instance terminates itself when its job
+    #: ends, and with ``auto_resume`` the jobs recover on their own (runctl.remote.succession).
+    detach: bool = False
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ class WorkflowJob:
     outputs_dir: Path | None = None
     output_files: int = 0
     cost: CostEstimate | None = None
+    #: Started and left running (``--detach``): it has no verdict yet.
+    detached: bool = False
 
     @property
     def verdict(self) -> str | None:
@@ -54,7 +56,10 @@ class WorkflowJob:
 
     @property
     def succeeded(self) -> bool:
-        return self.outcome is not None and self.outcome.succeeded and self.error is None
+        """It succeeded; for a detached workflow, it started."""
+        if self.error is not None:
+            return False
+        return self.detached or (self.outcome is not None and self.outcome.succeeded)
 
     def to_dict(self) -> dict[str, Any]:
         """One job in the workflow's JSON document (stable keys)."""
@@ -67,7 +72,7 @@ class WorkflowJob:
             "args": self.plan.args,
             "instance_id": outcome.instance_id if outcome else self.instance_id,
             "verdict": self.verdict,
-            "state": outcome.state if outcome else None,
+            "state": outcome.state if outcome else ("running" if self.detached else None),
             "exit_code": outcome.exit_code if outcome else None,
             "attempts": len(outcome.timeline) if outcome else 0,
             "duration_seconds": cost.instance_seconds if cost else None,
@@ -76,6 +81,7 @@ class WorkflowJob:
             "outputs_dir": str(self.outputs_dir) if self.outputs_dir else None,
             "output_files": self.output_files,
             "error": self.error.message if self.error else None,
+            "detached": self.detached,
         }
 
 

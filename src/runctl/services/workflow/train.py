@@ -27,6 +27,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from runctl.aws.spot_history import SpotHistory
 from runctl.errors import NotFoundError, RunctlError
 from runctl.job.record import JobRecord
 from runctl.polling import Timing
@@ -139,6 +140,9 @@ class Workflow:
                 self.stopper.check()
                 job.started = session.start(replace(plan.train, instance_id=job.instance_id))
             self.report(f"[{plan.label}] job {plan.job_id} started on {job.instance_id}")
+            if self.request.detach:
+                job.detached = True
+                return
             job.outcome = session.run_to_end(
                 job.started, on_log=on_log, auto_resume=self.request.auto_resume,
                 max_restarts=self.request.max_restarts, timeout=self._follow_timeout(),
@@ -149,7 +153,7 @@ class Workflow:
             job.error = err
             self.report(f"[{plan.label}] {err.message}")
         finally:
-            if not self.stopper.cancelled:
+            if not self.stopper.cancelled and not job.detached:
                 self._finish(job)
 
     def _follow_timeout(self) -> float | None:
@@ -188,7 +192,12 @@ class Workflow:
             if job.started is not None:
                 spec, status = JobRecord(job.started.location, s3=self.session.s3).read()
                 job.cost = estimate_job_cost(
-                    spec, status, self.session.prices, instance=None, now=datetime.now(UTC)
+                    spec,
+                    status,
+                    self.session.prices,
+                    instance=None,
+                    now=datetime.now(UTC),
+                    history=SpotHistory(self.session.ec2.client),
                 )
         except RunctlError as err:
             self.report(f"[{job.plan.label}] {err.message}")
@@ -257,10 +266,17 @@ class Workflow:
                 wait(running, timeout=WORKER_GRACE_SECONDS)
         except KeyboardInterrupt:
             pass  # stop waiting for them: terminate now
+        # A detached workflow leaves its started jobs' instances running: they end themselves.
+        keep = set() if self.stopper.cancelled else {j.instance_id for j in self.result.jobs
+                                                      if j.detached}  # fmt: skip
         with shielded():
             try:
-                self._terminate([i.instance_id for i in self._tagged()])
-                self.result.left_running = [i.instance_id for i in self._tagged()]
+                self._terminate(
+                    [i.instance_id for i in self._tagged() if i.instance_id not in keep]
+                )
+                self.result.left_running = [
+                    i.instance_id for i in self._tagged() if i.instance_id not in keep
+                ]
             except RunctlError as err:
                 self.result.left_running = list(self.result.launched)
                 self.report(

@@ -1,0 +1,1 @@
+"""Seeing what runs: ``status``, ``top`` and ``doctor``."""
