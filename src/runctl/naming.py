@@ -25,7 +25,7 @@ def region_problem(region: str) -> str | None:
     """Why ``region`` cannot be an AWS region name (e.g. ``us-east-1``), or None."""
     if _REGION_RE.match(region):
         return None
-    return f"{region!r} is not an AWS region name (they look like us-east-1 or eu-central-2)"
+    return f"{region!r} is not a region name (AWS regions look like us-east-1 or eu-central-2)"
 
 
 def bucket_problem(name: str) -> str | None:

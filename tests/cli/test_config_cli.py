@@ -123,8 +123,8 @@ def test_config_set_creates_a_project_file_when_none_exists(workdir: Path) -> No
 @pytest.mark.parametrize(
     ("key", "value", "needle"),
     [
-        ("region", "us-east-99x", "not an AWS region name"),
-        ("region", "US_EAST_1", "not an AWS region name"),
+        ("region", "us-east-99x", "is not a region name"),
+        ("region", "US_EAST_1", "is not a region name"),
         ("s3_bucket", "My_Bucket!", "lowercase letters, digits, dots and hyphens"),
         ("s3_bucket", "s3://my-bucket/data", "give the bare bucket name ('my-bucket')"),
         ("s3_bucket", "ab", "3 to 63 characters"),

@@ -60,7 +60,7 @@ def test_a_malformed_region_flag_is_a_usage_error_before_any_call(
 ) -> None:
     result = runner.invoke(app, ["--region", region, *command, "-o", "json"])
     assert result.exit_code == 2, result.output
-    assert "--region" in result.stderr and "not an AWS region name" in result.stderr
+    assert "--region" in result.stderr and "is not a region name" in result.stderr
     assert json.loads(result.stdout)["exit_code"] == 2
     assert cloud_env.request_log == []
 
@@ -71,7 +71,7 @@ def test_a_malformed_region_elsewhere_is_a_config_error_naming_where(
     monkeypatch.setenv("AWS_REGION", "mars")
     from_env = runner.invoke(app, ["s3", "list", "s3://some-bucket/"])
     assert from_env.exit_code == 3, from_env.output
-    assert "AWS_REGION: 'mars' is not an AWS region name" in from_env.stderr
+    assert "AWS_REGION: 'mars' is not a region name" in from_env.stderr
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name)
     profile = tmp_path / "aws-config"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from runctl import __version__
-from runctl.errors import ConfigError
+from runctl.errors import ConfigError, UsageError
 from runctl.naming import region_problem
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ class AwsContext:
         """Region: flag > AWS_REGION/AWS_DEFAULT_REGION > aws.region config > profile default.
 
         Raises ConfigError when none is set, or when the one found is no region name (naming
-        where it came from); flag and config values were checked when they were read.
+        where it came from); UsageError when a command's own ``--region`` flag is malformed.
         """
         candidates = (
             ("--region", self.region),
@@ -99,6 +99,8 @@ class AwsContext:
                 hint="pass --region, set AWS_REGION, or `runctl config set aws.region us-east-1`",
             )
         problem = region_problem(region)
+        if problem and source == "--region":  # a command's own flag: bad input, not config
+            raise UsageError(f"--region: {problem}", hint="e.g. --region us-east-1")
         if problem:
             raise ConfigError(f"{source}: {problem}", hint="e.g. us-east-1", resource=source)
         return region
