@@ -83,7 +83,20 @@ def write_large(path: Path, size: int) -> Path:
 class Bench:
     """Runs one tool's command for each case and times it."""
 
-    def __init__(self, server: Server, client: Any, bucket: str, work: Path) -> None:
+    def __init__(
+        self,
+        server: Server,
+        client: Any,
+        bucket: str,
+        work: Path,
+        runctl_commands: dict[str, list[str]] | None = None,
+    ) -> None:
+        """``runctl_commands``: tool name -> the command that runs a runctl (say, the one of an
+        older commit, to compare before and after); ``runctl`` is this checkout's."""
+        self.runctl_commands = {
+            "runctl": [sys.executable, "-m", "runctl"],
+            **(runctl_commands or {}),
+        }
         self.server = server
         self.client = client
         self.bucket = bucket
@@ -109,7 +122,9 @@ class Bench:
 
     def command(self, tool: str, case: str, prefix: str, local: Path) -> list[str]:
         s3 = f"s3://{self.bucket}/{prefix}"
-        runctl = [sys.executable, "-m", "runctl", "s3"]
+        runctl = [*self.runctl_commands.get(tool, self.runctl_commands["runctl"]), "s3"]
+        if tool in self.runctl_commands:
+            tool = "runctl"
         aws = ["aws", "--endpoint-url", self.server.endpoint, "s3"]
         s5 = ["s5cmd", "--endpoint-url", self.server.endpoint]
         table: dict[tuple[str, str], list[str]] = {

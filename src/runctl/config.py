@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from runctl.config_cache import Layer, ResolvedConfig
 from runctl.errors import ConfigError, UsageError
 from runctl.naming import bucket_problem, region_problem, remote_root_problem
 from runctl.paths import find_project_file, user_config_file
@@ -122,40 +122,6 @@ SECTIONS: dict[str, type[_Section]] = {
 def all_keys() -> list[str]:
     """Every dotted key that exists, in declaration order."""
     return [f"{sec}.{key}" for sec, model in SECTIONS.items() for key in model.model_fields]
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One source of configuration values: a file, the environment, flags, or defaults."""
-
-    source: str
-    data: dict[str, dict[str, Any]]
-    path: Path | None = None
-
-
-@dataclass
-class ResolvedConfig:
-    """Validated settings plus, for every dotted key, the layer it came from."""
-
-    settings: Settings
-    sources: dict[str, str]
-    layers: list[Layer] = field(default_factory=list)
-
-    def value(self, key: str) -> Any:
-        section, name = split_key(key)
-        return getattr(getattr(self.settings, section), name)
-
-    def file_for(self, key: str) -> Path | None:
-        """The file a key's value came from, if it came from a file."""
-        for layer in reversed(self.layers):
-            section, name = split_key(key)
-            if layer.path is not None and name in layer.data.get(section, {}):
-                return layer.path
-        return None
-
-    @property
-    def files(self) -> list[Path]:
-        return [layer.path for layer in self.layers if layer.path is not None]
 
 
 def split_key(key: str) -> tuple[str, str]:
@@ -287,4 +253,4 @@ def resolve(
                 merged.setdefault(section, {})[name] = value
                 sources[f"{section}.{name}"] = layer.source
     settings = validate_settings(merged, where="configuration")
-    return ResolvedConfig(settings=settings, sources=sources, layers=layers)
+    return ResolvedConfig.of(settings, sources, layers)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ from runctl.aws.session import MAX_ATTEMPTS, AwsContext
 from runctl.cli.app import app
 from runctl.errors import ConfigError
 from tests.cloud.harness import Cloud
+from tests.cloud.imds import StandaloneImds
 
 
 def test_aws_endpoint_url_is_honoured(cloud_env: Cloud) -> None:
@@ -102,3 +106,42 @@ def test_missing_credentials_exit_4_with_how_to_configure(
     assert "no AWS credentials" in result.stderr
     assert "aws configure" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class _SlowRoleImds(StandaloneImds):
+    """An IMDS that hands out role credentials, each answer taking longer than botocore's 1 s."""
+
+    def metadata(self) -> dict[str, Any]:
+        time.sleep(2)
+        creds = {
+            "Code": "Success",
+            "Type": "AWS-HMAC",
+            "AccessKeyId": "ASIAROLEFROMIMDS0000",
+            "SecretAccessKey": "secret",
+            "Token": "token",
+            "Expiration": "2099-01-01T00:00:00Z",
+        }
+        return {
+            **super().metadata(),
+            "iam": {"security-credentials": {"runctl-instance": json.dumps(creds)}},
+        }
+
+
+def test_on_an_instance_a_slow_imds_still_gives_the_role_credentials(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A busy instance answers IMDS slowly: the runner waits for its role's credentials, where
+    botocore's defaults (1 s, one attempt) would find none; a laptop keeps the quick give-up."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    imds = _SlowRoleImds()
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint)
+    try:
+        creds = AwsContext(on_instance=True).session.get_credentials()
+        assert creds is not None and creds.access_key == "ASIAROLEFROMIMDS0000"
+        assert AwsContext().session.get_credentials() is None
+    finally:
+        imds.close()

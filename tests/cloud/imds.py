@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -61,6 +62,12 @@ class _Server(ThreadingHTTPServer):
         self.tokens: dict[str, float] = {}
         self.tokens_lock = threading.Lock()
         self.token_requests = 0
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (botocore's IMDS timeout) is not the server's error.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 
-from runctl.aws.ec2 import Instance
+from runctl.aws.ec2 import Instance, SpotPrice
 from runctl.errors import NotFoundError, UsageError, WaitTimeoutError, WrongStateError
 from runctl.polling import Timing
 from runctl.services.instances.lifecycle import (
@@ -209,7 +210,11 @@ def test_status_has_uptime_cost_and_ssm_ping(tmp_path) -> None:  # type: ignore[
     )
     prices = PriceBook("us-east-1", cache=tmp_path, now=lambda: NOW)
     status = instance_status(
-        ec2, FakeSsm(online={instance.instance_id}), prices, instance.instance_id, now=lambda: NOW
+        ec2,
+        lambda: FakeSsm(online={instance.instance_id}),
+        prices,
+        instance.instance_id,
+        now=lambda: NOW,
     )  # type: ignore[arg-type]
     assert status.uptime_seconds == 7200
     assert status.hourly_price_usd == 0.0104
@@ -217,3 +222,49 @@ def test_status_has_uptime_cost_and_ssm_ping(tmp_path) -> None:  # type: ignore[
     assert status.ssm_ping == "Online"
     assert status.current_job == "demo-1"
     assert "price table" in status.price_source
+
+
+def test_status_of_a_stopped_instance_asks_ssm_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ec2 = FakeEc2()
+    instance = ec2.add("stopped")
+
+    class MuteSsm(FakeSsm):
+        def describe_instance_information(self, instance_ids):  # type: ignore[no-untyped-def]
+            raise AssertionError("SSM was asked about a stopped instance")
+
+    prices = PriceBook("us-east-1", cache=tmp_path, now=lambda: NOW)
+    status = instance_status(ec2, MuteSsm, prices, instance.instance_id, now=lambda: NOW)  # type: ignore[arg-type]
+    assert status.ssm_ping == "n/a"
+    assert status.cost_so_far_usd is None
+    assert status.hourly_price_usd == 0.0104
+
+
+def test_status_asks_ssm_and_the_spot_price_at_the_same_time(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Each call waits for the other to be in flight: one after the other would break the
+    barrier (its timeout only bounds a failing run)."""
+    ec2 = FakeEc2()
+    instance = ec2.add("running", lifecycle="spot", launch_time=NOW - timedelta(hours=1))
+    both = threading.Barrier(2, timeout=30)
+
+    class Spot:
+        def describe_spot_price_history(self, instance_type, availability_zones=()):  # type: ignore[no-untyped-def]
+            both.wait()
+            zone = availability_zones[0]
+            return {zone: SpotPrice(instance_type, zone, 0.0031, NOW)}
+
+    class SlowSsm(FakeSsm):
+        def describe_instance_information(self, instance_ids):  # type: ignore[no-untyped-def]
+            both.wait()
+            return super().describe_instance_information(instance_ids)
+
+    prices = PriceBook("us-east-1", cache=tmp_path, now=lambda: NOW, spot_source=Spot())
+    status = instance_status(
+        ec2,
+        lambda: SlowSsm(online={instance.instance_id}),
+        prices,
+        instance.instance_id,
+        now=lambda: NOW,
+    )  # type: ignore[arg-type]
+    assert status.ssm_ping == "Online"
+    assert status.hourly_price_usd == 0.0031
+    assert status.cost_so_far_usd == 0.0031

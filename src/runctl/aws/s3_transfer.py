@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from s3transfer.futures import TransferFuture
 
 MB = 1024 * 1024
+IO_CHUNK = 256 * 1024  # what one read from a response body (and one queued write) holds
 STOP_POLL_SECONDS = 0.02
 
 
@@ -72,14 +73,18 @@ class TransferSettings:
         )
 
     def transfer_config(self) -> TransferConfig:
-        """s3transfer's configuration: memory stays near chunk size x concurrency."""
+        """s3transfer's configuration. A download holds at most one part's worth of chunks
+        waiting for the writer thread (the IO queue; 128 chunks of 1 MB held 128 MB more than
+        the AWS CLI's whole process for no gain: page-cache writes keep up) plus one chunk per
+        request in flight, so its memory stays under part size x concurrency. 256 KB chunks (the
+        AWS CLI's size) cost no measurable CPU over 1 MB ones and left 25 MB less resident."""
         return TransferConfig(
             multipart_threshold=self.multipart_threshold,
             multipart_chunksize=self.multipart_chunksize,
             max_request_concurrency=self.max_concurrency,
             max_submission_concurrency=max(4, self.max_concurrency // 2),
-            io_chunksize=MB,
-            max_io_queue_size=128,
+            io_chunksize=IO_CHUNK,
+            max_io_queue_size=max(4, self.multipart_chunksize // IO_CHUNK),
         )
 
 

@@ -34,6 +34,12 @@ MAX_ATTEMPTS = 8
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 60
 USER_AGENT = f"runctl/{__version__}"
+#: On an instance, how long botocore waits for IMDS to hand out the instance role's credentials,
+#: and how often it asks. botocore's defaults (1 s, once) fail a runner whose instance is busy
+#: training (or a loaded host): it then finds no credentials at all. Off instances IMDS is the
+#: last credential provider and must stay quick to give up, so only the instance program opts in.
+INSTANCE_IMDS_TIMEOUT = 5
+INSTANCE_IMDS_ATTEMPTS = 3
 
 
 def client_config(**overrides: Any) -> Config:
@@ -59,6 +65,8 @@ class AwsContext:
     profile: str | None = None
     region: str | None = None
     config_region: str | None = None
+    #: Running on an EC2 instance (the runner): be patient with IMDS for role credentials.
+    on_instance: bool = False
     _session: boto3.Session | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -67,10 +75,21 @@ class AwsContext:
     def session(self) -> boto3.Session:
         if self._session is None:
             import boto3
+            import botocore.session
             from botocore.exceptions import ProfileNotFound
 
+            core = botocore.session.get_session()
+            if self.on_instance:
+                for env, name, value in (
+                    ("AWS_METADATA_SERVICE_TIMEOUT", "metadata_service_timeout",
+                     INSTANCE_IMDS_TIMEOUT),
+                    ("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "metadata_service_num_attempts",
+                     INSTANCE_IMDS_ATTEMPTS),
+                ):  # fmt: skip
+                    if env not in os.environ:  # the user's own setting wins
+                        core.set_config_variable(name, value)
             try:
-                self._session = boto3.Session(profile_name=self.profile)
+                self._session = boto3.Session(profile_name=self.profile, botocore_session=core)
             except ProfileNotFound:
                 raise ConfigError(
                     f"AWS profile {self.profile!r} is not configured",

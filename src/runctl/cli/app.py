@@ -19,6 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from runctl import __version__
+from runctl.cli import coercion
 from runctl.cli import config as config_cli
 from runctl.cli import doctor as doctor_cli
 from runctl.cli import local as local_cli
@@ -63,7 +64,12 @@ def _usage_document(exc: Exception) -> None:
 
 class RunctlGroup(TyperGroup):
     """The root group: the error boundary for every command, and the loader of the command
-    groups in :data:`runctl.cli.registry.LAZY_GROUPS` (imported only when used)."""
+    groups in :data:`runctl.cli.registry.LAZY_GROUPS` (imported only when used). Every command
+    it holds coerces its plain parameters without pydantic (:mod:`runctl.cli.coercion`)."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        coercion.install(self, ctx)
+        return super().parse_args(ctx, args)
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
@@ -89,6 +95,7 @@ class RunctlGroup(TyperGroup):
             sub_app = getattr(importlib.import_module(entry.module), entry.attribute)
             command = typer.main.get_group(sub_app)
             command.name = name
+            coercion.install(command, typer.Context(command, parent=ctx, info_name=name))
             self.add_command(command, name)
         return command
 

@@ -111,7 +111,7 @@ def status(ctx: typer.Context, instance_id: InstanceId, output: OutputOption = N
     out = command_output(ctx, output)
     _check_id(instance_id)
     ec2 = ec2_for(ctx)
-    info = instance_status(ec2, ssm_for(ctx), prices_for(ec2), instance_id)
+    info = instance_status(ec2, lambda: ssm_for(ctx), prices_for(ec2), instance_id)
     out.document(info, lambda o: _print_status(o, info))
 
 

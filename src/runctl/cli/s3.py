@@ -78,11 +78,12 @@ def _engine(ctx: typer.Context) -> tuple[S3Client, TransferSettings]:
     from runctl.aws.s3_transfer import TransferSettings
 
     state = get_state(ctx)
-    tuning = state.config().settings.s3
+    # The validated values, not the typed models: those would cost pydantic at every start.
+    tuning = state.config()
     settings = TransferSettings.from_megabytes(
-        multipart_threshold_mb=tuning.multipart_threshold_mb,
-        multipart_chunksize_mb=tuning.multipart_chunksize_mb,
-        max_concurrency=tuning.max_concurrency,
+        multipart_threshold_mb=tuning.value("s3.multipart_threshold_mb"),
+        multipart_chunksize_mb=tuning.value("s3.multipart_chunksize_mb"),
+        max_concurrency=tuning.value("s3.max_concurrency"),
     )
     client: S3Client = state.aws().client(
         "s3",

@@ -13,7 +13,7 @@ from runctl.cli.output import FORMATS, Output, parse_format
 
 if TYPE_CHECKING:
     from runctl.aws.session import AwsContext
-    from runctl.config import ResolvedConfig
+    from runctl.config_cache import ResolvedConfig
 
 InstanceId = Annotated[str, typer.Argument(help="Instance id (i-...).", show_default=False)]
 OutputOption = Annotated[
@@ -43,13 +43,13 @@ class AppState:
 
     def config(self, overrides: Mapping[str, Any] | None = None) -> ResolvedConfig:
         """The resolved configuration; ``overrides`` are a command's own flags (dotted keys)."""
-        from runctl.config import resolve
+        from runctl.config_cache import resolve_cached
 
         flags = {"aws.region": self.region, **(overrides or {})}
         if overrides:
-            return resolve(config_path=self.config_path, overrides=flags)
+            return resolve_cached(config_path=self.config_path, overrides=flags)
         if self._config is None:
-            self._config = resolve(config_path=self.config_path, overrides=flags)
+            self._config = resolve_cached(config_path=self.config_path, overrides=flags)
         return self._config
 
     def aws(self, overrides: Mapping[str, Any] | None = None) -> AwsContext:
@@ -58,10 +58,9 @@ class AppState:
 
         if self._aws is not None and not overrides:
             return self._aws
-        settings = self.config(overrides).settings
-        context = AwsContext(
-            profile=self.profile, region=self.region, config_region=settings.aws.region
-        )
+        # The raw value: building the typed settings would cost pydantic here (start-up).
+        config_region = self.config(overrides).value("aws.region")
+        context = AwsContext(profile=self.profile, region=self.region, config_region=config_region)
         if not overrides:
             # One session per invocation: each new session re-parses the service models.
             self._aws = context

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or args.region
     try:
-        client = AwsContext(config_region=region).s3()
+        client = AwsContext(config_region=region, on_instance=True).s3()
         report = download_into(client, args.source, Path(args.dest), retry="run the pre-warm again")
     except StagingError as exc:
         _print({"error": "AuthError", "message": str(exc), "exit_code": 4})

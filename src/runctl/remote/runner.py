@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             or (imds.region() if imds is not None else None)
             or "us-east-1"
         )
-        aws = AwsContext(config_region=region)
+        aws = AwsContext(config_region=region, on_instance=True)
         s3 = aws.s3()
         spec = JobRecord(location, s3=s3).read_spec()
         JobRecord(paths=paths).write_spec(spec)  # the instance's copy

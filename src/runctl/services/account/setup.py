@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from runctl.aws.buckets import Buckets
     from runctl.aws.iam import Iam
     from runctl.aws.session import AwsContext
-    from runctl.config import ResolvedConfig
+    from runctl.config_cache import ResolvedConfig
 
 DEFAULT_PROFILE = "runctl-instance"
 ABORT_RULE_ID = "runctl-abort-incomplete-uploads"

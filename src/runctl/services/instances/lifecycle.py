@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -345,19 +346,27 @@ class InstanceStatus:
 
 def instance_status(
     ec2: Ec2,
-    ssm: Ssm,
+    ssm: Callable[[], Ssm],
     prices: PriceBook,
     instance_id: str,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> InstanceStatus:
-    """State, type, lifecycle, zone, uptime, cost so far (since the last start), SSM ping."""
-    instance = ec2.describe_instance(validate_instance_id(instance_id))
+    """State, type, lifecycle, zone, uptime, cost so far (since the last start), SSM ping.
+
+    ``ssm`` builds the SSM wrapper; it is called beside the EC2 call (building a client is
+    mostly parsing its service model, which overlaps EC2's answer), and the SSM ping goes out
+    only for a running instance, at the same time as the price lookup.
+    """
+    validate_instance_id(instance_id)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="status") as pool:
+        agent = pool.submit(ssm)
+        instance = ec2.describe_instance(instance_id)
+        ping = None
+        if instance.state == "running":
+            ping = pool.submit(lambda: _ssm_ping(agent.result(), instance_id))
+        quote = prices.for_instance(instance)
+        ssm_ping = ping.result() if ping is not None else "n/a"
     uptime = uptime_seconds(instance, now())
-    ping = "n/a"
-    if instance.state == "running":
-        agent = ssm.describe_instance_information([instance_id]).get(instance_id)
-        ping = agent.ping_status if agent else "not registered"
-    quote = prices.for_instance(instance)
     return InstanceStatus(
         instance_id=instance_id,
         name=instance.name,
@@ -370,13 +379,18 @@ def instance_status(
         hourly_price_usd=quote.usd_per_hour,
         cost_so_far_usd=quote.cost_for(uptime) if uptime is not None else None,
         price_source=quote.source,
-        ssm_ping=ping,
+        ssm_ping=ssm_ping,
         current_job=instance.tags.get(tagging.JOB),
         private_ip=instance.private_ip,
         public_ip=instance.public_ip,
         managed=tagging.is_managed(instance.tags),
         tags=dict(instance.tags),
     )
+
+
+def _ssm_ping(ssm: Ssm, instance_id: str) -> str:
+    agent = ssm.describe_instance_information([instance_id]).get(instance_id)
+    return agent.ping_status if agent else "not registered"
 
 
 def uptime_seconds(instance: Instance, now: datetime) -> float | None:
