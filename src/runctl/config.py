@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from runctl.config_cache import Layer, ResolvedConfig
 from runctl.errors import ConfigError, UsageError
+from runctl.naming import bucket_problem, region_problem, remote_root_problem
 from runctl.paths import find_project_file, user_config_file
 
 ENV_PREFIX = "RUNCTL_"
@@ -44,6 +45,30 @@ class AwsSettings(_Section):
     project_name: str | None = None
     remote_root: str = "/opt/runctl"
     max_instances: int = Field(default=10, ge=1)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else _checked(value, region_problem)
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket(cls, value: str | None) -> str | None:
+        return None if value is None else _checked(value, bucket_problem)
+
+    @field_validator("remote_root")
+    @classmethod
+    def _remote_root(cls, value: str) -> str:
+        # It reaches the boot script and every SSM command: refuse what a shell would interpret.
+        return _checked(value, remote_root_problem)
+
+
+def _checked(value: str, problem: Callable[[str], str | None]) -> str:
+    """``value``, or the ValueError (pydantic's validation error) saying what is wrong."""
+    found = problem(value)
+    if found:
+        raise ValueError(found)
+    return value
 
 
 class CheckpointSettings(_Section):
@@ -123,8 +148,13 @@ def parse_value(key: str, raw: str) -> Any:
     try:
         return getattr(model.model_validate({name: raw}), name)
     except ValidationError as exc:
-        detail = exc.errors()[0]["msg"]
-        raise ConfigError(f"invalid value {raw!r} for {key}: {detail}") from None
+        detail = _message(exc.errors()[0]["msg"])
+        raise ConfigError(f"invalid value {raw!r} for {key}: {detail}", resource=key) from None
+
+
+def _message(msg: str) -> str:
+    """pydantic's message without the ``Value error, `` it puts before a validator's own."""
+    return msg.removeprefix("Value error, ")
 
 
 def _allows_none(annotation: Any) -> bool:
@@ -185,7 +215,7 @@ def validate_settings(data: Mapping[str, Any], *, where: str) -> Settings:
         if first["type"] == "extra_forbidden":
             detail = f"unknown key {loc!r}"
         else:
-            detail = f"{loc}: {first['msg']}"
+            detail = f"{loc}: {_message(first['msg'])}"
         raise ConfigError(
             f"{where}: {detail}", hint="see .runctl.toml.example for every key", resource=where
         ) from None

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from runctl.config import Settings, parse_value, split_key
+from runctl.config import parse_value, split_key, validate_settings
 from runctl.errors import ConfigError, UsageError
 
 
@@ -23,7 +23,8 @@ def template_text() -> str:
 def write_initial(path: Path, *, force: bool, values: dict[str, Any]) -> Path:
     """Write the commented template to ``path``, then set ``values`` in it.
 
-    Raises UsageError when the file exists and ``force`` is false.
+    Raises UsageError when the file exists and ``force`` is false, ConfigError naming the key
+    when a value is invalid (nothing is written then).
     """
     if path.exists() and not force:
         raise UsageError(
@@ -34,7 +35,7 @@ def write_initial(path: Path, *, force: bool, values: dict[str, Any]) -> Path:
     text = template_text()
     for key, value in values.items():
         if value is not None:
-            text = _set_in_text(text, key, value, where=str(path))
+            text = _set_in_text(text, key, parse_value(key, str(value)), where=str(path))
     _atomic_write(path, text)
     return path
 
@@ -68,7 +69,7 @@ def _set_in_text(text: str, key: str, value: Any, *, where: str) -> str:
             doc.add(section, tomlkit.table())
         doc[section][name] = value
     new_text = tomlkit.dumps(doc)
-    Settings.model_validate(tomlkit.parse(new_text).unwrap())
+    validate_settings(tomlkit.parse(new_text).unwrap(), where=where)
     return new_text
 
 

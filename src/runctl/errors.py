@@ -27,19 +27,33 @@ class ExitCode(IntEnum):
 
 
 class RunctlError(Exception):
-    """Base of every error runctl reports to a user."""
+    """Base of every error runctl reports to a user.
+
+    ``details`` is the command's own result document when it got far enough to have one (a
+    job's record, a transfer's report): the JSON error document is merged over it, so a
+    command prints one document whether it succeeds or fails.
+    """
 
     exit_code: ExitCode = ExitCode.INTERNAL
 
-    def __init__(self, message: str, *, hint: str | None = None, resource: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        resource: str | None = None,
+        details: dict[str, object] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.resource = resource
+        self.details = details or {}
 
     def to_dict(self) -> dict[str, object]:
         """The JSON form of this error, as printed under ``--output json``."""
         return {
+            **self.details,
             "error": type(self).__name__,
             "message": self.message,
             "hint": self.hint,
@@ -92,9 +106,8 @@ class JobFailedError(RunctlError):
         resource: str | None = None,
         details: dict[str, object] | None = None,
     ):
-        super().__init__(message, hint=hint, resource=resource)
+        super().__init__(message, hint=hint, resource=resource, details=details)
         self.script_exit_code = script_exit_code
-        self.details = details or {}
 
     def to_dict(self) -> dict[str, object]:
         """The job's own document (its ``verdict``, ``state`` ...) with the error's fields.
@@ -131,6 +144,11 @@ class WrongStateError(RunctlError):
     """The resource is in a state that does not allow the operation."""
 
     exit_code = ExitCode.WRONG_STATE
+
+
+class IncompleteTransferError(WrongStateError):
+    """Some objects could not be written where they belong (a key that would have to be both a
+    file and a directory, a local directory in the way); everything else was transferred."""
 
 
 class WaitTimeoutError(RunctlError):

@@ -1,12 +1,15 @@
-"""Shared helpers for CLI tests: an isolated home and working directory."""
+"""Shared fixtures for CLI tests: an isolated home and working directory, a project on the
+harness, a bucket for the s3 commands."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.cli.jobs_helpers import make_project
+from tests.cli.s3_helpers import BUCKET as S3_BUCKET
 from tests.cloud.harness import Cloud
 
 
@@ -41,3 +44,18 @@ def project(
     make_project(root, {})
     monkeypatch.chdir(root)
     return root
+
+
+@pytest.fixture
+def s3_env(cloud_env: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cloud:
+    """For the s3 CLI tests: the harness in os.environ, a fresh cwd, no RUNCTL_* leaking in,
+    and the bucket ``tests.cli.s3_helpers.BUCKET``."""
+    for name in list(os.environ):
+        if name.startswith("RUNCTL_"):
+            monkeypatch.delenv(name)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    cloud_env.client("s3", internal=True).create_bucket(Bucket=S3_BUCKET)
+    cloud_env.request_log.clear()
+    return cloud_env

@@ -38,12 +38,13 @@ def spawn(cloud: Cloud, cwd: Path, cache: Path, *args: str) -> subprocess.Popen[
     )
 
 
-def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
+# Upper bounds for a broken run, not speed requirements: a busy machine may take its time.
+def finish(proc: subprocess.Popen[str], timeout: float = 600) -> tuple[int, str, str]:
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 300, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -60,6 +61,29 @@ def log_text(cloud: Cloud, instance_id: str) -> str:
         return "".join(p.read_text(errors="replace") for p in sorted(root.rglob("attempt-*.log")))
     except FileNotFoundError:  # a directory renamed under the walk (code.extracting -> code)
         return ""
+
+
+def job_state(cloud: Cloud, instance_id: str) -> str | None:
+    """The state the runner on ``instance_id`` last wrote to its job's local status.json."""
+    found = sorted((cloud.sandbox(instance_id) / "jobs").glob("*/status.json"))
+    if not found:
+        return None
+    try:
+        return str(json.loads(found[-1].read_text())["state"])
+    except (OSError, ValueError, KeyError):
+        return None  # being rewritten
+
+
+def interrupt_after_commit(cloud: Cloud, instance_id: str) -> None:
+    """A spot interruption whose instance goes once its runner has finished with the notice
+    (checkpoint committed, job marked interrupted): a fixed notice of a few seconds raced a
+    busy machine and the job came out ``lost``. AWS gives two minutes, plenty for this job."""
+    cloud.interrupt(instance_id, notice_seconds=3600)
+    wait_until(
+        lambda: job_state(cloud, instance_id) == "interrupted",
+        what=f"the runner on {instance_id} to finish with the notice",
+    )
+    cloud.interrupt(instance_id, notice_seconds=0)
 
 
 def wait_for_step(cloud: Cloud, instance_id: str, step: int, steps: int) -> None:

@@ -303,3 +303,18 @@ def test_unknown_instance_profile_exits_6(cloud_env: Cloud, workdir: Path) -> No
     result = run("aws", "create", "t3.micro", "--iam-instance-profile", "no-such-profile")
     assert result.exit_code == 6 and "no-such-profile" in result.stderr
     assert live_instances(cloud_env) == []
+
+
+def test_a_hostile_remote_root_from_a_cloned_repo_is_refused_before_any_call(
+    cloud_env: Cloud, workdir: Path
+) -> None:
+    marker = workdir / "pwned"
+    hostile = f'/opt/x"; touch {marker}; : "'
+    (workdir / ".runctl.toml").write_text(f"[aws]\nremote_root = {json.dumps(hostile)}\n")
+    result = run("aws", "create", "t3.micro")
+    assert result.exit_code == 3, result.output
+    assert "aws.remote_root" in result.stderr
+    assert str(workdir / ".runctl.toml") in result.stderr
+    assert cloud_env.request_log == []
+    assert live_instances(cloud_env) == []
+    assert not marker.exists()

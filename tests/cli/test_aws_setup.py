@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -104,13 +107,34 @@ def test_grant_lets_the_instance_role_read_a_prefix_and_nothing_more(
     assert again["changed"] is False
 
 
+@contextmanager
+def propagating_after_a_refusal(cloud: Cloud) -> Iterator[None]:
+    """IAM takes seconds (at worst minutes) to propagate a new instance profile to EC2: keep it
+    invisible until EC2 has refused it once (a second RunInstances means the first got its
+    answer), then let it through. A fixed delay raced `aws setup` on a loaded machine."""
+    cloud.profile_propagation_delay = 3600.0
+    done = threading.Event()
+
+    def release() -> None:
+        cloud.wait_for(lambda: done.is_set() or len(cloud.calls("RunInstances")) >= 2, 600)
+        cloud.profile_propagation_delay = 0.0
+
+    releaser = threading.Thread(target=release, daemon=True)
+    releaser.start()
+    try:
+        yield
+    finally:
+        done.set()
+        releaser.join()
+
+
 def test_create_right_after_setup_waits_for_the_instance_profile(
     cloud_env: Cloud, workdir: Path
 ) -> None:
     cloud = cloud_env
-    cloud.profile_propagation_delay = 2.5  # IAM takes seconds (at worst minutes) to propagate
-    ok_json("aws", "setup", "--bucket", "b-propagation")
-    dry = run("aws", "create", "t3.micro", "--dry-run", "--output", "json")
+    with propagating_after_a_refusal(cloud):
+        ok_json("aws", "setup", "--bucket", "b-propagation")
+        dry = run("aws", "create", "t3.micro", "--dry-run", "--output", "json")
     assert dry.exit_code == 0, dry.stderr
     assert len(cloud.calls("RunInstances")) >= 2
 
@@ -119,9 +143,9 @@ def test_a_real_create_right_after_setup_is_retried_not_a_usage_error(
     cloud_env: Cloud, workdir: Path
 ) -> None:
     cloud = cloud_env
-    cloud.profile_propagation_delay = 2.5
-    ok_json("aws", "setup", "--bucket", "b-propagation")
-    created = run("aws", "create", "t3.micro", "--output", "json")
+    with propagating_after_a_refusal(cloud):
+        ok_json("aws", "setup", "--bucket", "b-propagation")
+        created = run("aws", "create", "t3.micro", "--output", "json")
     assert created.exit_code == 0, created.stderr
     assert json.loads(created.stdout)["instance_id"].startswith("i-")
     assert len(cloud.calls("RunInstances")) >= 2

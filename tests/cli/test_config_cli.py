@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from runctl.cli.app import app
@@ -27,10 +28,13 @@ def test_init_never_overwrites_without_force(workdir: Path) -> None:
     assert result.exit_code == 2
     assert "already exists" in result.stderr
     assert (workdir / ".runctl.toml").read_text() == '[aws]\ns3_bucket = "mine"\n'
-    forced = runner.invoke(app, ["init", "--force", "--bucket", "b1", "--region", "eu-west-1"])
+    bad = runner.invoke(app, ["init", "--force", "--bucket", "b1"])
+    assert bad.exit_code == 3 and "aws.s3_bucket" in bad.stderr and "3 to 63" in bad.stderr
+    assert (workdir / ".runctl.toml").read_text() == '[aws]\ns3_bucket = "mine"\n'
+    forced = runner.invoke(app, ["init", "--force", "--bucket", "bkt-1", "--region", "eu-west-1"])
     assert forced.exit_code == 0, forced.output
     text = (workdir / ".runctl.toml").read_text()
-    assert 's3_bucket = "b1"' in text
+    assert 's3_bucket = "bkt-1"' in text
     assert 'region = "eu-west-1"' in text
     assert "# runctl configuration." in text
 
@@ -114,3 +118,50 @@ def test_config_set_creates_a_project_file_when_none_exists(workdir: Path) -> No
     result = runner.invoke(app, ["config", "set", "aws.s3_bucket", "bkt"])
     assert result.exit_code == 0, result.output
     assert 's3_bucket = "bkt"' in (workdir / ".runctl.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [
+        ("region", "us-east-99x", "is not a region name"),
+        ("region", "US_EAST_1", "is not a region name"),
+        ("s3_bucket", "My_Bucket!", "lowercase letters, digits, dots and hyphens"),
+        ("s3_bucket", "s3://my-bucket/data", "give the bare bucket name ('my-bucket')"),
+        ("s3_bucket", "ab", "3 to 63 characters"),
+        ("remote_root", "opt/runctl", "absolute path"),
+        ("remote_root", "/opt/run ctl", "absolute path of letters"),
+    ],
+)
+def test_impossible_values_are_config_errors_naming_the_key(
+    workdir: Path, key: str, value: str, needle: str
+) -> None:
+    config = workdir / ".runctl.toml"
+    config.write_text(f"[aws]\n{key} = {json.dumps(value)}\n")
+    validated = runner.invoke(app, ["config", "validate"])
+    assert validated.exit_code == 3, validated.output
+    assert f"aws.{key}" in validated.stderr and str(config) in validated.stderr
+    assert needle in validated.stderr
+    config.write_text("[aws]\n")
+    refused = runner.invoke(app, ["config", "set", f"aws.{key}", value, "-o", "json"])
+    assert refused.exit_code == 3, refused.output
+    assert json.loads(refused.stdout)["error"] == "ConfigError"
+    assert f"aws.{key}" in refused.stderr and needle in refused.stderr
+    assert config.read_text() == "[aws]\n"
+    from_env = runner.invoke(app, ["config", "validate"], env={f"RUNCTL_AWS__{key.upper()}": value})
+    assert from_env.exit_code == 3
+    assert f"RUNCTL_AWS__{key.upper()}" in from_env.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("region", "us-gov-west-1"),
+        ("region", "ap-southeast-5"),
+        ("s3_bucket", "my.bucket-2"),
+        ("remote_root", "/home/ec2-user/runctl_root"),
+    ],
+)
+def test_real_names_are_accepted(workdir: Path, key: str, value: str) -> None:
+    result = runner.invoke(app, ["config", "set", f"aws.{key}", value])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["config", "validate"]).exit_code == 0

@@ -10,18 +10,15 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from runctl.cli.app import app
+from tests.cli.s3_helpers import BUCKET, read_tree, run, run_json, write_tree
 from tests.cli.spot_helpers import interruptible
 from tests.cloud.harness import Cloud
 
-BUCKET = "cli-bkt"
 SYNC_KEYS = ["source", "destination", "dry_run", "files", "bytes", "seconds", "mb_per_s"]
-SYNC_KEYS += ["unverified", "skipped", "deleted", "actions"]
+SYNC_KEYS += ["unverified", "skipped", "failed", "deleted", "actions"]
 TRANSFER_KEYS = [
     "source",
     "destination",
@@ -31,43 +28,8 @@ TRANSFER_KEYS = [
     "mb_per_s",
     "unverified",
     "skipped",
+    "failed",
 ]
-runner = CliRunner()
-
-
-@pytest.fixture
-def env(cloud_env: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cloud:
-    """The harness in os.environ, a fresh cwd, no RUNCTL_* leaking in, and a bucket."""
-    for name in list(os.environ):
-        if name.startswith("RUNCTL_"):
-            monkeypatch.delenv(name)
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    cloud_env.client("s3", internal=True).create_bucket(Bucket=BUCKET)
-    cloud_env.request_log.clear()
-    return cloud_env
-
-
-def run(*args: str) -> Any:
-    return runner.invoke(app, list(args))
-
-
-def run_json(*args: str) -> Any:
-    result = run(*args, "--output", "json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def puts(cloud: Cloud) -> list[str | None]:
@@ -84,7 +46,7 @@ ODD_TREE = {
 }
 
 
-def test_upload_list_download_round_trip(env: Cloud, tmp_path: Path) -> None:
+def test_upload_list_download_round_trip(s3_env: Cloud, tmp_path: Path) -> None:
     write_tree(tmp_path / "src", ODD_TREE)
     up = run_json("s3", "upload", str(tmp_path / "src"), f"s3://{BUCKET}/set", "--recursive")
     assert list(up) == TRANSFER_KEYS
@@ -112,7 +74,7 @@ def test_upload_list_download_round_trip(env: Cloud, tmp_path: Path) -> None:
     assert read_tree(tmp_path / "dst") == ODD_TREE
 
 
-def test_text_output_of_list(env: Cloud, tmp_path: Path) -> None:
+def test_text_output_of_list(s3_env: Cloud, tmp_path: Path) -> None:
     (tmp_path / "f.bin").write_bytes(b"x" * 2048)
     assert run("s3", "upload", str(tmp_path / "f.bin"), f"s3://{BUCKET}/d/").exit_code == 0
     plain = run("s3", "list", f"s3://{BUCKET}/")
@@ -124,8 +86,8 @@ def test_text_output_of_list(env: Cloud, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_more_than_1000_keys(env: Cloud, tmp_path: Path) -> None:
-    backend = env.s3_backend()
+def test_more_than_1000_keys(s3_env: Cloud, tmp_path: Path) -> None:
+    backend = s3_env.s3_backend()
     for i in range(1050):
         backend.put_object(BUCKET, f"many/{i // 100}/{i:04d}.txt", b"%d" % i)
     listing = run_json("s3", "list", f"s3://{BUCKET}/many/", "--recursive")
@@ -133,19 +95,19 @@ def test_more_than_1000_keys(env: Cloud, tmp_path: Path) -> None:
     down = run_json("s3", "download", f"s3://{BUCKET}/many/", str(tmp_path / "many"), "-r")
     assert down["files"] == 1050
     assert (tmp_path / "many" / "10" / "1049.txt").read_bytes() == b"1049"
-    assert env.calls("HeadObject") == []  # sizes and ETags come from the listing
+    assert s3_env.calls("HeadObject") == []  # sizes and ETags come from the listing
 
 
 def test_multipart_round_trip_with_checksum(
-    env: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3_env: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RUNCTL_S3__MULTIPART_THRESHOLD_MB", "8")
     monkeypatch.setenv("RUNCTL_S3__MULTIPART_CHUNKSIZE_MB", "5")
     data = os.urandom(20 * 1024 * 1024 + 777)
     (tmp_path / "model.pt").write_bytes(data)
     run_json("s3", "upload", str(tmp_path / "model.pt"), f"s3://{BUCKET}/ckpt/")
-    assert len(env.calls("UploadPart")) == 5
-    head = env.client("s3", internal=True).head_object(
+    assert len(s3_env.calls("UploadPart")) == 5
+    head = s3_env.client("s3", internal=True).head_object(
         Bucket=BUCKET, Key="ckpt/model.pt", ChecksumMode="ENABLED"
     )
     assert head["ChecksumCRC32"]
@@ -155,16 +117,16 @@ def test_multipart_round_trip_with_checksum(
     assert (tmp_path / "back.pt").read_bytes() == data
 
 
-def test_sync_uploads_only_what_changed(env: Cloud, tmp_path: Path) -> None:
+def test_sync_uploads_only_what_changed(s3_env: Cloud, tmp_path: Path) -> None:
     src = tmp_path / "src"
     write_tree(src, {f"f{i}.txt": b"v1-%03d" % i for i in range(10)} | {"sub/x.bin": b"xx"})
     first = run_json("s3", "sync", str(src), f"s3://{BUCKET}/mirror")
     assert list(first) == SYNC_KEYS
     assert first["files"] == 11
-    env.request_log.clear()
+    s3_env.request_log.clear()
     same = run_json("s3", "sync", str(src), f"s3://{BUCKET}/mirror")
-    assert (same["files"], same["actions"], puts(env)) == (0, [], [])
-    assert [c.operation for c in env.request_log] == ["ListObjectsV2"]  # no request per file
+    assert (same["files"], same["actions"], puts(s3_env)) == (0, [], [])
+    assert [c.operation for c in s3_env.request_log] == ["ListObjectsV2"]  # no request per file
     # same size, new content, newer time
     (src / "f3.txt").write_bytes(b"v2-003")
     later = time.time() + 100
@@ -173,9 +135,9 @@ def test_sync_uploads_only_what_changed(env: Cloud, tmp_path: Path) -> None:
     os.utime(src / "f4.txt", (later, later))
     (src / "f5.txt").write_bytes(b"longer now")
     (src / "new.txt").write_bytes(b"new")
-    env.request_log.clear()
+    s3_env.request_log.clear()
     changed = run_json("s3", "sync", str(src), f"s3://{BUCKET}/mirror")
-    assert puts(env) == ["mirror/f3.txt", "mirror/f5.txt", "mirror/new.txt"]
+    assert puts(s3_env) == ["mirror/f3.txt", "mirror/f5.txt", "mirror/new.txt"]
     reasons = {a["destination"]: a["reason"] for a in changed["actions"]}
     assert reasons == {
         f"s3://{BUCKET}/mirror/f3.txt": "changed",
@@ -187,15 +149,15 @@ def test_sync_uploads_only_what_changed(env: Cloud, tmp_path: Path) -> None:
     assert read_tree(back) == read_tree(src)
 
 
-def test_sync_download_then_nothing_then_remote_change(env: Cloud, tmp_path: Path) -> None:
-    backend = env.s3_backend()
+def test_sync_download_then_nothing_then_remote_change(s3_env: Cloud, tmp_path: Path) -> None:
+    backend = s3_env.s3_backend()
     for i in range(5):
         backend.put_object(BUCKET, f"data/{i}.txt", b"remote-%d" % i)
     dst = tmp_path / "dst"
     assert run_json("s3", "sync", f"s3://{BUCKET}/data/", str(dst))["files"] == 5
-    env.request_log.clear()
+    s3_env.request_log.clear()
     assert run_json("s3", "sync", f"s3://{BUCKET}/data/", str(dst))["files"] == 0
-    assert env.calls("GetObject") == []
+    assert s3_env.calls("GetObject") == []
     key = backend.put_object(BUCKET, "data/2.txt", b"REMOTE-2")  # same size
     key.last_modified = datetime.now() + timedelta(seconds=30)
     again = run_json("s3", "sync", f"s3://{BUCKET}/data/", str(dst))
@@ -203,7 +165,7 @@ def test_sync_download_then_nothing_then_remote_change(env: Cloud, tmp_path: Pat
     assert (dst / "2.txt").read_bytes() == b"REMOTE-2"
 
 
-def test_sync_delete_both_ways(env: Cloud, tmp_path: Path) -> None:
+def test_sync_delete_both_ways(s3_env: Cloud, tmp_path: Path) -> None:
     src = tmp_path / "src"
     write_tree(src, {"keep.txt": b"k", "gone.txt": b"g", "logs/skip.log": b"l"})
     run_json("s3", "sync", str(src), f"s3://{BUCKET}/d")
@@ -221,16 +183,16 @@ def test_sync_delete_both_ways(env: Cloud, tmp_path: Path) -> None:
     assert sorted(read_tree(local)) == ["keep.txt", "logs/skip.log"]
 
 
-def test_dry_run_changes_nothing(env: Cloud, tmp_path: Path) -> None:
+def test_dry_run_changes_nothing(s3_env: Cloud, tmp_path: Path) -> None:
     src = tmp_path / "src"
     write_tree(src, {"a.txt": b"a", "b/c.txt": b"c"})
-    env.s3_backend().put_object(BUCKET, "d/stale.txt", b"s")
-    env.request_log.clear()
+    s3_env.s3_backend().put_object(BUCKET, "d/stale.txt", b"s")
+    s3_env.request_log.clear()
     plan = run_json("s3", "sync", str(src), f"s3://{BUCKET}/d", "--delete", "--dry-run")
     assert list(plan) == SYNC_KEYS
     assert (plan["dry_run"], plan["files"], plan["bytes"], plan["deleted"]) == (True, 2, 2, 1)
     assert [a["action"] for a in plan["actions"]] == ["upload", "upload", "delete"]
-    assert [c.operation for c in env.request_log] == ["ListObjectsV2"]
+    assert [c.operation for c in s3_env.request_log] == ["ListObjectsV2"]
     text = run("s3", "sync", str(src), f"s3://{BUCKET}/d", "--delete", "--dry-run")
     assert text.exit_code == 0
     assert f"(dry run) delete: s3://{BUCKET}/d/stale.txt" in text.stdout
@@ -238,24 +200,24 @@ def test_dry_run_changes_nothing(env: Cloud, tmp_path: Path) -> None:
     down = run_json("s3", "sync", f"s3://{BUCKET}/d", str(dst), "--dry-run")
     assert down["files"] == 1
     assert not dst.exists()
-    assert puts(env) == []
+    assert puts(s3_env) == []
 
 
-def test_filters_later_rules_win(env: Cloud, tmp_path: Path) -> None:
+def test_filters_later_rules_win(s3_env: Cloud, tmp_path: Path) -> None:
     src = tmp_path / "src"
     write_tree(src, {"a.py": b"a", "b.txt": b"b", "pkg/c.py": b"c", "pkg/d.bin": b"d"})
     result = run_json(
         "s3", "upload", str(src), f"s3://{BUCKET}/f", "-r", "--exclude", "*", "--include", "*.py"
     )
     assert result["files"] == 2
-    assert puts(env) == ["f/a.py", "f/pkg/c.py"]
-    env.request_log.clear()
+    assert puts(s3_env) == ["f/a.py", "f/pkg/c.py"]
+    s3_env.request_log.clear()
     run_json("s3", "sync", str(src), f"s3://{BUCKET}/g", "--include", "*.py", "--exclude", "*")
-    assert puts(env) == []
+    assert puts(s3_env) == []
 
 
-def test_cleanup_keeps_the_newest(env: Cloud) -> None:
-    backend = env.s3_backend()
+def test_cleanup_keeps_the_newest(s3_env: Cloud) -> None:
+    backend = s3_env.s3_backend()
     base = datetime(2024, 1, 1)
     for i, key in enumerate(["ck/1/a", "ck/1/b", "ck/2/a", "ck/3/a", "ck/loose"]):
         backend.put_object(BUCKET, key, b"x").last_modified = base + timedelta(minutes=i)
@@ -299,55 +261,61 @@ def test_cleanup_keeps_the_newest(env: Cloud) -> None:
     ],
 )
 def test_errors_have_exit_codes_and_hints(
-    env: Cloud, args: list[str], code: int, needle: str
+    s3_env: Cloud, args: list[str], code: int, needle: str
 ) -> None:
     result = run("s3", *args)
     assert result.exit_code == code, result.output
     assert needle in result.stderr
     assert result.stdout == ""
     if code == 2:
-        assert env.request_log == []  # usage errors are found before any AWS call
+        assert s3_env.request_log == []  # usage errors are found before any AWS call
 
 
-def test_error_in_json_mode_is_a_json_document(env: Cloud) -> None:
+def test_error_in_json_mode_is_a_json_document(s3_env: Cloud) -> None:
     result = run("s3", "list", "s3://no-such-bucket/", "--output", "json")
     assert result.exit_code == 6
     assert json.loads(result.stdout)["error"] == "NotFoundError"
 
 
-def test_upload_cut_once_is_retried_and_completes(env: Cloud, tmp_path: Path) -> None:
+def test_upload_cut_once_is_retried_and_completes(s3_env: Cloud, tmp_path: Path) -> None:
     data = os.urandom(300_000)
     (tmp_path / "f.bin").write_bytes(data)
-    env.cut_s3_upload("cut/", times=1, after_bytes=1024)
+    s3_env.cut_s3_upload("cut/", times=1, after_bytes=1024)
     run_json("s3", "upload", str(tmp_path / "f.bin"), f"s3://{BUCKET}/cut/f.bin")
-    assert puts(env) == ["cut/f.bin", "cut/f.bin"]
-    body = env.client("s3", internal=True).get_object(Bucket=BUCKET, Key="cut/f.bin")["Body"]
+    assert puts(s3_env) == ["cut/f.bin", "cut/f.bin"]
+    body = s3_env.client("s3", internal=True).get_object(Bucket=BUCKET, Key="cut/f.bin")["Body"]
     assert body.read() == data
 
 
-@pytest.mark.slow
 def test_interrupted_download_leaves_nothing_and_rerun_completes(
-    env: Cloud, tmp_path: Path
+    s3_env: Cloud, tmp_path: Path
 ) -> None:
-    data = os.urandom(96 * 1024 * 1024)
+    data = os.urandom(40 * 1024 * 1024)  # ranged GETs: several parts in flight
     (tmp_path / "big.bin").write_bytes(data)
     run_json("s3", "upload", str(tmp_path / "big.bin"), f"s3://{BUCKET}/big.bin")
     out = tmp_path / "out"
     out.mkdir()
     argv = [sys.executable, "-m", "runctl", "s3", "download", f"s3://{BUCKET}/big.bin", str(out)]
+    # The download cannot finish while held: the interrupt lands mid-transfer, however slow
+    # or fast this machine is (it used to race a free-running 96 MB download).
+    hold = s3_env.hold_s3_download("big.bin", after_bytes=4 * 1024 * 1024)
     proc = subprocess.Popen(
-        argv, env=env.subprocess_env(), stderr=subprocess.PIPE, preexec_fn=interruptible
+        argv, env=s3_env.subprocess_env(), stderr=subprocess.PIPE, preexec_fn=interruptible
     )
-    deadline = time.monotonic() + 30
-    while not any(out.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if proc.poll() is not None:
-        pytest.skip("the download finished before it could be interrupted")
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        assert hold.reached.wait(timeout=300), "the download never started"
+        s3_env.wait_for(lambda: any(out.iterdir()), timeout=60)  # its part file is being written
+        proc.send_signal(signal.SIGINT)
+        hold.release()  # the held connections drop; the interrupted download stops on them
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 130, stderr
+    assert b"interrupted" in stderr
     assert list(out.iterdir()) == []
-    again = subprocess.run([*argv, "-o", "json"], env=env.subprocess_env(), capture_output=True)
+    s3_env.clear_faults()
+    again = subprocess.run([*argv, "-o", "json"], env=s3_env.subprocess_env(), capture_output=True)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["unverified"] == 0
     assert [p.name for p in out.iterdir()] == ["big.bin"]
@@ -355,20 +323,20 @@ def test_interrupted_download_leaves_nothing_and_rerun_completes(
 
 
 def test_a_killed_upload_left_pending_is_found_and_aborted_by_cleanup_incomplete(
-    env: Cloud, tmp_path: Path
+    s3_env: Cloud, tmp_path: Path
 ) -> None:
-    s3 = env.client("s3", internal=True)
+    s3 = s3_env.client("s3", internal=True)
     (tmp_path / "big.bin").write_bytes(os.urandom(20 * 1024 * 1024))
-    env.cut_s3_upload("kill/", times=10_000, after_bytes=1)  # parts never arrive: it hangs on
+    s3_env.cut_s3_upload("kill/", times=10_000, after_bytes=1)  # parts never arrive: it hangs on
     argv = [sys.executable, "-m", "runctl", "s3", "upload", str(tmp_path / "big.bin")]
-    proc = subprocess.Popen([*argv, f"s3://{BUCKET}/kill/big.bin"], env=env.subprocess_env())
+    proc = subprocess.Popen([*argv, f"s3://{BUCKET}/kill/big.bin"], env=s3_env.subprocess_env())
     deadline = time.monotonic() + 60
     while not s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads"):
         assert proc.poll() is None and time.monotonic() < deadline, "the upload never started"
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    env.clear_faults()
+    s3_env.clear_faults()
     s3.put_object(Bucket=BUCKET, Key="kill/kept.txt", Body=b"a finished object stays")
 
     nothing = run("s3", "cleanup", f"s3://{BUCKET}/kill/")

@@ -1,4 +1,5 @@
-"""Faults on demand: throttling, spot/on-demand capacity errors, S3 uploads cut off.
+"""Faults on demand: throttling, spot/on-demand capacity errors, S3 uploads cut off, S3
+downloads held mid-body.
 
 A :class:`Faults` registry is consulted by the gateway for every request that is not
 harness-internal. Every HTTP request counts as one call: botocore's own retries are
@@ -10,7 +11,7 @@ the call, while ``times`` >= the client's max attempts makes the call fail.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -44,6 +45,24 @@ class S3Cut:
     remaining: int
 
 
+@dataclass
+class S3Hold:
+    """Every GetObject under ``key_prefix`` sends ``after_bytes`` of its body, sets ``reached``
+    and waits for :meth:`release`; then its connection drops, and so does that of every later
+    GetObject under the prefix once it sent ``after_bytes``, until the fault is cleared. While
+    it is registered no download of those keys can complete, so a test can act on one that is
+    certainly in progress (interrupt it, kill it) without racing it."""
+
+    key_prefix: str
+    bucket: str | None
+    after_bytes: int
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class Faults:
     """Thread-safe registry of active faults (cleared by ``Cloud.clear_faults``)."""
 
@@ -52,12 +71,16 @@ class Faults:
         self.throttles: list[Throttle] = []
         self.capacity: list[Capacity] = []
         self.s3_cuts: list[S3Cut] = []
+        self.s3_holds: list[S3Hold] = []
 
     def clear(self) -> None:
         with self._lock:
             self.throttles.clear()
             self.capacity.clear()
             self.s3_cuts.clear()
+            for hold in self.s3_holds:
+                hold.release()  # no server thread stays blocked past its test
+            self.s3_holds.clear()
 
     def add_throttle(self, operation: str, times: int, service: str | None) -> None:
         with self._lock:
@@ -77,6 +100,20 @@ class Faults:
     def add_s3_cut(self, key_prefix: str, bucket: str | None, after_bytes: int, times: int) -> None:
         with self._lock:
             self.s3_cuts.append(S3Cut(key_prefix, bucket, after_bytes, times))
+
+    def add_s3_hold(self, key_prefix: str, bucket: str | None, after_bytes: int) -> S3Hold:
+        hold = S3Hold(key_prefix, bucket, after_bytes)
+        with self._lock:
+            self.s3_holds.append(hold)
+        return hold
+
+    def find_s3_hold(self, bucket: str, key: str) -> S3Hold | None:
+        """The hold (not consumed: it applies to every matching download) for this GetObject."""
+        with self._lock:
+            for hold in self.s3_holds:
+                if key.startswith(hold.key_prefix) and hold.bucket in (None, bucket):
+                    return hold
+        return None
 
     def take_throttle(self, service: str, operation: str) -> bool:
         """Consume one throttle matching this call; True if the call must be throttled."""

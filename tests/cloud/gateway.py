@@ -20,7 +20,8 @@ harness's own helper clients). Then:
 The S3 cut fault reads ``after_bytes`` of the request body, then shuts the connection
 down (and makes its final close a TCP reset): the client sees a dropped connection
 without a response (botocore: ``ConnectionClosedError``/``ConnectionError``, which it
-retries).
+retries). The S3 hold fault lets moto answer a GetObject, sends ``after_bytes`` of the body,
+blocks until the test releases it, then drops the connection the same way.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from tests.cloud import iam_authz, protocol
+from tests.cloud.faults import S3Hold
 from tests.cloud.protocol import EC2, Request, Response, WsgiEnviron, classify, error_response
 from tests.cloud.ssm import HANDLED as SSM_HANDLED
 
@@ -61,6 +63,9 @@ class Gateway:
             refusal = self.cloud.strict.refuse(req, environ)
             if refusal is not None:
                 return refusal(start_response)
+            hold = self._hold(req)
+            if hold is not None:
+                return self._held(environ, start_response, hold)
         if req.service == "iam" and req.operation == "SimulatePrincipalPolicy":
             return iam_authz.simulate_principal_policy(self.cloud, req.params)(start_response)
         if req.service == "ssm" and req.operation in SSM_HANDLED:
@@ -97,6 +102,37 @@ class Gateway:
             if after is not None:
                 self._cut(environ, after)
         return None
+
+    def _hold(self, req: Request) -> S3Hold | None:
+        if req.service == "s3" and req.operation == "GetObject" and req.bucket and req.key:
+            return self.cloud.faults.find_s3_hold(req.bucket, req.key)
+        return None
+
+    def _held(
+        self, environ: WsgiEnviron, start_response: StartResponse, hold: S3Hold
+    ) -> Iterable[bytes]:
+        result = self.moto_app(environ, start_response)
+
+        def body() -> Iterable[bytes]:
+            sent = 0
+            try:
+                for chunk in result:
+                    room = hold.after_bytes - sent
+                    if len(chunk) < room:
+                        sent += len(chunk)
+                        yield chunk
+                        continue
+                    yield chunk[:room]
+                    hold.reached.set()
+                    hold.released.wait()
+                    self._drop_connection(environ)
+                    raise ConnectionResetError("runctl harness: S3 download held, then dropped")
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+        return body()
 
     def _capacity(self, req: Request) -> Response | None:
         params = req.params
@@ -156,6 +192,12 @@ class Gateway:
             if not chunk:
                 break
             remaining -= len(chunk)
+        Gateway._drop_connection(environ)
+        raise ConnectionResetError("runctl harness: S3 upload cut")
+
+    @staticmethod
+    def _drop_connection(environ: WsgiEnviron) -> None:
+        """Shut the client's connection down, its final close a TCP reset."""
         sock = environ.get("werkzeug.socket")
         if isinstance(sock, socket.socket):
             try:
@@ -163,7 +205,6 @@ class Gateway:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        raise ConnectionResetError("runctl harness: S3 upload cut")
 
     # -- buffered responses ------------------------------------------------------------
 

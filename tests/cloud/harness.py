@@ -79,7 +79,9 @@ What runs on an instance
     ``/dev``, ``/etc/fstab`` and mount points under ``RUNCTL_SYSTEM_ROOT``, and look for a Deep
     Learning AMI's framework Python there, so an "image" provides one at ``sandbox/opt/pytorch``),
     ``TMPDIR`` = sandbox/tmp,
-    ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` = the instance's own IMDS,
+    ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` = the instance's own IMDS (with
+    ``AWS_METADATA_SERVICE_TIMEOUT`` = 60 s: it is a thread of the test process, slow when the
+    machine is loaded, and botocore's 1 s would lose the role's credentials),
     ``AWS_ENDPOINT_URL`` = moto, ``AWS_DEFAULT_REGION``/``AWS_REGION``, and a ``PATH`` that
     starts with the sandbox's ``usr/local/bin`` (as on a real AMI; made at boot, empty), then
     a bare venv ``python3``/``python`` (no boto3, no pip), and has no ``aws`` CLI. There are
@@ -137,7 +139,12 @@ Faults (each HTTP request counts once; botocore retries are separate requests)
     ``times`` PutObject/UploadPart requests for keys under the prefix read
     ``after_bytes`` of the body and then lose the connection. botocore retries a dropped
     connection, so ``times=1`` is absorbed by a default client (the log then shows two
-    PUTs); ``times`` >= max attempts makes the upload fail. ``clear_faults()``.
+    PUTs); ``times`` >= max attempts makes the upload fail.
+    ``hold_s3_download(key_prefix, after_bytes=1 MiB, bucket=None)`` -> ``S3Hold``: every
+    GetObject under the prefix sends ``after_bytes`` of its body and blocks; the test waits
+    on ``hold.reached`` (a download is now certainly in progress and cannot complete), acts,
+    then ``hold.release()`` drops the held connections (later GetObjects are dropped after
+    ``after_bytes`` too). ``clear_faults()`` removes every fault and releases holds.
 ECR and Docker
     ``link_ecr(registry.address)``: ECR repository URIs and GetAuthorizationToken's
     ``proxyEndpoint`` name the ``registry`` fixture's real registry, so a CLI's
@@ -205,7 +212,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from tests.cloud import seed
-from tests.cloud.faults import Faults
+from tests.cloud.faults import Faults, S3Hold
 from tests.cloud.gateway import INTERNAL_HEADER, Gateway
 from tests.cloud.instances import InstanceRuntime, iso_now
 from tests.cloud.protocol import Request
@@ -684,6 +691,14 @@ class Cloud:
         """Drop the connection of the next ``times`` uploads under ``key_prefix``."""
         self.faults.add_s3_cut(key_prefix, bucket, after_bytes, times)
 
+    def hold_s3_download(
+        self, key_prefix: str, after_bytes: int = 1024 * 1024, bucket: str | None = None
+    ) -> S3Hold:
+        """Hold every GetObject under ``key_prefix`` after ``after_bytes`` of its body until
+        ``hold.release()``; then drop it (and every later one, until ``clear_faults``).
+        ``hold.reached`` is set once a download is held, i.e. certainly in progress."""
+        return self.faults.add_s3_hold(key_prefix, bucket, after_bytes)
+
     def set_spot_price_history(
         self, instance_type: str, zone: str, points: list[tuple[Any, float]]
     ) -> None:
@@ -700,6 +715,7 @@ class Cloud:
         self.service_quotas.set(region or self.region, service_code, quota_code, value)
 
     def clear_faults(self) -> None:
+        """Remove every fault (a held download is released and dropped)."""
         self.faults.clear()
 
     # -- ECR -----------------------------------------------------------------------------
@@ -791,9 +807,12 @@ class Cloud:
         return str(self.ec2_backend().get_instance(instance_id).state)
 
     def wait_for(
-        self, predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
+        self, predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.02
     ) -> Any:
-        """Poll ``predicate`` until it returns something truthy; TimeoutError otherwise."""
+        """Poll ``predicate`` until it returns something truthy; TimeoutError otherwise.
+
+        ``timeout`` caps a wait for something broken; it is no speed requirement (a loaded
+        machine takes its time), so it is generous."""
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
@@ -803,10 +822,10 @@ class Cloud:
                 raise TimeoutError(f"condition not met within {timeout} s")
             time.sleep(interval)
 
-    def wait_state(self, instance_id: str, state: str, timeout: float = 10.0) -> None:
+    def wait_state(self, instance_id: str, state: str, timeout: float = 60.0) -> None:
         self.wait_for(lambda: self.state(instance_id) == state, timeout)
 
-    def wait_boot(self, instance_id: str, timeout: float = 30.0) -> Path:
+    def wait_boot(self, instance_id: str, timeout: float = 120.0) -> Path:
         """Wait until user data has finished; returns cloud-init's output log."""
         marker = self.sandbox(instance_id) / "var/lib/cloud/instance/boot-finished"
         self.wait_for(marker.exists, timeout)
@@ -979,7 +998,7 @@ class Cloud:
         command = self.ssm.commands[command_id]
         inv = command.invocations[instance_id]
         self.wait_for(lambda: inv.status in TERMINAL, timeout)
-        inv.visible_after = 0.0
+        inv.sent = float("-inf")  # harness-internal: visible now, whatever the delay
         return self.ssm.get_command_invocation({"CommandId": command_id, "InstanceId": instance_id})
 
     # -- spot ----------------------------------------------------------------------------

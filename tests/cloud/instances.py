@@ -110,6 +110,9 @@ class InstanceRuntime:
             "SHELL": "/bin/bash",
             "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.imds.endpoint,
             "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv4",
+            # This IMDS is a thread of the test process: on a loaded machine it can take more
+            # than the 2 s a real one is given (the runner then logs a timeout in the job's log).
+            "AWS_METADATA_SERVICE_TIMEOUT": "60",
             "AWS_ENDPOINT_URL": self.cloud.endpoint,
             "AWS_DEFAULT_REGION": self.cloud.region,
             "AWS_REGION": self.cloud.region,

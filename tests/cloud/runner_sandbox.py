@@ -39,6 +39,8 @@ def sandbox_env(
         "RUNCTL_REMOTE_ROOT": str(root),
         "RUNCTL_SYSTEM_ROOT": str(root),  # never this machine's /opt (a DLAMI's /opt/pytorch)
         "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds_endpoint,
+        # The IMDS is a thread of the test process, slow on a loaded machine (see instances.py).
+        "AWS_METADATA_SERVICE_TIMEOUT": "60",
         "OPENBLAS_NUM_THREADS": "1",
         SESSION_VAR: uuid.uuid4().hex,
         **aws,
@@ -133,7 +135,7 @@ class RunnerSandbox:
         return data
 
     def wait(
-        self, spec: JobSpec, states: frozenset[str] = TERMINAL_STATES, timeout: float = 90
+        self, spec: JobSpec, states: frozenset[str] = TERMINAL_STATES, timeout: float = 300
     ) -> dict[str, Any]:
         """Poll status.json in S3 until its state is one of ``states`` and the runner is gone."""
         deadline = time.monotonic() + timeout

@@ -29,6 +29,9 @@ relative to the sandbox root; a missing one fails the invocation). Semantics:
 * ``GetCommandInvocation`` raises ``InvocationDoesNotExist`` for
   ``Cloud.ssm_invocation_delay`` seconds after SendCommand (ListCommandInvocations does
   not list the invocation then either), like the real race.
+* The delays are read when they matter, not when the command is sent: a test holds
+  invocations invisible (or ``Pending``) by setting a delay of an hour and releases them
+  by setting it back to 0, so it never races a short delay on a busy machine.
 * Only *managed* instances take commands: running, with an instance profile whose role
   may call SSM (an AWS managed SSM policy such as ``AmazonSSMManagedInstanceCore``, or a
   policy allowing ``ssm:UpdateInstanceInformation``/``ssm:*``/``*``; turn the policy check
@@ -204,7 +207,7 @@ class Invocation:
     command: Command
     instance_id: str
     instance_name: str
-    visible_after: float
+    sent: float  # time.monotonic() at SendCommand
     status: str = "Pending"
     details: str = "Pending"
     response_code: int = -1
@@ -427,7 +430,7 @@ class SsmService:
             notification=body.get("NotificationConfig"),
             cloudwatch=cloudwatch,
         )
-        visible_after = time.monotonic() + self.cloud.ssm_invocation_delay
+        sent = time.monotonic()
         for instance_id in chosen:
             runtime = self.cloud.runtimes[instance_id]
             private_ip = runtime.instance().private_ip or "10.0.0.10"
@@ -435,7 +438,7 @@ class SsmService:
                 command=command,
                 instance_id=instance_id,
                 instance_name=f"ip-{private_ip.replace('.', '-')}.ec2.internal",
-                visible_after=visible_after,
+                sent=sent,
             )
         with self.lock:
             self.commands[command.command_id] = command
@@ -452,8 +455,14 @@ class SsmService:
         path = Path(requested)
         return path if path.is_absolute() else runtime.sandbox / path
 
+    def _visible(self, inv: Invocation, now: float) -> bool:
+        return now >= inv.sent + self.cloud.ssm_invocation_delay
+
     def _run(self, inv: Invocation) -> None:
-        time.sleep(self.cloud.ssm_delivery_delay)
+        while (
+            inv.status == "Pending" and time.monotonic() < inv.sent + self.cloud.ssm_delivery_delay
+        ):
+            time.sleep(0.01)
         runtime = self.cloud.runtimes.get(inv.instance_id)
         cmd = inv.command
         with self.lock:
@@ -576,7 +585,7 @@ class SsmService:
         with self.lock:
             command = self.commands.get(str(body.get("CommandId", "")))
             inv = command.invocations.get(str(body.get("InstanceId", ""))) if command else None
-            if inv is None or time.monotonic() < inv.visible_after:
+            if inv is None or not self._visible(inv, time.monotonic()):
                 raise SsmError("InvocationDoesNotExist", "")
             if plugin is not None and plugin != PLUGIN:
                 raise SsmError("InvalidPluginName", "")
@@ -666,7 +675,7 @@ class SsmService:
                 inv
                 for cmd in commands
                 for inv in cmd.invocations.values()
-                if now >= inv.visible_after
+                if self._visible(inv, now)
                 and (not body.get("InstanceId") or inv.instance_id == body["InstanceId"])
                 and self._match_filters(cmd, inv.status, filters)
             ]

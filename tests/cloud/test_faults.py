@@ -1,6 +1,8 @@
-"""Tests of injected faults: throttling, capacity errors, S3 uploads cut off."""
+"""Tests of injected faults: throttling, capacity errors, S3 uploads cut off, downloads held."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 from boto3.s3.transfer import TransferConfig
@@ -158,3 +160,36 @@ def test_s3_multipart_part_cut(cloud: Cloud, tmp_path: object) -> None:
     s3.upload_file(str(source), "data", "big/file.bin", Config=config)
     assert s3.head_object(Bucket="data", Key="big/file.bin")["ContentLength"] == 12 * 1024 * 1024
     assert len(cloud.calls("UploadPart")) == 4
+
+
+def test_s3_download_held_until_released_then_dropped(cloud: Cloud) -> None:
+    s3 = cloud.client("s3", config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+    s3.create_bucket(Bucket="data")
+    body = bytes(range(256)) * 8192  # 2 MiB
+    s3.put_object(Bucket="data", Key="held/x.bin", Body=body)
+    s3.put_object(Bucket="data", Key="free/y.bin", Body=b"free")
+    hold = cloud.hold_s3_download("held/", after_bytes=4096)
+    got: list[bytes] = []
+    failed: list[BaseException] = []
+
+    def read() -> None:
+        stream = s3.get_object(Bucket="data", Key="held/x.bin")["Body"]
+        try:
+            while chunk := stream.read(1024):
+                got.append(chunk)
+        except Exception as exc:  # the dropped connection, as botocore/urllib3 reports it
+            failed.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert hold.reached.wait(timeout=60)
+    # Other keys are served while the download is held.
+    assert s3.get_object(Bucket="data", Key="free/y.bin")["Body"].read() == b"free"
+    cloud.wait_for(lambda: len(b"".join(got)) == 4096)
+    assert reader.is_alive()  # the held body never finishes by itself
+    hold.release()
+    reader.join(timeout=60)
+    assert not reader.is_alive()
+    assert failed and b"".join(got) == body[:4096]
+    cloud.clear_faults()
+    assert s3.get_object(Bucket="data", Key="held/x.bin")["Body"].read() == body

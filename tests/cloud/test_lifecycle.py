@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 
 from tests.cloud.harness import Cloud
 from tests.cloud.test_ssm import _alive
@@ -50,7 +49,7 @@ def test_command_running_when_the_instance_stops_fails(cloud: Cloud) -> None:
     )["Command"]["CommandId"]
     cloud.wait_for(lambda: cloud.ssm.commands[cid].invocations[iid].status == "InProgress")
     ec2.stop_instances(InstanceIds=[iid])
-    time.sleep(cloud.ssm_invocation_delay)
+    cloud.ssm_invocation_delay = 0.0  # visible now, however long the steps above took
     inv = ssm.get_command_invocation(CommandId=cid, InstanceId=iid)
     assert (inv["Status"], inv["ResponseCode"]) == ("Failed", 137)
 
@@ -63,17 +62,26 @@ def test_user_data_runs_once_at_first_boot(cloud: Cloud) -> None:
     assert f"booting {iid}" in log.read_text()
     assert (cloud.sandbox(iid) / "boots").read_text() == "run\n"
     assert (cloud.sandbox(iid) / "var/lib/cloud/instance/user-data.txt").read_text() == script
+    runtime = cloud.runtimes[iid]
+    first_boot = runtime.boot_thread
     ec2.stop_instances(InstanceIds=[iid])
     ec2.start_instances(InstanceIds=[iid])
-    time.sleep(0.2)
+    cloud.wait_for(lambda: runtime.boot_id == 2 and runtime.powered)
+    # The second boot is complete and started no user-data run (nothing to wait out).
+    assert runtime.boot_thread is first_boot
     assert (cloud.sandbox(iid) / "boots").read_text() == "run\n"
 
 
 def test_user_data_through_the_api_runs_in_the_background(cloud: Cloud) -> None:
     profile = cloud.create_instance_profile()
     ec2 = cloud.client("ec2")
-    script = "#!/bin/bash\nsleep 0.5\necho done > $HOME/done\n"
-    started = time.monotonic()
+    # Blocked until the test opens the gate (or 60 s): a run in the foreground would hold
+    # RunInstances that long and then write "ungated".
+    script = (
+        "#!/bin/bash\n"
+        "for _ in $(seq 600); do [ -e $HOME/go ] && break; sleep 0.1; done\n"
+        "if [ -e $HOME/go ]; then echo gated > $HOME/done; else echo ungated > $HOME/done; fi\n"
+    )
     iid = ec2.run_instances(
         ImageId=cloud.amis["ubuntu2204"],
         InstanceType="t3.micro",
@@ -82,10 +90,10 @@ def test_user_data_through_the_api_runs_in_the_background(cloud: Cloud) -> None:
         UserData=script,
         IamInstanceProfile={"Arn": profile.arn},
     )["Instances"][0]["InstanceId"]
-    assert time.monotonic() - started < 0.5
     assert not (cloud.sandbox(iid) / "done").exists()
-    cloud.wait_boot(iid)
-    assert (cloud.sandbox(iid) / "done").read_text() == "done\n"
+    (cloud.sandbox(iid) / "go").write_text("")
+    cloud.wait_boot(iid, timeout=120)
+    assert (cloud.sandbox(iid) / "done").read_text() == "gated\n"
 
 
 def test_gzipped_user_data_and_failures_are_logged(cloud: Cloud) -> None:

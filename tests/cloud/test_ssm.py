@@ -23,7 +23,7 @@ def send(cloud: Cloud, instance_id: str, commands: list[str], **params: list[str
     return command_id
 
 
-def wait(cloud: Cloud, command_id: str, instance_id: str, timeout: float = 20) -> dict[str, Any]:
+def wait(cloud: Cloud, command_id: str, instance_id: str, timeout: float = 120) -> dict[str, Any]:
     ssm = cloud.client("ssm")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -127,15 +127,13 @@ def test_plugin_output_shows_stderr_after_stdout(cloud: Cloud) -> None:
 
 def test_execution_timeout_kills_and_times_out(cloud: Cloud) -> None:
     iid = cloud.run_instance()
-    started = time.monotonic()
     cid = send(
         cloud,
         iid,
         ["echo started", "sleep 30 & echo $! > $HOME/child.pid", "sleep 30"],
         executionTimeout=["1"],
     )
-    inv = wait(cloud, cid, iid)
-    assert time.monotonic() - started < 5
+    inv = wait(cloud, cid, iid)  # the script alone would run 30 s: only the timeout ends it
     assert inv["Status"] == "TimedOut"
     assert inv["StatusDetails"] == "ExecutionTimedOut"
     assert inv["ResponseCode"] == 137
@@ -145,38 +143,48 @@ def test_execution_timeout_kills_and_times_out(cloud: Cloud) -> None:
 
 
 def test_invocation_does_not_exist_right_after_send(cloud: Cloud) -> None:
-    cloud.ssm_invocation_delay = 0.4
+    # Held invisible and undelivered until the test says otherwise.
+    cloud.ssm_invocation_delay = 3600.0
+    cloud.ssm_delivery_delay = 3600.0
     iid = cloud.run_instance()
     ssm = cloud.client("ssm")
-    sent_at = time.monotonic()
     cid = send(cloud, iid, ["true"])
     with pytest.raises(ClientError) as err:
         ssm.get_command_invocation(CommandId=cid, InstanceId=iid)
     assert err.value.response["Error"]["Code"] == "InvocationDoesNotExist"
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert ssm.list_command_invocations(CommandId=cid)["CommandInvocations"] == []
-    assert ssm.list_commands(CommandId=cid)["Commands"][0]["Status"] in ("Pending", "InProgress")
-    inv = wait(cloud, cid, iid)
-    assert inv["Status"] == "Success"
-    assert time.monotonic() - sent_at >= 0.4
+    assert ssm.list_commands(CommandId=cid)["Commands"][0]["Status"] == "Pending"
+    cloud.ssm_invocation_delay = cloud.ssm_delivery_delay = 0.0
+    assert wait(cloud, cid, iid)["Status"] == "Success"
+
+
+def test_invocation_delay_counts_from_the_send(cloud: Cloud) -> None:
+    cloud.ssm_invocation_delay = 0.4
+    iid = cloud.run_instance()
+    sent_at = time.monotonic()
+    cid = send(cloud, iid, ["true"])
+    assert wait(cloud, cid, iid)["Status"] == "Success"
+    assert time.monotonic() - sent_at >= 0.4  # a lower bound: a slow machine only adds to it
 
 
 def test_status_goes_pending_in_progress_success(cloud: Cloud) -> None:
     cloud.ssm_invocation_delay = 0.0
-    cloud.ssm_delivery_delay = 0.3
+    cloud.ssm_delivery_delay = 3600.0  # held Pending until released below
     iid = cloud.run_instance()
     ssm = cloud.client("ssm")
-    cid = send(cloud, iid, ["sleep 0.5"])
-    seen: list[str] = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        status = ssm.get_command_invocation(CommandId=cid, InstanceId=iid)["Status"]
-        if not seen or seen[-1] != status:
-            seen.append(status)
-        if status == "Success":
-            break
-        time.sleep(0.03)
-    assert seen == ["Pending", "InProgress", "Success"]
+    gate = cloud.sandbox(iid) / "go"
+    cid = send(cloud, iid, [f"while [ ! -e {gate} ]; do sleep 0.05; done"])
+
+    def status() -> str:
+        return str(ssm.get_command_invocation(CommandId=cid, InstanceId=iid)["Status"])
+
+    assert status() == "Pending"
+    cloud.ssm_delivery_delay = 0.0
+    cloud.wait_for(lambda: status() == "InProgress", timeout=60)
+    assert status() == "InProgress"  # the script is blocked on the gate
+    gate.write_text("")
+    cloud.wait_for(lambda: status() == "Success", timeout=60)
     command = ssm.list_commands(CommandId=cid)["Commands"][0]
     assert command["Status"] == "Success"
     assert (command["TargetCount"], command["CompletedCount"], command["ErrorCount"]) == (1, 1, 0)
@@ -281,13 +289,13 @@ def test_describe_instance_information(cloud: Cloud) -> None:
 
 
 def test_registration_delay(cloud: Cloud) -> None:
-    cloud.ssm_registration_delay = 0.5
+    cloud.ssm_registration_delay = 3600.0  # not registered until released below
     iid = cloud.run_instance()
     ssm = cloud.client("ssm")
     assert ssm.describe_instance_information()["InstanceInformationList"] == []
     with pytest.raises(ClientError):
         send(cloud, iid, ["true"])
-    time.sleep(0.6)
+    cloud.ssm_registration_delay = 0.0
     info = ssm.describe_instance_information()["InstanceInformationList"]
     assert [i["PingStatus"] for i in info] == ["Online"]
 
@@ -295,12 +303,15 @@ def test_registration_delay(cloud: Cloud) -> None:
 def test_list_commands_reflects_state(cloud: Cloud) -> None:
     iid = cloud.run_instance()
     ssm = cloud.client("ssm")
-    slow = send(cloud, iid, ["sleep 0.6"])
+    gate = cloud.sandbox(iid) / "go"
+    slow = send(cloud, iid, [f"while [ ! -e {gate} ]; do sleep 0.05; done"])
     fast = send(cloud, iid, ["exit 2"])
     wait(cloud, fast, iid)
+    cloud.wait_for(lambda: cloud.ssm.commands[slow].invocations[iid].status == "InProgress")
     listed = {c["CommandId"]: c for c in ssm.list_commands(InstanceId=iid)["Commands"]}
     assert listed[fast]["Status"] == "Failed"
     assert listed[slow]["Status"] == "InProgress"
+    gate.write_text("")
     wait(cloud, slow, iid)
     assert ssm.list_commands(CommandId=slow)["Commands"][0]["Status"] == "Success"
     failed = ssm.list_commands(Filters=[{"key": "Status", "value": "Failed"}])["Commands"]

@@ -31,6 +31,19 @@ def test_honours_the_endpoint_variable(
     assert probe(ImdsClient()) == imds.instance_id
 
 
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("30", 30.0), ("0.5", 0.5), ("soon", 2.0), ("0", 2.0)]
+)
+def test_honours_botocores_timeout_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str, seconds: float
+) -> None:
+    # A busy instance (or the test harness on a loaded machine) answers slower than 2 s.
+    monkeypatch.setenv("AWS_METADATA_SERVICE_TIMEOUT", value)
+
+    assert ImdsClient("http://127.0.0.1:9").timeout == seconds
+    assert ImdsClient("http://127.0.0.1:9", timeout=0.25).timeout == 0.25
+
+
 def test_a_rejected_token_is_renewed(imds: StandaloneImds) -> None:
     client = ImdsClient(imds.endpoint)
     client.instance_id()

@@ -56,6 +56,24 @@ def test_dockerignore_and_the_secret_denylist_both_apply(tmp_path: Path) -> None
     assert "not in the build context (secrets" in skipped_warnings(skipped)[0]
 
 
+SPEC_SECRETS = [
+    "id_ed25519", ".ssh/config", ".netrc", ".git-credentials", ".pypirc", ".npmrc",
+    ".docker/config.json", "cert.p12", "cert.pfx", "service-account.json", "credentials.json",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["", "deep/er/"])
+def test_the_build_context_leaves_out_the_whole_secret_denylist(tmp_path: Path, where: str) -> None:
+    # The code bundle's denylist, at any depth, wherever runctl packs the project.
+    files = {"Dockerfile": "FROM scratch\n", "train.py": ""}
+    root = make(tmp_path / "p", {**files, **{where + rel: "secret" for rel in SPEC_SECRETS}})
+    names, skipped = tar_names(root, root / "Dockerfile")
+    dirs = {"deep", "deep/er", f"{where}.docker"}  # .docker/ itself is no secret, its config is
+    assert [n for n in names if n not in dirs] == ["Dockerfile", "train.py"]
+    left_out = [where + (".ssh" if rel == ".ssh/config" else rel) for rel in SPEC_SECRETS]
+    assert sorted(skipped["secret"]) == sorted(left_out)
+
+
 def test_links_inside_go_as_links_links_outside_or_broken_stay_out(tmp_path: Path) -> None:
     outside = make(tmp_path / "outside", {"secret.txt": "host file"})
     root = make(tmp_path / "p", {"Dockerfile": "FROM scratch\n", "real.txt": "x", "d/f": "y"})

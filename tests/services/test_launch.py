@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -454,10 +457,43 @@ def test_only_zones_offering_the_type_are_tried() -> None:
         launch(FakeEc2(offered=[]), SPOT)
 
 
-def test_user_data_honours_the_remote_root_and_the_sandbox_override() -> None:
-    text = render_user_data(replace(REQUEST, remote_root="/srv/runctl"))
-    assert 'ROOT="${RUNCTL_REMOTE_ROOT:-/srv/runctl}"' in text
+def _boot(script: str, tmp_path: Path, sandbox: str | None = None) -> str:
+    env = {"PATH": os.environ["PATH"], **({"RUNCTL_REMOTE_ROOT": sandbox} if sandbox else {})}
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def test_user_data_honours_the_remote_root_and_the_sandbox_override(tmp_path: Path) -> None:
+    root = tmp_path / "srv" / "runctl"
+    text = render_user_data(replace(REQUEST, remote_root=str(root)))
     assert "DATA_GB=0" in text
+    assert "ready" in _boot(text, tmp_path)
+    assert root.is_dir()
+    _boot(text, tmp_path, sandbox=str(tmp_path / "sandbox"))
+    assert (tmp_path / "sandbox").is_dir()
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '/x"; touch {marker}; : "',
+        "/x$(touch {marker})",
+        "/x`touch {marker}`",
+        "/x'; touch {marker}; '",
+        "/x\ntouch {marker}",
+    ],
+)
+def test_user_data_runs_no_part_of_the_remote_root_as_a_command(
+    tmp_path: Path, hostile: str
+) -> None:
+    # The config refuses such a root (exit 3); the boot script must not rely on that alone.
+    marker = tmp_path / "pwned"
+    root = str(tmp_path) + hostile.format(marker=marker)
+    _boot(render_user_data(replace(REQUEST, remote_root=root)), tmp_path)
+    assert not marker.exists()
+    assert Path(root).is_dir()  # the whole value stayed one word: a directory of that name
 
 
 def test_a_just_created_instance_profile_is_retried_until_iam_knows_it() -> None:

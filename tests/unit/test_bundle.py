@@ -11,7 +11,12 @@ import pytest
 
 from runctl.paths import find_project_root
 from runctl.services.bundles import code as bundle_module
-from runctl.services.bundles.code import build_code_bundle, collect_files
+from runctl.services.bundles.code import build_code_bundle
+from runctl.services.bundles.selection import select_files
+
+
+def collect_files(root: Path, include_patterns: list[str] | None = None) -> list[str]:
+    return select_files(root, include_patterns or ()).files
 
 
 def make(root: Path, files: dict[str, str]) -> Path:
@@ -175,13 +180,81 @@ def test_runctlignore_applies_like_gitignore(tmp_path: Path) -> None:
     assert collect_files(tmp_path) == [".runctlignore", "a.py"]
 
 
-def test_symlinks_to_files_are_followed_and_directories_are_not(tmp_path: Path) -> None:
-    make(tmp_path, {"real/a.py": "x", "b.py": ""})
-    (tmp_path / "link.py").symlink_to(tmp_path / "b.py")
-    (tmp_path / "linkdir").symlink_to(tmp_path / "real")
-    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+@pytest.mark.parametrize(
+    "secret",
+    [
+        ".env",
+        ".env.local",
+        "server.pem",
+        "server.key",
+        "client.p12",
+        "client.pfx",
+        "id_rsa",
+        "id_dsa",
+        "id_ecdsa",
+        "id_ed25519",
+        "id_ed25519.pub",
+        ".ssh/config",
+        ".aws/credentials",
+        ".netrc",
+        ".git-credentials",
+        ".pypirc",
+        ".npmrc",
+        ".docker/config.json",
+        "my-service-account.json",
+        "service-account.json",
+        "credentials.json",
+        ".runctl.toml",
+    ],
+)
+@pytest.mark.parametrize("where", ["", "deep/er/"])
+def test_the_secret_denylist_applies_at_any_depth(tmp_path: Path, secret: str, where: str) -> None:
+    make(tmp_path, {"a.py": "", f"{where}{secret}": "secret", f"{where}keep.json": "{}"})
+    assert collect_files(tmp_path) == sorted(["a.py", f"{where}keep.json"])
+    assert f"{where}{secret}" in collect_files(tmp_path, [f"{where}{secret}"])
 
-    assert collect_files(tmp_path) == ["b.py", "link.py", "real/a.py"]
+
+def test_links_inside_are_followed_once_and_links_out_are_skipped_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    project = make(tmp_path / "p", {"real/a.py": "x", "b.py": ""})
+    outside = make(tmp_path / "outside", {"secret.txt": "s", "dir/key.txt": "k"})
+    (project / "link.py").symlink_to(project / "b.py")
+    (project / "linkdir").symlink_to("real")
+    (project / "real" / "back").symlink_to("..")  # a loop through the project root
+    (project / "out.txt").symlink_to(outside / "secret.txt")
+    (project / "outdir").symlink_to(outside / "dir")
+    (project / "dangling").symlink_to(project / "nowhere")
+
+    selection = select_files(project)
+
+    assert selection.files == ["b.py", "link.py", "linkdir/a.py", "real/a.py"]
+    assert selection.skipped == {
+        "broken": ["dangling"],
+        "loop": ["linkdir/back", "real/back"],
+        "outside": ["out.txt", "outdir"],
+    }
+    assert selection.warnings == [
+        "not in the code bundle (symbolic links that point outside the project): out.txt, outdir",
+        "not in the code bundle (symbolic links whose target does not exist): dangling",
+        "not in the code bundle (directory links back into a directory they are in): "
+        "linkdir/back, real/back",
+    ]
+
+
+def test_a_project_reached_through_a_link_is_still_inside_itself(tmp_path: Path) -> None:
+    project = make(tmp_path / "real-project", {"a.py": "", "pkg/b.py": ""})
+    (project / "alias").symlink_to(project / "pkg")
+    (tmp_path / "via").symlink_to(project)
+    assert select_files(tmp_path / "via").files == ["a.py", "alias/b.py", "pkg/b.py"]
+
+
+def test_a_long_list_of_skipped_links_is_shortened(tmp_path: Path) -> None:
+    project = make(tmp_path / "p", {"a.py": ""})
+    for i in range(8):
+        (project / f"l{i}").symlink_to(tmp_path)
+    [warning] = select_files(project).warnings
+    assert warning.endswith("l0, l1, l2, l3, l4 and 3 more")
 
 
 def test_bundle_is_deterministic(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def entries(env: dict[str, str]) -> list[Path]:
 
 
 def test_a_hit_gives_what_resolving_gives(project: Path, env: dict[str, str]) -> None:
-    (project / ".runctl.toml").write_text('[aws]\ns3_bucket = "b1"\n[s3]\nmax_concurrency = 8\n')
+    (project / ".runctl.toml").write_text('[aws]\ns3_bucket = "bkt1"\n[s3]\nmax_concurrency = 8\n')
     first = resolve_cached(cwd=project, env=env)
     assert len(entries(env)) == 1
     second = resolve_cached(cwd=project, env=env)
@@ -47,12 +47,12 @@ def test_a_hit_gives_what_resolving_gives(project: Path, env: dict[str, str]) ->
 
 def test_an_edit_within_one_mtime_tick_is_seen(project: Path, env: dict[str, str]) -> None:
     config = project / ".runctl.toml"
-    config.write_text('[aws]\ns3_bucket = "aa"\n')
+    config.write_text('[aws]\ns3_bucket = "aaa"\n')
     stat = config.stat()
-    assert resolve_cached(cwd=project, env=env).value("aws.s3_bucket") == "aa"
-    config.write_text('[aws]\ns3_bucket = "bb"\n')  # same size, same inode
+    assert resolve_cached(cwd=project, env=env).value("aws.s3_bucket") == "aaa"
+    config.write_text('[aws]\ns3_bucket = "bbb"\n')  # same size, same inode
     os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same mtime
-    assert resolve_cached(cwd=project, env=env).value("aws.s3_bucket") == "bb"
+    assert resolve_cached(cwd=project, env=env).value("aws.s3_bucket") == "bbb"
 
 
 def test_environment_and_flags_are_part_of_the_key(project: Path, env: dict[str, str]) -> None:

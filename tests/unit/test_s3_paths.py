@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,11 @@ from runctl.aws.s3_paths import (
     PathFilter,
     is_temp_name,
     local_path_for,
+    normalize_relkey,
     parse_filter_args,
+    place_keys,
+    set_mtime,
+    stale_temp_paths,
     temp_path_for,
     walk_local,
 )
@@ -56,12 +61,50 @@ def test_parse_filter_args_keeps_interleaved_order() -> None:
 
 
 @pytest.mark.parametrize(
-    "relkey", ["", "../etc/passwd", "a/../../b", "./a", "a//b", "a/./b", "dir/", "a\x00b"]
+    "relkey", ["", "../etc/passwd", "a/../../b", "a/..", "dir/", "a\x00b", "/", ".", "./"]
 )
-def test_local_path_for_refuses_keys_that_escape_or_are_ambiguous(
+def test_local_path_for_refuses_keys_that_escape_or_name_no_file(
     relkey: str, tmp_path: Path
 ) -> None:
     assert local_path_for(tmp_path, relkey) is None
+
+
+@pytest.mark.parametrize(
+    ("relkey", "lands"),
+    [
+        ("x//double.txt", "x/double.txt"),
+        ("./dot.txt", "dot.txt"),
+        ("//lead.txt", "lead.txt"),
+        ("a/./b/.//c", "a/b/c"),
+    ],
+)
+def test_keys_with_empty_or_dot_segments_land_where_the_aws_cli_puts_them(
+    relkey: str, lands: str, tmp_path: Path
+) -> None:
+    assert normalize_relkey(relkey) == lands
+    assert local_path_for(tmp_path, relkey) == tmp_path.joinpath(*lands.split("/"))
+
+
+def test_place_keys_skips_duplicates_and_reports_file_directory_clashes() -> None:
+    placement = place_keys(
+        ["x//double.txt", "x/double.txt", "./only.txt", "a/b", "a/b/c.txt", "../up", "ok"],
+        name=lambda relkey: f"s3://b/p/{relkey}",
+    )
+    assert placement.paths == {
+        "./only.txt": "only.txt",
+        "a/b/c.txt": "a/b/c.txt",
+        "ok": "ok",
+        "x/double.txt": "x/double.txt",
+    }
+    # The key already in canonical form wins, whatever the listing order.
+    assert placement.skipped == {
+        "../up": "its key cannot be a local path",
+        "x//double.txt": "it lands on the same path as s3://b/p/x/double.txt",
+    }
+    assert placement.conflicts == {
+        "a/b": "a/b would be both a file and the directory of s3://b/p/a/b/c.txt"
+    }
+    assert place_keys(["//z", "/z"]).skipped == {"/z": "it lands on the same path as //z"}
 
 
 def test_local_path_for_maps_nested_keys(tmp_path: Path) -> None:
@@ -79,6 +122,32 @@ def test_temp_names_are_hidden_siblings_and_recognised(tmp_path: Path) -> None:
     assert temp_path_for(final) != temp
     long_name = tmp_path / ("x" * 250)
     assert len(temp_path_for(long_name).name) < 64
+
+
+@pytest.mark.parametrize("name", ["model.pt", "ü space.bin", "y" * 250])
+def test_stale_temp_paths_finds_what_a_killed_download_left_and_nothing_else(
+    name: str, tmp_path: Path
+) -> None:
+    final = tmp_path / name
+    ours = temp_path_for(final)
+    theirs = Path(str(temp_path_for(final)) + ".aB12cD34")  # s3transfer's file inside ours
+    other = temp_path_for(tmp_path / "other.pt")
+    for path in (ours, theirs, other, final):
+        path.write_bytes(b"x")
+    (tmp_path / f".{name[:200]}.notes").write_bytes(b"a user's file")
+    assert sorted(stale_temp_paths(final)) == sorted([ours, theirs])
+    assert stale_temp_paths(tmp_path / "absent" / name) == []
+
+
+def test_set_mtime_is_exact_to_the_nanosecond(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"")
+    # 1714564800.449 as a float is 1714564800.4489998817...: a float utime loses the .449.
+    moment = datetime(2024, 5, 1, 12, 0, 0, 449000, tzinfo=UTC)
+    set_mtime(path, moment)
+    assert path.stat().st_mtime_ns == 1714564800_449000000
+    set_mtime(path, datetime(2024, 5, 1, 12, 0, 0, 449000))  # naive: taken as UTC
+    assert path.stat().st_mtime_ns == 1714564800_449000000
 
 
 def test_walk_local_is_sorted_relative_and_skips_unfinished_downloads(tmp_path: Path) -> None:

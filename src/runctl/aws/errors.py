@@ -16,6 +16,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    InvalidRegionError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
@@ -112,10 +113,19 @@ def error_code(exc: ClientError) -> str:
 def translate(exc: BaseException, action: str, resource: str | None = None) -> RunctlError:
     """Turn a botocore exception raised by ``action`` on ``resource`` into a RunctlError."""
     where = f" on {resource}" if resource else ""
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return AuthError(f"no AWS credentials found for {action}", hint=CREDENTIALS_HINT)
+    if isinstance(exc, PartialCredentialsError):
+        # botocore: "Partial credentials found in env, missing: AWS_SECRET_ACCESS_KEY"
+        return AuthError(f"incomplete AWS credentials ({exc})", hint=CREDENTIALS_HINT)
+    if isinstance(exc, NoCredentialsError):
+        return AuthError(f"no AWS credentials found (needed for {action})", hint=CREDENTIALS_HINT)
     if isinstance(exc, NoRegionError):
         return ConfigError("no AWS region is set", hint="pass --region or set AWS_REGION")
+    if isinstance(exc, InvalidRegionError):
+        return ConfigError(
+            f"the AWS region is not valid: {exc}",
+            hint="use a region name such as us-east-1 (--region, AWS_REGION, aws.region, or "
+            "the region of your AWS profile)",
+        )
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
         return AwsError(
             f"could not reach AWS for {action}{where}: {exc}",
@@ -158,6 +168,15 @@ def translate(exc: BaseException, action: str, resource: str | None = None) -> R
             resource=resource,
         )
     return AwsError(text, resource=resource)
+
+
+def translate_escaped(exc: BaseException) -> RunctlError | None:
+    """A botocore exception that no wrapper translated (credentials are resolved lazily, on a
+    client's first request, wherever that is), as a RunctlError; None for anything else. The
+    CLI's error boundary calls this, so no command needs its own credential handling."""
+    if not isinstance(exc, (BotoCoreError, ClientError)):
+        return None
+    return translate(exc, getattr(exc, "operation_name", None) or "a request to AWS")
 
 
 @contextmanager

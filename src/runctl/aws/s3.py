@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
-from runctl.aws.errors import error_code, translate
-from runctl.errors import NotFoundError, RunctlError, UsageError
+from runctl.aws.errors import DENIED, error_code, translate
+from runctl.errors import AuthError, NotFoundError, RunctlError, UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -38,6 +38,21 @@ DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys per request
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$")
 URI_HINT = "write it as s3://bucket/prefix, e.g. s3://my-bucket/data/"
 LIST_HINT = "see what exists with `runctl s3 list s3://BUCKET/PREFIX`"
+# The IAM action that allows each S3 API operation runctl makes (multipart steps are PutObject).
+IAM_ACTIONS = {
+    "ListObjectsV2": "s3:ListBucket",
+    "HeadObject": "s3:GetObject",
+    "GetObject": "s3:GetObject",
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "DeleteObjects": "s3:DeleteObject",
+    "DeleteObject": "s3:DeleteObject",
+    "ListMultipartUploads": "s3:ListBucketMultipartUploads",
+}
+BUCKET_ACTIONS = {"s3:ListBucket", "s3:ListBucketMultipartUploads"}
 
 
 @dataclass(frozen=True)
@@ -122,14 +137,34 @@ class S3Listing:
     objects: list[S3Object] = field(default_factory=list)
 
 
+def iam_grant(operation: str, resource: str | None) -> tuple[str, str] | None:
+    """The IAM action and resource ARN that allow ``operation`` on ``resource`` (an ``s3://``
+    URI), e.g. ``("s3:PutObject", "arn:aws:s3:::bkt/key")``; None when unknown."""
+    action = IAM_ACTIONS.get(operation)
+    if action is None or not resource or not is_s3_uri(resource):
+        return None
+    bucket, _, key = resource[len(SCHEME) :].partition("/")
+    arn = f"arn:aws:s3:::{bucket}" if action in BUCKET_ACTIONS else f"arn:aws:s3:::{bucket}/{key}"
+    return action, arn
+
+
 def translate_s3(exc: BaseException, action: str, resource: str | None) -> RunctlError:
     """Translate a botocore failure of an S3 call into a RunctlError with an S3-specific hint.
 
-    A HEAD request has no error body, so S3 answers a bare ``403``: that is access denied.
+    A HEAD request has no error body, so S3 answers a bare ``403``: that is access denied. A
+    denial names the IAM action and the resource ARN to allow.
     """
     if isinstance(exc, ClientError) and error_code(exc) == "403":
         exc.response.setdefault("Error", {})["Code"] = "AccessDenied"
     err = translate(exc, action, resource)
+    if isinstance(err, AuthError) and isinstance(exc, ClientError) and error_code(exc) in DENIED:
+        grant = iam_grant(exc.operation_name, resource) or iam_grant(action, resource)
+        if grant is not None:
+            err.hint = (
+                f"allow {grant[0]} on {grant[1]} for your IAM identity (its policy, and the "
+                "bucket policy if there is one), or use another --profile"
+            )
+        return err
     if isinstance(err, NotFoundError) and isinstance(exc, ClientError):
         if error_code(exc) == "NoSuchBucket":
             bucket = S3Uri.parse(resource).bucket if resource and is_s3_uri(resource) else "?"

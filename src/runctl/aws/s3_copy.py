@@ -3,20 +3,31 @@
 Destinations follow ``aws s3 cp``: a file uploaded to ``s3://b/dir/`` (or the bare bucket) keeps its
 name; a recursive copy puts the *contents* of the source under the destination, with relative
 paths kept; a download into an existing directory (or a path ending in ``/``) keeps the key's name.
+Keys map to local paths as the AWS CLI maps them (``x//a.txt`` lands as ``x/a.txt``; ``..`` keys
+are skipped); a key that would need to be both a file and a directory is reported, not fatal.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runctl.aws.s3 import LIST_HINT, S3Uri, iter_objects, stat_object
-from runctl.aws.s3_paths import ALL, PathFilter, local_path_for, require_local_path, walk_local
+from runctl.aws.s3 import LIST_HINT, S3Object, S3Uri, iter_objects, stat_object
+from runctl.aws.s3_paths import (
+    ALL,
+    PathFilter,
+    normalize_relkey,
+    place_keys,
+    require_local_path,
+    walk_local,
+)
 from runctl.aws.s3_transfer import (
     DownloadItem,
     ProgressCallback,
+    TransferIssue,
     TransferReport,
     TransferSettings,
     UploadItem,
@@ -31,10 +42,33 @@ if TYPE_CHECKING:
 
 @dataclass
 class DownloadPlan:
-    """The objects to fetch, and the keys that cannot land safely on disk (``..`` and such)."""
+    """The objects to fetch; the keys left out (``..`` and such, or a second key for the same
+    path); and the keys that cannot be written (a path other keys need as a directory)."""
 
     items: list[DownloadItem] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[TransferIssue] = field(default_factory=list)
+    failed: list[TransferIssue] = field(default_factory=list)
+
+    def add_to(self, report: TransferReport) -> TransferReport:
+        """``report`` with this plan's skipped and failed keys added."""
+        report.skipped.extend(self.skipped)
+        report.failed.extend(self.failed)
+        return report
+
+
+def place_objects(objects: Mapping[str, S3Object], prefix: S3Uri, root: Path) -> DownloadPlan:
+    """Where each object under ``prefix`` lands under ``root`` (``objects`` is keyed by the key
+    part after the prefix), with the keys that cannot land and why."""
+    placement = place_keys(objects, name=lambda relkey: str(prefix.join(relkey)))
+    plan = DownloadPlan()
+    for relkey, relpath in placement.paths.items():
+        plan.items.append(DownloadItem(objects[relkey], root.joinpath(*relpath.split("/"))))
+    for relkey, reason in placement.skipped.items():
+        plan.skipped.append(TransferIssue(str(objects[relkey].uri), reason))
+    for relkey, reason in placement.conflicts.items():
+        path = root.joinpath(*str(normalize_relkey(relkey)).split("/"))
+        plan.failed.append(TransferIssue(str(objects[relkey].uri), reason, str(path)))
+    return plan
 
 
 def plan_upload(
@@ -85,20 +119,18 @@ def plan_download(
         plan.items.append(DownloadItem(obj, destination / source.name if into_dir else destination))
         return plan
     prefix = source.as_prefix()
+    objects: dict[str, S3Object] = {}
     seen = False
     for obj in iter_objects(client, prefix):
         seen = True
         relkey = obj.key[len(prefix.key) :]
         if relkey.endswith("/") and obj.size == 0:
             continue  # a "folder" placeholder made by the console
-        path = local_path_for(destination, relkey)
-        if path is None:
-            plan.skipped.append(str(obj.uri))
-        elif include(relkey):
-            plan.items.append(DownloadItem(obj, path))
+        if include(relkey):
+            objects[relkey] = obj
     if not seen:
         raise NotFoundError(f"nothing found under {prefix}", hint=LIST_HINT, resource=str(prefix))
-    return plan
+    return place_objects(objects, prefix, destination)
 
 
 def upload_path(
@@ -127,8 +159,8 @@ def download_path(
     progress: ProgressCallback | None = None,
 ) -> TransferReport:
     """Download an object, or everything under a prefix with ``recursive``; see
-    :func:`plan_download`. Unsafe keys are listed in the report's ``skipped``."""
+    :func:`plan_download`. Keys left out are in the report's ``skipped``, keys that could not
+    be written in its ``failed``."""
     plan = plan_download(client, source, destination, recursive=recursive, include=include)
     report = download_objects(client, plan.items, settings=settings, progress=progress)
-    report.skipped.extend(plan.skipped)
-    return report
+    return plan.add_to(report)

@@ -5,31 +5,37 @@ A file is copied when the destination lacks it, when the sizes differ, or when t
 is compared by MD5 against the object's ETag, so only files whose time says "maybe changed" are
 read. Downloads get the object's LastModified as mtime, so a second sync of the same data finds
 nothing to do from one listing and one directory walk, with no request per file.
+
+``--delete`` removes what the source lacks, after the copy. A plan knows when that looks like a
+mistake (:meth:`SyncPlan.deletion_risk`: an empty or missing source, or more than half of the
+destination going); the CLI then asks for ``--yes``.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runctl.aws import s3_integrity as integrity
 from runctl.aws.s3 import S3Object, S3Uri, delete_objects, is_s3_uri, iter_objects
+from runctl.aws.s3_copy import place_objects
 from runctl.aws.s3_paths import (
     ALL,
     LocalFile,
     PathFilter,
-    local_path_for,
     require_local_path,
+    set_mtime,
     walk_local,
 )
 from runctl.aws.s3_transfer import (
     MB,
     DownloadItem,
     ProgressCallback,
+    TransferIssue,
     TransferReport,
     TransferSettings,
     UploadItem,
@@ -94,20 +100,45 @@ class SyncPlan:
     downloads: list[DownloadItem] = field(default_factory=list)
     delete_keys: list[S3Uri] = field(default_factory=list)
     delete_paths: list[Path] = field(default_factory=list)
-    touches: list[tuple[Path, float]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    touches: list[tuple[Path, datetime]] = field(default_factory=list)
+    skipped: list[TransferIssue] = field(default_factory=list)
+    failed: list[TransferIssue] = field(default_factory=list)
+    source_files: int = 0
+    destination_files: int = 0
     seconds: float = 0.0  # time spent listing and comparing
 
     @property
     def copy_bytes(self) -> int:
         return sum(a.size for a in self.actions if a.action != DELETE)
 
+    @property
+    def deletes(self) -> int:
+        return len(self.delete_keys) + len(self.delete_paths)
+
+    def deletion_risk(self) -> str | None:
+        """Why this plan's deletions look like a mistake, or None when they do not: the source
+        is empty (a typo in a prefix, an empty directory) or more than half of the destination
+        would go. Filters apply to both counts."""
+        if not self.deletes:
+            return None
+        if self.source_files == 0:
+            return (
+                f"the source {self.source} is empty or missing, and --delete would remove "
+                f"all {self.deletes} files under {self.destination}"
+            )
+        if self.deletes * 2 > self.destination_files:
+            return (
+                f"--delete would remove {self.deletes} of the {self.destination_files} files "
+                f"under {self.destination} (more than half)"
+            )
+        return None
+
     def summary(self) -> dict[str, Any]:
         """What the plan would do, with the keys of :meth:`SyncReport.to_dict`."""
-        deletes = len(self.delete_keys) + len(self.delete_paths)
-        report = TransferReport(len(self.actions) - deletes, self.copy_bytes, self.seconds)
+        report = TransferReport(len(self.actions) - self.deletes, self.copy_bytes, self.seconds)
         report.skipped.extend(self.skipped)
-        return {**report.to_dict(), "deleted": deletes}
+        report.failed.extend(self.failed)
+        return {**report.to_dict(), "deleted": self.deletes}
 
 
 @dataclass
@@ -225,6 +256,7 @@ def _plan_upload(
         raise UsageError(f"{root} is not a directory", hint="use `runctl s3 upload` for one file")
     local = {f.relpath: f for f in walk_local(root, include)}
     remote = list_remote(client, prefix, include)
+    plan.source_files, plan.destination_files = len(local), len(remote)
     for relpath, file in local.items():
         obj = remote.get(relpath)
         dest = Side(obj.size, obj.last_modified.timestamp()) if obj else None
@@ -255,26 +287,32 @@ def _plan_download(
         raise UsageError(f"{root} is not a directory", hint="use `runctl s3 download` for one file")
     remote = list_remote(client, prefix, include)
     local = {f.relpath: f for f in walk_local(root, include)} if root.exists() else {}
-    for relpath, obj in sorted(remote.items()):
-        path = local_path_for(root, relpath)
-        if path is None:
-            plan.skipped.append(str(obj.uri))
-            continue
+    plan.source_files, plan.destination_files = len(remote), len(local)
+    placed = place_objects(remote, prefix, root)
+    plan.skipped.extend(placed.skipped)
+    plan.failed.extend(placed.failed)
+    # Paths the source has but cannot write (clashes) are not "missing from the source".
+    in_source = {
+        Path(issue.path).relative_to(root).as_posix() for issue in placed.failed if issue.path
+    }
+    for item in placed.items:
+        obj, path = item.source, item.path
+        relpath = path.relative_to(root).as_posix()
+        in_source.add(relpath)
         file = local.get(relpath)
-        remote_time = obj.last_modified.timestamp()
         reason = copy_reason(
-            Side(obj.size, remote_time),
+            Side(obj.size, obj.last_modified.timestamp()),
             Side(file.size, file.mtime) if file else None,
             _content_check(file, obj, part_sizes),
         )
         if reason:
-            plan.downloads.append(DownloadItem(obj, path))
+            plan.downloads.append(item)
             plan.actions.append(SyncAction(DOWNLOAD, str(obj.uri), str(path), obj.size, reason))
-        elif file is not None and int(remote_time) > int(file.mtime):
+        elif file is not None and int(obj.last_modified.timestamp()) > int(file.mtime):
             # Same content, older time: stamp it so the next sync needs no checksum.
-            plan.touches.append((file.path, remote_time))
+            plan.touches.append((file.path, obj.last_modified))
     if delete:
-        for relpath in sorted(local.keys() - remote.keys()):
+        for relpath in sorted(local.keys() - in_source):
             file = local[relpath]
             plan.delete_paths.append(file.path)
             plan.actions.append(
@@ -298,8 +336,9 @@ def run_sync(
     else:
         transfer = TransferReport()
     transfer.skipped.extend(plan.skipped)
-    for path, stamp in plan.touches:
-        os.utime(path, (stamp, stamp))
+    transfer.failed.extend(plan.failed)
+    for path, moment in plan.touches:
+        set_mtime(path, moment)
     deleted = 0
     if plan.delete_keys:
         deleted += delete_objects(

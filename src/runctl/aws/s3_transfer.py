@@ -4,8 +4,11 @@ One manager, so one shared thread pool, carries every file of an operation: many
 in parallel, big ones in parallel multipart parts. Uploads ask S3 to verify a CRC32 checksum of
 every request; downloads are verified (in-stream by botocore, or afterwards against the object's
 stored checksum or MD5 ETag) under a temporary name in the destination directory and renamed only
-when complete, so an interrupted or corrupt download never sits under its final name. The first
-failure stops the whole operation (in-flight transfers are cancelled, multipart uploads aborted).
+when complete, so an interrupted or corrupt download never sits under its final name, and a
+download removes what a killed earlier one left beside its file. The first S3 failure stops the
+whole operation (in-flight transfers are cancelled, multipart uploads aborted); a download whose
+local path is taken by a directory (or needs a directory where a file is) is reported in
+``failed`` and the others go on.
 
 Progress goes to a plain ``progress(bytes)`` callback, called from worker threads. An upload may
 be given a ``stop()`` predicate (a checkpoint commit's deadline): once it returns True, the files
@@ -21,7 +24,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +37,7 @@ from s3transfer.subscribers import BaseSubscriber
 from runctl.aws import s3_integrity as integrity
 from runctl.aws.s3 import S3Object, S3Uri, translate_s3
 from runctl.aws.s3_digests import StreamDigests
-from runctl.aws.s3_paths import temp_path_for
+from runctl.aws.s3_paths import set_mtime, stale_temp_paths, temp_path_for
 from runctl.errors import NotFoundError, RunctlError
 
 if TYPE_CHECKING:
@@ -102,16 +105,28 @@ class DownloadItem:
     path: Path
 
 
+@dataclass(frozen=True)
+class TransferIssue:
+    """An object a transfer left out (``skipped``) or could not write (``failed``), and why."""
+
+    uri: str
+    reason: str
+    path: str | None = None
+
+
 @dataclass
 class TransferReport:
-    """What a transfer did: files and bytes moved, time taken, and downloads S3 gave us nothing
-    to verify against (``unverified``)."""
+    """What a transfer did: files and bytes moved, time taken, downloads S3 gave us nothing
+    to verify against (``unverified``), objects left out on purpose (``skipped``), objects
+    that could not be written (``failed``: the transfer is incomplete), and uploads given up
+    when ``stop()`` came (``abandoned``)."""
 
     files: int = 0
     bytes: int = 0
     seconds: float = 0.0
     unverified: int = 0
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[TransferIssue] = field(default_factory=list)
+    failed: list[TransferIssue] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)
 
     @property
@@ -126,7 +141,8 @@ class TransferReport:
             "seconds": round(self.seconds, 3),
             "mb_per_s": round(self.mb_per_s, 2),
             "unverified": self.unverified,
-            "skipped": list(self.skipped),
+            "skipped": [asdict(issue) for issue in self.skipped],
+            "failed": [asdict(issue) for issue in self.failed],
         }
 
 
@@ -155,28 +171,34 @@ class _Subscriber(BaseSubscriber):
 class _Job:
     future: TransferFuture
     size: int
-    what: str
+    operation: str
     resource: str
+    local: Path | None = None
     finish: Callable[[], bool] | None = None
     abandon: Callable[[], None] | None = None
 
 
-def transfer_error(exc: BaseException, action: str, resource: str) -> RunctlError:
-    """A failed transfer as a RunctlError naming the object (or local file) it was about."""
+def transfer_error(
+    exc: BaseException, operation: str, resource: str, local: Path | None = None
+) -> RunctlError:
+    """A failed transfer as a RunctlError naming the S3 operation and object it was about (and
+    the local file, when there is one)."""
     if isinstance(exc, RunctlError):
         return exc
     if isinstance(exc, RetriesExceededError) and exc.last_exception is not None:
         exc = exc.last_exception
     if isinstance(exc, (ClientError, BotoCoreError)):
-        return translate_s3(exc, action, resource)
+        err = translate_s3(exc, operation, resource)
+        if local is not None:
+            err.message = f"{err.message} (local file {local})"
+        return err
+    where = f"{operation} of {resource}" + (f" ({local})" if local is not None else "")
     if isinstance(exc, FileNotFoundError):
-        return NotFoundError(
-            f"{action} {resource}: {exc.strerror}: {exc.filename}", resource=resource
-        )
+        return NotFoundError(f"{where}: {exc.strerror}: {exc.filename}", resource=resource)
     if isinstance(exc, OSError):
         detail = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
-        return RunctlError(f"{action} {resource} failed: {detail}", resource=resource)
-    return RunctlError(f"{action} {resource} failed: {exc}", resource=resource)
+        return RunctlError(f"{where} failed: {detail}", resource=resource)
+    return RunctlError(f"{where} failed: {exc}", resource=resource)
 
 
 def _run_jobs(
@@ -223,7 +245,7 @@ def _run_jobs(
         except BaseException as exc:
             if isinstance(exc, (CancelledError, KeyboardInterrupt)):
                 raise
-            raise transfer_error(exc, job.what, job.resource) from exc
+            raise transfer_error(exc, job.operation, job.resource, job.local) from exc
         if job.finish is not None and not job.finish():
             report.unverified += 1
         report.files += 1
@@ -288,7 +310,7 @@ def upload_files(
                 extra_args=args,
                 subscribers=[_Subscriber(item.size, None, progress)],
             )
-            yield _Job(future, item.size, f"upload of {item.path}", str(item.uri))
+            yield _Job(future, item.size, "PutObject", str(item.uri), local=item.path)
 
     report = _run_jobs(client, settings, submit, stop)
     report.abandoned.extend(unsubmitted)
@@ -311,11 +333,15 @@ def download_objects(
     """
     settings = settings or TransferSettings()
     digests = StreamDigests(client)
+    failed: list[TransferIssue] = []
 
     def submit(manager: TransferManager) -> Iterable[_Job]:
         for item in items:
             obj = item.source
-            item.path.parent.mkdir(parents=True, exist_ok=True)
+            problem = _prepare_destination(item.path)
+            if problem is not None:
+                failed.append(TransferIssue(str(obj.uri), problem, str(item.path)))
+                continue
             temp = temp_path_for(item.path)
             threshold = settings.multipart_threshold
             if not integrity.verified_in_stream(
@@ -332,14 +358,33 @@ def download_objects(
             yield _Job(
                 future,
                 obj.size,
-                "download",
+                "GetObject",
                 str(obj.uri),
+                local=item.path,
                 finish=partial(_finish_download, client, item, temp, settings, digests),
                 abandon=partial(_remove, temp),
             )
 
     with digests:
-        return _run_jobs(client, settings, submit)
+        report = _run_jobs(client, settings, submit)
+    report.failed.extend(failed)
+    return report
+
+
+def _prepare_destination(path: Path) -> str | None:
+    """Make ``path``'s directory and clear what a killed download of it left behind; or say
+    why nothing can be written there (a directory in the way, or a file where a directory
+    must be)."""
+    if path.is_dir():
+        return f"{path} is a directory"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        return f"{blocker} is a file, not a directory"
+    for stale in stale_temp_paths(path):
+        _remove(stale)
+    return None
 
 
 def _finish_download(
@@ -365,8 +410,7 @@ def _finish_download(
             settings.multipart_chunksize,
             digests.streamed(obj.bucket, obj.key, obj.size, range_size),
         )
-        stamp = obj.last_modified.timestamp()
-        os.utime(temp, (stamp, stamp))
+        set_mtime(temp, obj.last_modified)
         os.replace(temp, item.path)
     except BaseException:
         _remove(temp)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from runctl import __version__
-from runctl.errors import ConfigError
+from runctl.errors import ConfigError, UsageError
+from runctl.naming import region_problem
 
 if TYPE_CHECKING:
     import boto3
@@ -98,19 +99,29 @@ class AwsContext:
 
     @property
     def region_name(self) -> str:
-        """Region: flag > AWS_REGION/AWS_DEFAULT_REGION > aws.region config > profile default."""
-        region = (
-            self.region
-            or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or self.config_region
-            or self.session.region_name
+        """Region: flag > AWS_REGION/AWS_DEFAULT_REGION > aws.region config > profile default.
+
+        Raises ConfigError when none is set, or when the one found is no region name (naming
+        where it came from); UsageError when a command's own ``--region`` flag is malformed.
+        """
+        candidates = (
+            ("--region", self.region),
+            ("AWS_REGION", os.environ.get("AWS_REGION")),
+            ("AWS_DEFAULT_REGION", os.environ.get("AWS_DEFAULT_REGION")),
+            ("aws.region", self.config_region),
         )
+        source, region = next(((s, r) for s, r in candidates if r), ("AWS profile", None))
+        region = region or self.session.region_name
         if not region:
             raise ConfigError(
                 "no AWS region is set",
                 hint="pass --region, set AWS_REGION, or `runctl config set aws.region us-east-1`",
             )
+        problem = region_problem(region)
+        if problem and source == "--region":  # a command's own flag: bad input, not config
+            raise UsageError(f"--region: {problem}", hint="e.g. --region us-east-1")
+        if problem:
+            raise ConfigError(f"{source}: {problem}", hint="e.g. us-east-1", resource=source)
         return region
 
     def client(self, service: str, **config: Any) -> Any:

@@ -11,8 +11,9 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -23,10 +24,42 @@ from runctl.cli import config as config_cli
 from runctl.cli import doctor as doctor_cli
 from runctl.cli import local as local_cli
 from runctl.cli import status as status_cli
-from runctl.cli.output import parse_format
+from runctl.cli.output import Output, parse_format
 from runctl.cli.registry import LAZY_GROUPS
 from runctl.cli.state import AppState, get_state
-from runctl.errors import ExitCode, RunctlError
+from runctl.errors import ExitCode, RunctlError, UsageError
+from runctl.naming import region_problem
+
+JSON_REQUESTED = "runctl.json_requested"
+
+
+def requests_json(args: Sequence[str]) -> bool:
+    """Whether raw command-line ``args`` ask for JSON output: the last ``--output``/``-o``
+    before ``--`` says ``json`` (what follows ``--`` belongs to the user's script)."""
+    chosen: str | None = None
+    words = iter(args)
+    for arg in words:
+        if arg == "--":
+            break
+        if arg in ("--output", "-o"):
+            chosen = next(words, None)
+        elif arg.startswith("--output="):
+            chosen = arg.partition("=")[2]
+        elif arg.startswith("-o") and len(arg) > 2:
+            chosen = arg[2:]
+    return (chosen or "").lower() == "json"
+
+
+def _usage_document(exc: Exception) -> None:
+    """Under ``--output json``, a bad flag or argument found by the parser (click's usage
+    errors) prints the same JSON error document as every other error; click still says it on
+    stderr, with the usage line."""
+    format_message = getattr(exc, "format_message", None)
+    if getattr(exc, "exit_code", None) != ExitCode.USAGE or format_message is None:
+        return
+    where = getattr(getattr(exc, "ctx", None), "command_path", "runctl")
+    error = UsageError(str(format_message()), hint=f"see `{where} --help`")
+    Output(format="json").json_line(error.to_dict())
 
 
 class RunctlGroup(TyperGroup):
@@ -37,6 +70,19 @@ class RunctlGroup(TyperGroup):
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
         coercion.install(self, ctx)
         return super().parse_args(ctx, args)
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        wanted = requests_json(args)
+        try:
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
+        except typer.TyperException as exc:
+            if wanted:
+                _usage_document(exc)
+            raise
+        ctx.meta[JSON_REQUESTED] = wanted
+        return ctx
 
     def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         eager = super().list_commands(ctx)
@@ -69,14 +115,14 @@ class RunctlGroup(TyperGroup):
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
+        except (typer.Exit, typer.Abort):
+            raise
+        except typer.TyperException as exc:
+            if ctx.meta.get(JSON_REQUESTED):
+                _usage_document(exc)
             raise
         except RunctlError as err:
-            state = get_state(ctx)
-            if state.debug:
-                traceback.print_exc(file=sys.stderr)
-            state.output.error(err)
-            raise typer.Exit(int(err.exit_code)) from None
+            _report(ctx, err)
         except BrokenPipeError:
             # The reader went away (`runctl ... | head`): nothing more can be said to it.
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -86,16 +132,31 @@ class RunctlGroup(TyperGroup):
             get_state(ctx).output.info("interrupted")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except Exception as exc:
-            state = get_state(ctx)
-            if state.debug:
-                traceback.print_exc(file=sys.stderr)
-            state.output.error(
+            if type(exc).__module__.startswith("botocore."):
+                from runctl.aws.errors import translate_escaped
+
+                known = translate_escaped(exc)
+                if known is not None:
+                    _report(ctx, known)
+            debug = get_state(ctx).debug
+            _report(
+                ctx,
                 RunctlError(
                     f"unexpected {type(exc).__name__}: {exc}",
-                    hint=None if state.debug else "re-run with --debug for the full traceback",
-                )
+                    hint=None if debug else "re-run with --debug for the full traceback",
+                ),
             )
-            raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
+def _report(ctx: typer.Context, err: RunctlError) -> NoReturn:
+    """Print ``err`` (with the traceback under --debug) and exit with its code."""
+    state = get_state(ctx)
+    if ctx.meta.get(JSON_REQUESTED):
+        state.output.format = "json"  # even when the error came before --output was parsed
+    if state.debug:
+        traceback.print_exc(file=sys.stderr)
+    state.output.error(err)
+    raise typer.Exit(int(err.exit_code)) from None
 
 
 app = typer.Typer(
@@ -135,6 +196,8 @@ def root(
     ] = False,
 ) -> None:
     """Global options; every command also accepts --output after its own name."""
+    if region is not None and (problem := region_problem(region)):
+        raise UsageError(f"--region: {problem}", hint="e.g. --region us-east-1")
     state = AppState(
         config_path=config,
         verbose=verbose or debug,

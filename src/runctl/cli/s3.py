@@ -7,7 +7,6 @@ The engine's tuning comes from ``[s3]`` in the config and is handed over in plai
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,6 +15,15 @@ from typer.core import TyperCommand
 
 from runctl.cli.output import Output, format_bytes
 from runctl.cli.registry import group_help
+from runctl.cli.s3_report import (
+    confirm_deletions,
+    finish_transfer,
+    local_time,
+    print_cleanup,
+    print_listing,
+    print_sync,
+    render_transfer,
+)
 from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.errors import UsageError
 
@@ -24,11 +32,9 @@ if TYPE_CHECKING:
 
     from mypy_boto3_s3 import S3Client
 
-    from runctl.aws.s3 import S3Listing, S3Uri
-    from runctl.aws.s3_cleanup import CleanupPlan
+    from runctl.aws.s3 import S3Uri
     from runctl.aws.s3_paths import PathFilter
-    from runctl.aws.s3_sync import SyncAction
-    from runctl.aws.s3_transfer import TransferReport, TransferSettings
+    from runctl.aws.s3_transfer import TransferSettings
 
 s3_app = typer.Typer(
     help=group_help("s3"),
@@ -90,24 +96,6 @@ def _engine(ctx: typer.Context) -> tuple[S3Client, TransferSettings]:
     return client, settings
 
 
-def _render_transfer(
-    out: Output, verb: str, source: str, destination: str, report: TransferReport
-) -> None:
-    data = {"source": source, "destination": destination, **report.to_dict()}
-
-    def text(o: Output) -> None:
-        o.line(
-            f"{verb} {report.files} files ({format_bytes(report.bytes)}) in "
-            f"{report.seconds:.1f} s ({report.mb_per_s:.1f} MB/s)"
-        )
-        for uri in report.skipped:
-            o.warn(f"skipped {uri}: its key cannot be a local path")
-        if report.unverified:
-            o.warn(f"{report.unverified} files had no checksum or MD5 ETag in S3 to verify against")
-
-    out.document(data, text)
-
-
 @s3_app.command("upload", cls=FilterOrderCommand)
 def upload(
     ctx: typer.Context,
@@ -129,7 +117,7 @@ def upload(
     client, settings = _engine(ctx)
     with out.transfer_progress("upload", sum(i.size for i in items)) as advance:
         report = upload_files(client, items, settings=settings, progress=advance)
-    _render_transfer(out, "uploaded", str(source), str(target), report)
+    render_transfer(out, "uploaded", str(source), str(target), report)
 
 
 @s3_app.command("download", cls=FilterOrderCommand)
@@ -154,8 +142,8 @@ def download(
     plan = plan_download(client, origin, destination, recursive=recursive, include=filters)
     with out.transfer_progress("download", sum(i.source.size for i in plan.items)) as advance:
         report = download_objects(client, plan.items, settings=settings, progress=advance)
-    report.skipped.extend(plan.skipped)
-    _render_transfer(out, "downloaded", str(origin), str(destination), report)
+    plan.add_to(report)
+    render_transfer(out, "downloaded", str(origin), str(destination), report)
 
 
 @s3_app.command("sync", cls=FilterOrderCommand)
@@ -167,6 +155,15 @@ def sync(
     exclude: Exclude = None,
     include: Include = None,
     dry_run: DryRun = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Delete without asking even when the source is empty or more than half of "
+            "the destination would go.",
+        ),
+    ] = False,
     output: OutputOption = None,
 ) -> None:
     """Copy only what differs (size, then time and content) from SOURCE to DESTINATION."""
@@ -184,26 +181,19 @@ def sync(
         include=filters,
         part_size=settings.multipart_chunksize,
     )
+    confirm_deletions(out, plan, dry_run=dry_run, yes=yes)
     summary: dict[str, Any] = plan.summary()
     if not dry_run:
         with out.transfer_progress("sync", plan.copy_bytes) as advance:
             summary = run_sync(client, plan, settings=settings, progress=advance).to_dict()
     data = {"source": source, "destination": destination, "dry_run": dry_run, **summary}
-    out.document({**data, "actions": plan.actions}, lambda o: _print_sync(o, plan.actions, data))
-
-
-def _print_sync(o: Output, actions: list[SyncAction], data: dict[str, Any]) -> None:
-    prefix = "(dry run) " if data["dry_run"] else ""
-    for a in actions:
-        if a.action == "delete":
-            o.line(f"{prefix}delete: {a.destination}")
-        else:
-            o.line(f"{prefix}{a.action}: {a.source} to {a.destination} ({a.reason})")
-    if not data["dry_run"]:
-        o.line(
-            f"synced {data['files']} files ({format_bytes(data['bytes'])}) in "
-            f"{data['seconds']:.1f} s, deleted {data['deleted']}"
-        )
+    finish_transfer(
+        out,
+        {**data, "actions": plan.actions},
+        lambda o: print_sync(o, plan.actions, data),
+        plan.skipped,
+        plan.failed,
+    )
 
 
 @s3_app.command("list")
@@ -230,19 +220,7 @@ def list_(
         "count": len(listing.objects),
         "bytes": sum(o.size for o in listing.objects),
     }
-    out.document(data, lambda o: _print_listing(o, listing, recursive, human_readable))
-
-
-def _print_listing(o: Output, listing: S3Listing, recursive: bool, human: bool) -> None:
-    # Like `aws s3 ls`: names relative to the typed prefix's "directory", full keys recursively.
-    base = listing.uri.key.rsplit("/", 1)[0] + "/" if "/" in listing.uri.key else ""
-    for prefix in listing.prefixes:
-        o.line(f"{'PRE':>30} {prefix[len(base) :]}")
-    for obj in listing.objects:
-        when = _when(obj.last_modified)
-        size = format_bytes(obj.size) if human else str(obj.size)
-        name = obj.key if recursive else obj.key[len(base) :]
-        o.line(f"{when} {size:>10} {name}")
+    out.document(data, lambda o: print_listing(o, listing, recursive, human_readable))
 
 
 @s3_app.command("cleanup")
@@ -311,9 +289,8 @@ def _prune(
     plan = plan_cleanup(client, where, keep_last_n)
     if plan.delete and not dry_run and not yes:
         for entry in plan.delete:
-            out.info(
-                f"  delete {entry.name} ({len(entry.keys)} objects, {_when(entry.last_modified)})"
-            )
+            moment = local_time(entry.last_modified)
+            out.info(f"  delete {entry.name} ({len(entry.keys)} objects, {moment})")
         typer.confirm(
             f"delete {len(plan.delete)} entries ({len(plan.delete_keys)} objects, "
             f"{format_bytes(plan.delete_bytes)}) under {plan.prefix}?",
@@ -329,7 +306,7 @@ def _prune(
     }
 
     def text(o: Output) -> None:
-        _print_cleanup(o, plan)
+        print_cleanup(o, plan)
         verb = "would delete" if dry_run else "deleted"
         o.line(
             f"{verb} {len(plan.delete)} of {len(plan.delete) + len(plan.keep)} entries "
@@ -348,7 +325,7 @@ def _abort_incomplete(
     if report.aborted and not dry_run:
         if not yes:
             for upload in report.aborted:
-                out.info(f"  abort {upload.uri} (started {_when(upload.initiated)})")
+                out.info(f"  abort {upload.uri} (started {local_time(upload.initiated)})")
             typer.confirm(
                 f"abort {len(report.aborted)} unfinished upload(s) under {report.prefix}?",
                 abort=True,
@@ -360,7 +337,8 @@ def _abort_incomplete(
     def text(o: Output) -> None:
         verb = "would abort" if dry_run else "aborted"
         for upload in report.aborted:
-            o.line(f"{verb} unfinished upload {upload.uri} (started {_when(upload.initiated)})")
+            started = local_time(upload.initiated)
+            o.line(f"{verb} unfinished upload {upload.uri} (started {started})")
         for upload, message in report.failed:
             o.warn(f"could not abort {upload.uri}: {message}")
         o.line(f"{verb} {len(report.aborted)} unfinished upload(s) under {report.prefix}")
@@ -368,16 +346,3 @@ def _abort_incomplete(
     if report.failed:
         out.warn(f"{len(report.failed)} unfinished upload(s) could not be aborted")
     return report.to_dict(), text
-
-
-def _when(moment: datetime) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _print_cleanup(o: Output, plan: CleanupPlan) -> None:
-    rows = [
-        [action, e.name, _when(e.last_modified), len(e.keys)]
-        for action, entries in (("keep", plan.keep), ("delete", plan.delete))
-        for e in entries
-    ]
-    o.table(["action", "entry", "last modified", "objects"], rows)

@@ -3,7 +3,9 @@
 # network. It prepares runctl's root and, when a data volume was requested, formats it if blank
 # and mounts it at /mnt/data. In a test sandbox RUNCTL_REMOTE_ROOT is set and devices are skipped.
 set -u
-ROOT="${RUNCTL_REMOTE_ROOT:-__REMOTE_ROOT__}"
+# runctl fills in the root as one shell-quoted word and the data volume size as an integer.
+ROOT="${RUNCTL_REMOTE_ROOT:-}"
+[ -n "$ROOT" ] || ROOT=__REMOTE_ROOT__
 DATA_GB=__DATA_VOLUME_GB__
 mkdir -p "$ROOT" && chmod 755 "$ROOT"
 log() { echo "runctl-bootstrap: $*"; }

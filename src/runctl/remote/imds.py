@@ -3,7 +3,8 @@
 IMDSv2: ``PUT /latest/api/token`` (header ``X-aws-ec2-metadata-token-ttl-seconds``) returns a
 session token sent as ``X-aws-ec2-metadata-token`` on every ``GET /latest/meta-data/...``. The
 endpoint is ``$AWS_EC2_METADATA_SERVICE_ENDPOINT`` when set (as botocore honours it), else
-``http://169.254.169.254``; timeouts are short because IMDS is local or absent.
+``http://169.254.169.254``; timeouts are short because IMDS is local or absent (2 s, or
+``$AWS_METADATA_SERVICE_TIMEOUT`` seconds when set, as botocore honours it).
 
 ``spot/instance-action`` answers 404 until EC2 decides to interrupt a spot instance, then
 ``{"action": "terminate|stop|hibernate", "time": "2024-05-01T12:02:00Z"}`` (about two minutes
@@ -30,6 +31,7 @@ DEFAULT_ENDPOINT = "http://169.254.169.254"
 ENDPOINT_ENV = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
 TOKEN_TTL_SECONDS = 21600
 TIMEOUT_SECONDS = 2.0
+TIMEOUT_ENV = "AWS_METADATA_SERVICE_TIMEOUT"
 
 
 class ImdsUnavailable(Exception):
@@ -47,13 +49,22 @@ class SpotNotice:
         return (self.time - (now or datetime.now(UTC))).total_seconds()
 
 
+def _timeout_from_env() -> float:
+    """``$AWS_METADATA_SERVICE_TIMEOUT`` seconds when it is a positive number, else the default."""
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV, ""))
+    except ValueError:
+        return TIMEOUT_SECONDS
+    return value if value > 0 else TIMEOUT_SECONDS
+
+
 class ImdsClient:
     """IMDSv2 reads with a cached session token (refreshed on 401 or expiry)."""
 
-    def __init__(self, endpoint: str | None = None, timeout: float = TIMEOUT_SECONDS) -> None:
+    def __init__(self, endpoint: str | None = None, timeout: float | None = None) -> None:
         base = endpoint or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
         self.endpoint = base.rstrip("/")
-        self.timeout = timeout
+        self.timeout = timeout if timeout is not None else _timeout_from_env()
         self._token: str | None = None
         self._token_expires = 0.0
         self._lock = threading.Lock()

@@ -77,10 +77,25 @@ def fetch_code(
 
 
 def fetch_data(client: Any, data_s3: str, data_dir: Path, log: JobLog) -> None:
-    """Sync ``data_s3`` (a prefix or one object) into ``data_dir``."""
+    """Sync ``data_s3`` (a prefix or one object) into ``data_dir``.
+
+    Keys that cannot be files are logged one by one; when some could not be written (a key that
+    is also another key's directory) everything else is staged first, then StagingError is
+    raised, as ``runctl s3 sync`` exits non-zero.
+    """
     log.note(f"staging data {data_s3} -> {data_dir}")
     report = download_into(client, data_s3, data_dir, retry="train again")
     log.note(f"data: {report.files} files, {report.bytes} bytes in {report.seconds:.1f}s")
+    for issue in report.skipped:
+        log.note(f"data: skipped {issue.uri}: {issue.reason}")
+    for issue in report.failed:
+        log.note(f"data: not written: {issue.uri}: {issue.reason}")
+    if report.failed:
+        first = report.failed[0]
+        raise StagingError(
+            f"staging {data_s3}: {len(report.failed)} object(s) could not be written "
+            f"(first: {first.uri}: {first.reason}); everything else was staged"
+        )
 
 
 def download_into(client: Any, uri_text: str, directory: Path, *, retry: str) -> Any:

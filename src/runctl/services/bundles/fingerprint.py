@@ -18,7 +18,8 @@ from pathlib import Path
 
 from runctl import __version__
 from runctl.job.spec import write_bytes_atomic
-from runctl.services.bundles.code import build_code_bundle, collect_files
+from runctl.services.bundles.code import build_code_bundle
+from runctl.services.bundles.selection import select_files
 
 FINGERPRINTS = "fingerprints"
 
@@ -36,7 +37,7 @@ def code_fingerprint(root: Path, files: Sequence[str]) -> str:
 def cached_code_sha(root: Path, cache_dir: Path) -> str:
     """The sha256 of ``root``'s code bundle (built into ``cache_dir`` when not known)."""
     try:
-        before: str | None = code_fingerprint(root, collect_files(root))
+        before: str | None = code_fingerprint(root, select_files(root).files)
     except OSError:  # a file vanished while it was looked at
         before = None
     if before is not None:

@@ -81,7 +81,7 @@ class Reference:
 
 
 def left_out(root: Path, ignored: Sequence[tuple[str, bool]], bundled: Iterable[str]) -> LeftOut:
-    """Count what ``ignored`` (from :func:`runctl.services.bundles.code.collect_files`) holds
+    """Count what ``ignored`` (from :func:`runctl.services.bundles.selection.select_files`) holds
     under ``root``, minus the ``bundled`` files that ``--include-pattern`` took back."""
     shipped = set(bundled)
     found = LeftOut()

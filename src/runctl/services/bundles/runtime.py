@@ -60,11 +60,12 @@ BOTOCORE_DATA_FILES = (
 BOTO3_RESOURCES = ("s3", "ec2")
 #: What of runctl the instance runs: the job contract and the instance program, whole ...
 RUNCTL_PACKAGES = ("job", "remote")
-#: ... and the modules they import: the error tree, the session factory, the S3 engine and ECR
-#: (a container job's login).
+#: ... and the modules they import: the error tree, the session factory (and the name rules it
+#: checks regions with), the S3 engine and ECR (a container job's login).
 RUNCTL_MODULES = (
     "__init__",
     "errors",
+    "naming",
     "aws/__init__",
     "aws/errors",
     "aws/ecr",

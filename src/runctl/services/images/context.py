@@ -5,8 +5,8 @@ with Docker's own pattern semantics (:func:`runctl.aws.docker_engine.context_pat
 things it would not leave out:
 
 - the code bundle's secret denylist (``.env*``, keys, ``.aws/``, ``.ssh/``, credentials files,
-  ``.runctl.toml`` ...: :data:`runctl.services.bundles.code.SECRET_SPEC`), at any depth, whatever
-  ``.dockerignore`` says;
+  ``.runctl.toml`` ...: :data:`runctl.services.bundles.selection.SECRET_SPEC`), at any depth,
+  whatever ``.dockerignore`` says;
 - symbolic links that leave the project or lead nowhere (the code bundle's rule). Links that stay
   inside go in as links, as Docker sends them: their targets are never read.
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from runctl.services.bundles.code import SECRET_SPEC
+from runctl.services.bundles.selection import SECRET_SPEC
 
 OUTSIDE_DOCKERFILE = ".runctl.Dockerfile"
 SHOWN_PER_WARNING = 5

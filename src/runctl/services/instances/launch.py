@@ -22,6 +22,7 @@ Idempotency (:mod:`runctl.services.instances.launch_request`): every RunInstance
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -162,10 +163,11 @@ def render_user_data(request: LaunchRequest) -> str:
 
 
 def bootstrap_script(remote_root: str, data_volume_gb: int = 0) -> str:
-    """``data/user-data.sh`` for ``remote_root`` (validated absolute by the config) and a data
-    volume of ``data_volume_gb`` (0: none)."""
+    """``data/user-data.sh`` for ``remote_root`` and a data volume of ``data_volume_gb`` (0:
+    none). Values are shell-quoted (the root) or integers, whatever the config held: the script
+    runs as root at boot."""
     template = resources.files("runctl").joinpath("data/user-data.sh").read_text("utf-8")
-    return template.replace("__REMOTE_ROOT__", remote_root).replace(
+    return template.replace("__REMOTE_ROOT__", shlex.quote(remote_root)).replace(
         "__DATA_VOLUME_GB__", str(int(data_volume_gb))
     )
 

@@ -38,7 +38,7 @@ from runctl.paths import Project
 from runctl.remote.process import Echo
 from runctl.remote.runner import run_local
 from runctl.remote.supervisor import RunContext
-from runctl.services.bundles.code import collect_files
+from runctl.services.bundles.selection import select_files
 from runctl.services.jobs.outcome import verdict_of
 from runctl.services.tags import current_user
 
@@ -141,11 +141,23 @@ def check_project_paths(outputs: Sequence[str], checkpoint_dir: str) -> None:
 
 
 def resolve_script(script: str, cwd: Path, root: Path) -> Path:
-    """The script's absolute path; NotFoundError (exit 6) suggesting close matches if missing."""
+    """The script's absolute path; NotFoundError (exit 6) suggesting close matches if missing,
+    UsageError (exit 2) when it names a directory."""
     path = (cwd / script).resolve()
     if path.is_file():
         return path
-    candidates = [p for p in collect_files(root) if p.endswith((".py", ".sh"))]
+    if path.is_dir():
+        try:
+            inside = sorted(p.name for p in path.iterdir() if p.suffix in (".py", ".sh"))[:3]
+        except OSError:
+            inside = []
+        examples = ", ".join(f"{script.rstrip('/')}/{name}" for name in inside)
+        raise UsageError(
+            f"script {script} is a directory, not a file",
+            hint=f"name the script to run, e.g. {examples}" if examples else "name a script file",
+            resource=script,
+        )
+    candidates = [p for p in select_files(root).files if p.endswith((".py", ".sh"))]
     typed = os.path.relpath(path, root) if path.is_relative_to(root) else script
     matches = difflib.get_close_matches(typed, candidates, n=3, cutoff=0.5)
     names = difflib.get_close_matches(Path(script).name, [Path(c).name for c in candidates], n=3)
