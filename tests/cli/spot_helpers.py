@@ -74,13 +74,33 @@ def job_state(cloud: Cloud, instance_id: str) -> str | None:
         return None  # being rewritten
 
 
+def s3_job_state(cloud: Cloud, instance_id: str) -> str | None:
+    """The state in the S3 copy of status.json of the job last run on ``instance_id`` (what the
+    laptop reads once the instance is gone)."""
+    found = sorted((cloud.sandbox(instance_id) / "jobs").glob("*/status.json"))
+    if not found:
+        return None
+    suffix = f"/jobs/{found[-1].parent.name}/status.json"
+    s3 = cloud.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="runctl/"):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith(suffix):
+                body = s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
+                return str(json.loads(body)["state"])
+    return None
+
+
 def interrupt_after_commit(cloud: Cloud, instance_id: str) -> None:
     """A spot interruption whose instance goes once its runner has finished with the notice
-    (checkpoint committed, job marked interrupted): a fixed notice of a few seconds raced a
-    busy machine and the job came out ``lost``. AWS gives two minutes, plenty for this job."""
+    (checkpoint committed, job marked interrupted here and in S3): a fixed notice of a few
+    seconds raced a busy machine and the job came out ``lost``, and so did ending the instance
+    between the runner's local status and its S3 copy. AWS gives two minutes, plenty for this."""
     cloud.interrupt(instance_id, notice_seconds=3600)
     wait_until(
-        lambda: job_state(cloud, instance_id) == "interrupted",
+        lambda: (
+            job_state(cloud, instance_id) == "interrupted"
+            and s3_job_state(cloud, instance_id) == "interrupted"
+        ),
         what=f"the runner on {instance_id} to finish with the notice",
     )
     cloud.interrupt(instance_id, notice_seconds=0)
