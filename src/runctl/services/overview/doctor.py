@@ -13,12 +13,12 @@ carries the exit code of its kind of failure; the command exits with the first o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from runctl.errors import AuthError, ExitCode, RunctlError, UsageError
+from runctl.naming import region_problem
 from runctl.services import tags as tagging
 from runctl.services.account.access import READ_WRITE_ACTIONS, S3Need, role_s3_access
 
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from runctl.config import Settings
 
 PASSED, FAILED, UNKNOWN, SKIPPED = "passed", "failed", "unknown", "skipped"
-REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 
 
 @dataclass
@@ -310,8 +309,9 @@ def run_doctor(aws: AwsContext, settings: Settings, *, instance_type: str | None
     from runctl.aws.ssm import Ssm
 
     region = aws.region_name
-    if not REGION_NAME.fullmatch(region):
-        raise UsageError(f"{region!r} is not a region name", hint="e.g. --region us-east-1")
+    problem = region_problem(region)
+    if problem is not None:
+        raise UsageError(problem, hint="e.g. --region us-east-1")
     chosen = instance_type or settings.aws.default_instance_type
     report = DoctorReport(region, chosen)
     doctor = Doctor(
