@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from runctl.cli.aws_clients import ec2_for, job_session, ssm_for
+from runctl.cli.options import Yes
 from runctl.cli.output import Output
 from runctl.cli.state import InstanceId, OutputOption, command_output
 from runctl.cli.units import duration, money
@@ -82,7 +83,7 @@ def terminate(
     instance_id: InstanceId,
     wait: Wait = False,
     force: Force = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: Yes = False,
     timeout: Timeout = 600.0,
     output: OutputOption = None,
 ) -> None:

@@ -28,6 +28,7 @@ from runctl.cli.job_output import (
     report_local_result,
     say_started,
 )
+from runctl.cli.options import Yes
 from runctl.cli.output import Output, format_bytes
 from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output, get_state
@@ -185,7 +186,7 @@ def cleanup(
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would go.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: Yes = False,
     output: OutputOption = None,
 ) -> None:
     """Delete all but the newest N checkpoints and the blobs no kept checkpoint uses."""

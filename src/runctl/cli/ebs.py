@@ -11,6 +11,7 @@ import typer
 
 from runctl.cli import ebs_output as show
 from runctl.cli.aws_clients import job_session
+from runctl.cli.options import Yes
 from runctl.cli.state import OutputOption, command_output, get_state
 from runctl.services.tags import current_user, parse_tag_options
 
@@ -166,7 +167,7 @@ def detach(
 def delete(
     ctx: typer.Context,
     volume_id: Volume,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    yes: Yes = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only check.")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Also a volume runctl did not create.")

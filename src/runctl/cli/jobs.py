@@ -9,6 +9,7 @@ import typer
 
 from runctl.cli.aws_clients import job_session
 from runctl.cli.job_output import LogPrinter, print_follow_end
+from runctl.cli.options import Yes
 from runctl.cli.output import Output
 from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output
@@ -180,7 +181,7 @@ def logs(
 def cancel(
     ctx: typer.Context,
     job: JobRef,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: Yes = False,
     output: OutputOption = None,
 ) -> None:
     """Stop the job for good, its checkpoint committed (state cancelled); its instance keeps

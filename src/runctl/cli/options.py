@@ -59,3 +59,6 @@ IamInstanceProfile = Annotated[
     str | None, typer.Option("--iam-instance-profile", help="Instance profile name or ARN.")
 ]
 Tags = Annotated[list[str] | None, typer.Option("--tag", help="Extra tag K=V (repeatable).")]
+
+#: Skip the confirmation prompt of a command that deletes, stops or terminates.
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]

@@ -16,6 +16,7 @@ from runctl.cli.aws_clients import (
     job_sessions_everywhere,
     prices_for,
 )
+from runctl.cli.options import Yes
 from runctl.cli.output import Output, format_bytes
 from runctl.cli.registry import group_help
 from runctl.cli.state import OutputOption, command_output, get_state
@@ -35,7 +36,6 @@ AllUsers = Annotated[
     bool, typer.Option("--all-users", help="Every user's resources, not only yours.")
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would be done.")]
-Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 Force = Annotated[bool, typer.Option("--force", help="Skip the graceful job step.")]
 AllRegions = Annotated[
     bool, typer.Option("--all-regions", help="Every enabled region (and runctl bucket).")

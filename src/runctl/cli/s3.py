@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand
 
+from runctl.cli.options import Yes
 from runctl.cli.output import Output, format_bytes
 from runctl.cli.registry import group_help
 from runctl.cli.s3_report import (
@@ -240,7 +241,7 @@ def cleanup(
         ),
     ] = False,
     dry_run: DryRun = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: Yes = False,
     output: OutputOption = None,
 ) -> None:
     """Keep the newest N entries (sub-prefixes or objects) under PREFIX and delete the rest,
